@@ -1,0 +1,212 @@
+"""Noise for stochastic solvers: seeded per-sample streams, a fast Brownian tree, and
+the Markov-preserving builder that turns independent increments into stage noises.
+
+A noise sampler follows the k-diffusion protocol ``noise_sampler(sigma, sigma_next)``
+and returns a unit-variance Gaussian tensor shaped like the latent. Samplers here pass
+the two sigmas as 0-dim float64 CPU tensors, so a host's noise sampler (k-diffusion's
+``BrownianTreeNoiseSampler``) works, and ours never synchronises with the device.
+
+Seeding: sample ``b`` of a batch draws from a stream keyed by ``seed + b`` (the
+per-image seed convention of A1111), mixed with a salt so that the stream is never
+the one ``torch.manual_seed(seed)`` gives -- the initial latent noise of ComfyUI and
+A1111 is drawn from that stream (ComfyUI issue #9819).
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections import OrderedDict
+from typing import Callable, List, Optional, Sequence
+
+import torch
+
+__all__ = [
+    "NoiseSampler",
+    "NOISE_TYPES",
+    "mix_seed",
+    "batch_seeds",
+    "GaussianNoise",
+    "BrownianNoise",
+    "make_noise_sampler",
+    "StageNoise",
+]
+
+NoiseSampler = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+NOISE_TYPES = ("gaussian", "brownian")
+
+_MASK64 = (1 << 64) - 1
+_SALT_GAUSSIAN = 0x5EED5A1
+_SALT_BROWNIAN = 0xB20A1A4
+
+
+def _splitmix64(z: int) -> int:
+    z = (z + 0x9E3779B97F4A7C15) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
+def mix_seed(*parts: int) -> int:
+    """Hash integers into a 63-bit seed (a torch.Generator accepts < 2**63)."""
+    h = 0
+    for p in parts:
+        h = _splitmix64(h ^ (int(p) & _MASK64))
+    return h >> 1
+
+
+def batch_seeds(batch: int, seed: Optional[int]) -> List[int]:
+    """Per-sample seeds ``seed + b``; without a host seed, one is drawn from torch's global RNG."""
+    if seed is None:
+        seed = int(torch.randint(0, 2**62, (1,)).item())
+    return [int(seed) + b for b in range(batch)]
+
+
+def _draw_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+class GaussianNoise:
+    """Independent N(0, I) draws, one seeded generator per batch element.
+
+    An image's noise therefore depends only on its own seed, not on the batch it is in.
+    """
+
+    def __init__(self, x: torch.Tensor, seeds: Sequence[int]):
+        self.shape = tuple(x.shape[1:])
+        self.device = x.device
+        self.dtype = x.dtype
+        self.generators = []
+        for s in seeds:
+            g = torch.Generator(device=x.device)
+            g.manual_seed(mix_seed(s, _SALT_GAUSSIAN))
+            self.generators.append(g)
+
+    def __call__(self, sigma=None, sigma_next=None) -> torch.Tensor:
+        draw = _draw_dtype(self.dtype)
+        parts = [
+            torch.randn(self.shape, generator=g, device=self.device, dtype=draw)
+            for g in self.generators
+        ]
+        return torch.stack(parts).to(self.dtype)
+
+
+class BrownianNoise:
+    """Brownian-consistent noise: increments of one Brownian path W(u), u = log(sigma).
+
+    The path is a virtual dyadic Brownian tree over a fixed range of u (independent of
+    the schedule and the step count), each node's Gaussian seeded by (seed, node), so
+    the same seed gives the same path whatever the steps, and ``(W(u1) - W(u0)) /
+    sqrt(|u1 - u0|)`` is an exact unit normal for any interval. Inside a leaf the value
+    at an arbitrary u comes from a Brownian bridge, so changing the step count changes
+    the noise only by that bridge term (leaf width ~0.007 in log sigma).
+
+    Consecutive queries share most of the tree path; an LRU cache of node values makes a
+    step cost a handful of Gaussian draws instead of a full descent.
+    """
+
+    U_MIN = -16.0  # sigma ~ 1.1e-7
+    U_MAX = 12.0  # sigma ~ 1.6e5
+
+    def __init__(self, x: torch.Tensor, seeds: Sequence[int], depth: int = 12, cache_size: int = 64):
+        self.shape = tuple(x.shape[1:])
+        self.device = x.device
+        self.dtype = x.dtype
+        self.draw = _draw_dtype(x.dtype)
+        self.keys = [mix_seed(s, _SALT_BROWNIAN) for s in seeds]
+        self.depth = depth
+        self.n = 1 << depth
+        self.leaf = (self.U_MAX - self.U_MIN) / self.n
+        self.gen = torch.Generator(device=x.device)
+        self.cache: "OrderedDict[object, torch.Tensor]" = OrderedDict()
+        self.cache_size = cache_size
+
+    def _gauss(self, key: int) -> torch.Tensor:
+        parts = []
+        for k in self.keys:
+            self.gen.manual_seed(mix_seed(k, key))
+            parts.append(torch.randn(self.shape, generator=self.gen, device=self.device, dtype=self.draw))
+        return torch.stack(parts)
+
+    def _remember(self, key, value: torch.Tensor) -> torch.Tensor:
+        self.cache[key] = value
+        if len(self.cache) > self.cache_size:
+            self.cache.popitem(last=False)
+        return value
+
+    def _grid(self, k: int) -> torch.Tensor:
+        """W at grid point k of [0, 2**depth] (u = U_MIN + k * leaf)."""
+        hit = self.cache.get(k)
+        if hit is not None:
+            self.cache.move_to_end(k)
+            return hit
+        if k == 0:
+            return self._remember(k, torch.zeros((len(self.keys),) + self.shape, device=self.device, dtype=self.draw))
+        if k == self.n:
+            return self._remember(k, math.sqrt(self.U_MAX - self.U_MIN) * self._gauss(-1))
+        step = k & -k  # distance to the two parents of this dyadic point
+        left, right = self._grid(k - step), self._grid(k + step)
+        # Brownian bridge midpoint: variance (2*step*leaf) / 4
+        value = 0.5 * (left + right) + math.sqrt(step * self.leaf / 2.0) * self._gauss(k)
+        return self._remember(k, value)
+
+    def _at(self, u: float) -> torch.Tensor:
+        u = min(max(u, self.U_MIN), self.U_MAX)
+        pos = (u - self.U_MIN) / self.leaf
+        j = min(int(math.floor(pos)), self.n - 1)
+        frac = pos - j
+        if frac == 0.0:
+            return self._grid(j)
+        key = ("u", struct.pack("<d", u))
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit
+        a, b = self._grid(j), self._grid(j + 1)
+        bits = struct.unpack("<q", struct.pack("<d", u))[0]
+        bridge = math.sqrt(frac * (1.0 - frac) * self.leaf) * self._gauss(mix_seed(0xB71D6E, bits))
+        return self._remember(key, a + frac * (b - a) + bridge)
+
+    def __call__(self, sigma, sigma_next) -> torch.Tensor:
+        u0 = math.log(float(sigma))
+        u1 = math.log(float(sigma_next))
+        if u0 == u1:
+            raise ValueError("Brownian noise needs an interval of positive length")
+        w = self._at(u1) - self._at(u0)
+        return (w / math.sqrt(abs(u1 - u0))).to(self.dtype)
+
+
+def make_noise_sampler(
+    x: torch.Tensor,
+    extra_args: dict,
+    noise_sampler: Optional[NoiseSampler],
+    noise_type: str,
+) -> NoiseSampler:
+    """The injected ``noise_sampler`` if given, else a seeded one of ``noise_type``."""
+    if noise_sampler is not None:
+        return noise_sampler
+    seeds = batch_seeds(x.shape[0], extra_args.get("seed"))
+    if noise_type == "gaussian":
+        return GaussianNoise(x, seeds)
+    if noise_type == "brownian":
+        return BrownianNoise(x, seeds)
+    raise ValueError(f"noise_type must be one of {NOISE_TYPES}, got {noise_type!r}")
+
+
+class StageNoise:
+    """Markov-preserving noise of a multi-stage step (SEEDS, ALGORITHMS.md §1.3).
+
+    Stage k's noise is ``N_k = a_k * N_{k-1} + b_k * xi_k`` with ``xi_k`` the unit
+    increment of the noise sampler on sub-interval k. With the weights from the exact
+    OU/Brownian integrals, every stage noise and the final noise have exactly the right
+    variances and cross-covariances.
+    """
+
+    def __init__(self, a: Sequence[float], b: Sequence[float], bounds: Sequence[tuple]):
+        self.a = list(a)
+        self.b = list(b)
+        self.bounds = list(bounds)
+
+    def stage(self, k: int, prev: Optional[torch.Tensor], noise_sampler: NoiseSampler) -> torch.Tensor:
+        xi = noise_sampler(*self.bounds[k])
+        fresh = xi * self.b[k]
+        return fresh if prev is None else prev * self.a[k] + fresh
