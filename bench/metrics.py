@@ -8,8 +8,10 @@ fitted and the true isotropic Gaussians, averaged over components with the true 
 
   W2 = sqrt( sum_k w_k ( ||m_k - mu_k||^2 / d + (sqrt(v_k) - s_k)^2 ) )
 
-It is zero for exact samples up to sampling noise (about s / sqrt(n_k)), grows with
-bias, over- or under-dispersion, and is reported beside the weight error.
+The squared mean error is debiased by its sampling variance v_k / n_k (so exact samples
+score close to 0 instead of about s / sqrt(n_k)), and v_k uses n_k - 1. The distance
+grows with bias and with over- or under-dispersion, and is reported beside the weight
+error.
 """
 
 from __future__ import annotations
@@ -64,8 +66,8 @@ def mixture_stats(samples: torch.Tensor, mixture: GaussianMixture) -> MixtureSta
             total += w * (gap + s * s)
             continue
         m = sel.mean(0)
-        v = float(((sel - m) ** 2).sum(1).mean() / d)
-        me2 = float(((m - mu) ** 2).sum() / d)
+        v = float(((sel - m) ** 2).sum() / (d * (sel.shape[0] - 1)))
+        me2 = max(float(((m - mu) ** 2).sum() / d) - v / sel.shape[0], 0.0)
         mean_err.append(math.sqrt(me2))
         std.append(math.sqrt(v))
         total += w * (me2 + (math.sqrt(v) - s) ** 2)

@@ -1,0 +1,157 @@
+"""Side-by-side runs of the pack's solvers and k-diffusion's on the exact test model.
+
+A :class:`Contender` is one solver configuration with its cost model (model calls for a
+given number of sigma intervals). :func:`quality_table` runs every contender at each
+NFE budget from the same initial latents and noise seed and measures the distance of
+its samples to the exact mixture (:mod:`.metrics`), plus, for deterministic ones, the
+error against a converged reference solve of the probability-flow ODE.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import torch
+
+from ..samplers import registry
+from ..samplers.model_types import ModelType
+from ..samplers.schedules import SCHEDULES
+from .gmm import AnalyticDenoiser
+from .metrics import mixture_stats
+
+__all__ = ["Contender", "ours", "kdiffusion", "schedule_for", "run_at_budget", "quality_table",
+           "reference_solve", "BatchNoise"]
+
+
+class BatchNoise:
+    """Plain batched N(0, I) noise from one generator, used for every stochastic solver in
+    the quality benchmark so all of them get the same kind of noise and run fast on large
+    batches (the per-image seeding of the pack's default noise changes reproducibility,
+    not the distribution)."""
+
+    def __init__(self, x: torch.Tensor, seed: int):
+        self.g = torch.Generator(device=x.device).manual_seed(seed)
+        self.shape, self.dtype, self.device = x.shape, x.dtype, x.device
+
+    def __call__(self, sigma=None, sigma_next=None) -> torch.Tensor:
+        return torch.randn(self.shape, generator=self.g, dtype=self.dtype, device=self.device)
+
+
+@dataclass
+class Contender:
+    """One solver configuration.
+
+    ``stages``: model calls per interval; ``final_call``: the final interval to sigma=0
+    costs 1 call (x = D) instead of ``stages``; ``warmup_calls``: extra calls, e.g. Heun
+    whose last step is an Euler step.
+    """
+
+    label: str
+    fn: Callable
+    params: Dict[str, Any] = field(default_factory=dict)
+    stages: int = 1
+    final_call: bool = True
+    stochastic: bool = False
+    source: str = "ours"
+    takes_seed_args: bool = True
+
+    def calls(self, intervals: int) -> int:
+        if self.final_call:
+            return self.stages * (intervals - 1) + 1
+        return self.stages * intervals
+
+    def intervals_for(self, nfe: int) -> int:
+        """Largest number of sigma intervals whose cost fits the budget (at least 1)."""
+        n = 1
+        while self.calls(n + 1) <= nfe:
+            n += 1
+        return n
+
+    def __call__(self, model, x, sigmas, seed: int) -> torch.Tensor:
+        kw = dict(self.params)
+        if self.stochastic:
+            kw["noise_sampler"] = BatchNoise(x, seed)
+        return self.fn(model, x.clone(), sigmas, disable=True, **kw)
+
+
+def ours(spec_id: str, label: Optional[str] = None, **params: Any) -> Contender:
+    spec = registry.get(spec_id)
+    p = {**spec.dropdown, **params}
+    return Contender(label or spec.title, spec.function, p, stages=spec.calls(**p),
+                     stochastic=spec.is_stochastic(**p), source="ours")
+
+
+def kdiffusion(name: str, **params: Any) -> Contender:
+    """A k-diffusion sampler; SDE ones get :class:`BatchNoise` instead of torchsde's tree."""
+    import k_diffusion.sampling as K
+
+    fn = getattr(K, "sample_" + name)
+    stages = {"heun": 2, "dpmpp_2s_ancestral": 2, "dpm_2": 2}.get(name, 1)
+    stochastic = name in ("dpmpp_2m_sde", "dpmpp_3m_sde", "euler_ancestral", "dpmpp_2s_ancestral", "dpmpp_sde")
+    return Contender(name, fn, params, stages=stages, stochastic=stochastic, source="k-diffusion")
+
+
+def schedule_for(model: AnalyticDenoiser, intervals: int, schedule: str = "edm_rho") -> torch.Tensor:
+    """``intervals`` + 1 sigmas ending in 0 over the model's own range."""
+    return SCHEDULES[schedule](intervals, model.seeds_model_type)
+
+
+def run_at_budget(c: Contender, model: AnalyticDenoiser, x: torch.Tensor, nfe: int,
+                  schedule: str, seed: int) -> tuple:
+    """(samples, measured model calls) of contender ``c`` within ``nfe`` calls."""
+    sig = schedule_for(model, c.intervals_for(nfe), schedule)
+    before = model.calls
+    out = c(model, x, sig, seed)
+    return out, model.calls - before
+
+
+def reference_solve(model: AnalyticDenoiser, x: torch.Tensor, sigmas_end: float, sigma_start: float,
+                    steps: int = 400) -> torch.Tensor:
+    """The probability-flow ODE solved to convergence (classical RK4 in half-log-SNR on the
+    VE-equivalent variables, float64) from ``sigma_start`` to ``sigmas_end`` (> 0)."""
+    mt: ModelType = model.seeds_model_type
+    lam0, lam1 = mt.half_log_snr(sigma_start), mt.half_log_snr(sigmas_end)
+    y = x.to(torch.float64) / mt.alpha(sigma_start)  # VE-equivalent state
+    h = (lam1 - lam0) / steps
+
+    def f(y, lam):  # dy/dlam = D - y  (with y = x / alpha, s = e^{-lam}: dy/ds = (y - D)/s)
+        s = mt.sigma_at(lam)
+        d = model(y * mt.alpha(s), torch.tensor(s, dtype=torch.float64))
+        return d.to(torch.float64) - y
+
+    lam = lam0
+    for _ in range(steps):
+        k1 = f(y, lam)
+        k2 = f(y + 0.5 * h * k1, lam + 0.5 * h)
+        k3 = f(y + 0.5 * h * k2, lam + 0.5 * h)
+        k4 = f(y + h * k3, lam + h)
+        y = y + (h / 6) * (k1 + 2 * k2 + 2 * k3 + k4)
+        lam += h
+    return y * mt.alpha(sigmas_end)
+
+
+def quality_table(contenders: Sequence[Contender], model: AnalyticDenoiser, x: torch.Tensor,
+                  budgets: Sequence[int], schedule: str = "edm_rho", seed: int = 0,
+                  reference: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+                  log: Callable[[str], None] = print) -> List[dict]:
+    """Rows {label, source, nfe, calls, w2, weight_tv, ref_err} for every contender and budget.
+
+    ``ref_err`` (deterministic contenders only, when ``reference`` is given) is the RMS
+    per-dimension difference between the final denoised samples and the reference.
+    """
+    rows = []
+    ref = reference(x) if reference is not None else None
+    for nfe in budgets:
+        for c in contenders:
+            out, calls = run_at_budget(c, model, x, nfe, schedule, seed)
+            st = mixture_stats(out, model.mixture)
+            row = dict(label=c.label, source=c.source, nfe=nfe, calls=calls, w2=st.w2,
+                       weight_tv=st.weight_tv, stochastic=c.stochastic, ref_err=None)
+            if ref is not None and not c.stochastic:
+                row["ref_err"] = float(((out.to(torch.float64) - ref) ** 2).mean().sqrt())
+            rows.append(row)
+            log(f"  NFE {nfe:3d}  {c.label:28s} calls={calls:3d}  W2={st.w2:.4f}"
+                + (f"  ref={row['ref_err']:.2e}" if row["ref_err"] is not None else ""))
+    return rows

@@ -1,0 +1,122 @@
+"""Markdown tables, plots and image grids written by the demo and the benchmarks."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import torch
+
+__all__ = ["pivot_markdown", "plot_metric", "image_grid", "replace_section"]
+
+
+def _fmt(v: Optional[float], digits: int = 4) -> str:
+    if v is None:
+        return "–"
+    if not math.isfinite(v):
+        return "diverged"
+    return f"{v:.{digits}f}" if v >= 10 ** -(digits - 1) else f"{v:.2e}"
+
+
+def pivot_markdown(rows: Sequence[dict], metric: str, budgets: Sequence[int], digits: int = 4,
+                   only_deterministic: bool = False) -> str:
+    """Solvers as rows, NFE budgets as columns, best value per column in bold."""
+    labels: List[str] = []
+    table: Dict[tuple, dict] = {}
+    for r in rows:
+        if only_deterministic and r.get("stochastic"):
+            continue
+        if r.get(metric) is None:
+            continue
+        key = (r["label"], r["source"])
+        if key not in labels:
+            labels.append(key)
+        table[key + (r["nfe"],)] = r
+    best = {}
+    for b in budgets:
+        vals = [table[k + (b,)][metric] for k in labels if k + (b,) in table]
+        vals = [v for v in vals if v is not None and math.isfinite(v)]
+        best[b] = min(vals) if vals else None
+    head = "| solver | source | " + " | ".join(f"NFE {b}" for b in budgets) + " |"
+    sep = "|---|---|" + "---:|" * len(budgets)
+    lines = [head, sep]
+    for k in labels:
+        cells = []
+        for b in budgets:
+            r = table.get(k + (b,))
+            if r is None:
+                cells.append("–")
+                continue
+            text = _fmt(r[metric], digits)
+            if r["calls"] != b:
+                text += f" ({r['calls']})"
+            cells.append(f"**{text}**" if r[metric] == best[b] else text)
+        lines.append(f"| {k[0]} | {k[1]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_metric(rows: Sequence[dict], metric: str, path: Path, title: str, floor: Optional[float] = None,
+                only_deterministic: bool = False) -> None:
+    """Log-log plot of ``metric`` against the measured number of model calls."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 5), dpi=110)
+    series: Dict[tuple, list] = {}
+    for r in rows:
+        if (only_deterministic and r.get("stochastic")) or r.get(metric) is None or not math.isfinite(r[metric]):
+            continue
+        series.setdefault((r["label"], r["source"]), []).append((r["calls"], r[metric]))
+    for (label, source), pts in series.items():
+        pts.sort()
+        style = "-" if source == "ours" else "--"
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", ms=3, label=f"{label}" + ("" if source == "ours" else " (k-diff)"))
+    if floor is not None:
+        ax.axhline(floor, color="gray", lw=0.8, ls=":", label="exact samples (noise floor)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("model calls (NFE)")
+    ax.set_ylabel(metric)
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=6.5, ncol=2)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def image_grid(rows: Sequence[tuple], path: Path, per_row: int = 8, scale: int = 3) -> None:
+    """Save a grid: one row per (label, samples C x H x W in [-1, 1])."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(rows), 1, figsize=(per_row * 0.32 * scale / 3 + 1.8, len(rows) * 0.34 * scale / 3 + 0.2), dpi=110)
+    axes = [axes] if len(rows) == 1 else list(axes)
+    for ax, (label, x) in zip(axes, rows):
+        x = x[:per_row].to(torch.float64).clamp(-1, 1).add(1).div(2)
+        strip = torch.cat(list(x.permute(0, 2, 3, 1)), dim=1).numpy()
+        ax.imshow(strip, interpolation="nearest")
+        ax.set_yticks([])
+        ax.set_xticks([])
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=7)
+    fig.subplots_adjust(left=0.25, right=0.99, top=0.99, bottom=0.01, hspace=0.08)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def replace_section(path: Path, name: str, body: str) -> None:
+    """Replace the text between ``<!-- name:start -->`` and ``<!-- name:end -->``."""
+    text = path.read_text()
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    if start not in text or end not in text:
+        raise ValueError(f"{path} has no {name} section markers")
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+    path.write_text(pattern.sub(lambda m: f"{start}\n{body.strip()}\n{end}", text))

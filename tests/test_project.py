@@ -1,0 +1,102 @@
+"""Project-level checks: packaging, CLI commands, README kept true, benchmark plumbing."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _section(text: str, name: str) -> str:
+    m = re.search(rf"<!-- {name}:start -->\n(.*?)\n<!-- {name}:end -->", text, re.S)
+    assert m, f"README has no {name} section"
+    return m.group(1)
+
+
+def test_import_adds_no_generic_or_host_modules():
+    code = ("import sys, seeds_samplers, seeds_samplers.samplers, seeds_samplers.bench.gmm;"
+            "bad = [m for m in ('samplers', 'nodes', 'utils', 'bench', 'comfy', 'modules') if m in sys.modules];"
+            "print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    commands = re.findall(r"```bash\n# the tests\n(.+?)\n```", readme)
+    assert commands, "README quick start has no test command"
+    assert commands[0] in (ROOT / ".ci" / "run").read_text()
+
+
+def test_readme_reference_matches_registry():
+    from seeds_samplers.bench.docs import reference_markdown
+
+    readme = (ROOT / "README.md").read_text()
+    assert _section(readme, "samplers").strip() == reference_markdown().strip(), (
+        "README reference is stale: run python -m seeds_samplers docs --readme README.md")
+
+
+def test_every_registered_sampler_documents_every_parameter():
+    import inspect
+
+    from seeds_samplers.samplers.registry import SAMPLERS
+
+    for spec in SAMPLERS.values():
+        sig = inspect.signature(spec.function)
+        for p in spec.params:
+            assert p.name in sig.parameters, f"{spec.id}: {p.name} is not an argument of {spec.function.__name__}"
+            assert p.description and len(p.description) > 10
+            assert sig.parameters[p.name].default == p.default, f"{spec.id}.{p.name}: registry default differs"
+            p.check(p.default)
+        for k, v in spec.dropdown.items():
+            spec.resolve(**{k: v})
+
+
+def test_metrics_separate_exact_from_shrunk_samples():
+    from seeds_samplers.bench.gmm import photo_mixture
+    from seeds_samplers.bench.metrics import mixture_stats
+
+    mix = photo_mixture()
+    g = torch.Generator().manual_seed(0)
+    x, comp = mix.sample(1024, g)
+    exact = mixture_stats(x, mix)
+    # shrink every sample 20% towards its mean: under-dispersed by exactly 0.2 s_k
+    means = mix.means[comp]
+    shrunk = mixture_stats(means + 0.8 * (x - means), mix)
+    expected = float((mix.weights * (0.2 * mix.stds) ** 2).sum().sqrt())
+    assert exact.w2 < 0.1 * expected
+    assert abs(shrunk.w2 - expected) < 0.1 * expected
+    assert exact.weight_tv < 0.06
+
+
+def test_demo_command_writes_table_plot_and_grid(tmp_path):
+    from seeds_samplers.bench import demo
+    from seeds_samplers.samplers.registry import SAMPLERS
+
+    assert demo.main(["--samples", "48", "--budgets", "10", "--out", str(tmp_path)]) == 0
+    md = (tmp_path / "demo.md").read_text()
+    for spec in SAMPLERS.values():
+        assert f"| {spec.title} | ours |" in md
+    for base in demo.BASELINES:
+        assert f"| {base} | k-diffusion |" in md
+    assert (tmp_path / "demo_w2.png").stat().st_size > 5000
+    assert (tmp_path / "demo_grid.png").stat().st_size > 5000
+
+
+@pytest.mark.parametrize("kind", ["vp_discrete", "flow"])
+def test_every_configuration_runs_within_budget(kind):
+    from seeds_samplers.bench.benchmark import quality
+
+    rows, floor, _ = quality(kind, samples=32, budgets=[10], seed=0, log=lambda s: None)
+    assert rows
+    for r in rows:
+        assert r["calls"] <= 10, r
+        assert r["w2"] < 1.0, r  # finite and in the data's scale
+        if not r["stochastic"]:
+            assert r["ref_err"] is not None and r["ref_err"] < 1.0, r
