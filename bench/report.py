@@ -90,14 +90,14 @@ def plot_metric(rows: Sequence[dict], metric: str, path: Path, title: str, floor
     plt.close(fig)
 
 
-def image_grid(rows: Sequence[tuple], path: Path, per_row: int = 8, scale: int = 3) -> None:
+def image_grid(rows: Sequence[tuple], path: Path, per_row: int = 8) -> None:
     """Save a grid: one row per (label, samples C x H x W in [-1, 1])."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(rows), 1, figsize=(per_row * 0.32 * scale / 3 + 1.8, len(rows) * 0.34 * scale / 3 + 0.2), dpi=110)
+    fig, axes = plt.subplots(len(rows), 1, figsize=(1.7 + 0.62 * per_row, 0.66 * len(rows)), dpi=110)
     axes = [axes] if len(rows) == 1 else list(axes)
     for ax, (label, x) in zip(axes, rows):
         x = x[:per_row].to(torch.float64).clamp(-1, 1).add(1).div(2)
@@ -106,7 +106,7 @@ def image_grid(rows: Sequence[tuple], path: Path, per_row: int = 8, scale: int =
         ax.set_yticks([])
         ax.set_xticks([])
         ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=7)
-    fig.subplots_adjust(left=0.25, right=0.99, top=0.99, bottom=0.01, hspace=0.08)
+    fig.subplots_adjust(left=1.6 / (1.7 + 0.62 * per_row), right=0.99, top=0.99, bottom=0.01, hspace=0.08)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)

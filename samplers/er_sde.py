@@ -13,6 +13,14 @@ with r = phi(s_{i+1}) / phi(s_i), S = int ds / phi(s), S' = int (s - s_i) / phi(
 S and S' are closed forms for power functions and Gauss-Legendre in log s otherwise;
 ``quadrature="riemann100"`` reproduces the official 100-point left Riemann sum.
 
+Derivatives. The Taylor terms need D'(s_i) and D''(s_i). The official code uses the
+backward difference Delta1_i for D'(s_i), which is only first-order accurate; with the
+O(h^2) weight of that term the third-order method then has global order 2. By default
+(``quadrature="gauss"``) order 3 uses the derivative at s_i of the quadratic through the
+last three points, Delta1_i + (s_i - s_{i-1}) Delta2_i / 2, which makes a step exact
+for a denoiser quadratic in s and the method third order. ``quadrature="riemann100"``
+keeps the official Delta1_i, so that mode reproduces the official algorithm as a whole.
+
 The ``eta`` family replaces phi by s^(1 - eta) phi(s)^eta: 0 is the probability-flow
 ODE, 1 the chosen function (ComfyUI PR #15428 extends eta the same way).
 """
@@ -63,7 +71,8 @@ class _Phi:
         self.base = base
         self.power = None if power is None else 1.0 + eta * (power - 1.0)
         self.quadrature = quadrature
-        self.is_ode = self.power == 1.0
+        # eta = 0 is the probability-flow ODE whatever phi (phi_0(s) = s)
+        self.is_ode = self.power == 1.0 or eta == 0.0
 
     def __call__(self, s):
         s = np.asarray(s, dtype=np.float64)
@@ -120,8 +129,9 @@ def sample_er_sde(
             NumPy callable.
         eta: 0 = ODE, 1 = the chosen function; phi_eta = s^(1-eta) phi^eta.
         s_noise: scale on the injected noise.
-        quadrature: ``"gauss"`` (closed form / Gauss-Legendre, float64) or ``"riemann100"``
-            (the official 100-point rule, to reproduce published numbers).
+        quadrature: ``"gauss"`` (closed form / Gauss-Legendre, float64, and the third-order
+            derivative estimate) or ``"riemann100"`` (the official 100-point rule and the
+            official first-order derivative estimate, to reproduce published numbers).
         Other arguments as :func:`~seeds_samplers.samplers.seeds.sample_seeds_1`.
     """
     if order not in (1, 2, 3):
@@ -133,6 +143,7 @@ def sample_er_sde(
     ns = run.noise_sampler(noise_sampler, noise_type) if stochastic else None
     nf = run.noise_factor(s_noise)
     s = run.ve
+    official = quadrature == "riemann100"
 
     # Per-step coefficients, float64, before the loop.
     coef = []
@@ -150,6 +161,9 @@ def sample_er_sde(
             cd=a_t * (1.0 - r),
             c1=a_t * (ds + p_t * S),
             c2=a_t * (ds * ds / 2.0 + p_t * S1),
+            # weight of Delta2 once D'(s_i) = Delta1 + (s_i - s_{i-1}) Delta2 / 2 (see module doc)
+            c2_full=a_t * (ds * ds / 2.0 + p_t * S1
+                           + (0.0 if i == 0 or official else (ds + p_t * S) * (s[i] - s[i - 1]) / 2.0)),
             noise=a_t * math.sqrt(max(s[i + 1] ** 2 - (r * s[i]) ** 2, 0.0)) * nf,
             bounds=SamplerRun.host_pair(run.sigma[i], run.sigma[i + 1]),
         ))
@@ -164,16 +178,16 @@ def sample_er_sde(
             x = denoised
             continue
         k = min(order, i + 1)
-        x_new = x * c["cx"] + denoised * c["cd"]
+        # in-place accumulation: one allocation per term, no temporaries
+        x_new = torch.mul(x, c["cx"]).add_(denoised, alpha=c["cd"])
         delta1 = None
         if k >= 2:
-            delta1 = (denoised - d_prev) / (s[i] - s[i - 1])
-            x_new = x_new + delta1 * c["c1"]
+            delta1 = (denoised - d_prev).div_(s[i] - s[i - 1])
+            x_new.add_(delta1, alpha=c["c1"])
         if k >= 3:
-            delta2 = (delta1 - delta1_prev) * (2.0 / (s[i] - s[i - 2]))
-            x_new = x_new + delta2 * c["c2"]
+            x_new.add_(delta1 - delta1_prev, alpha=c["c2_full"] * 2.0 / (s[i] - s[i - 2]))
         if ns is not None and c["noise"] > 0:
-            x_new = x_new + ns(*c["bounds"]) * c["noise"]
+            x_new.add_(ns(*c["bounds"]), alpha=c["noise"])
         delta1_prev, d_prev = delta1, denoised
         x = x_new
     return run.finish(x)

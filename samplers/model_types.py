@@ -25,7 +25,7 @@ from typing import Any, Optional, Sequence
 
 import torch
 
-__all__ = ["ModelType", "resolve_model_type", "VE", "FLOW"]
+__all__ = ["ModelType", "resolve_model_type", "model_type_from_model_sampling", "VE", "FLOW"]
 
 # ComfyUI replaces a flow model's first sigma of 1 (lambda = -inf) by
 # percent_to_sigma(1e-4); without a model_sampling object we use the same offset in sigma.
@@ -94,7 +94,9 @@ class ModelType:
         """Host-side float64 copy of the schedule, with a flow model's sigma=1 offset."""
         out = [float(s) for s in sigmas]
         if self.is_flow and out[0] >= 1.0:
-            out[0] = self.flow_first_sigma
+            # keep the schedule strictly decreasing when its second sigma is above the offset
+            nxt = out[1] if len(out) > 1 else 0.0
+            out[0] = self.flow_first_sigma if nxt < self.flow_first_sigma else 0.5 * (1.0 + nxt)
         return out
 
 
@@ -138,6 +140,12 @@ def _from_comfy_model_sampling(ms: Any) -> ModelType:
     if flow and hasattr(ms, "percent_to_sigma"):
         kw["flow_first_sigma"] = float(ms.percent_to_sigma(FLOW_FIRST_SIGMA_OFFSET))
     return ModelType(**kw)
+
+
+def model_type_from_model_sampling(model_sampling: Any) -> ModelType:
+    """The :class:`ModelType` of a ComfyUI ``model_sampling`` object (what a scheduler
+    handler or a SIGMAS node receives); the same code path as :func:`resolve_model_type`."""
+    return _from_comfy_model_sampling(model_sampling)
 
 
 def _comfy_model_sampling(model: Any) -> Any:

@@ -66,6 +66,14 @@ def _draw_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
+def _per_sample_randn(generators: Sequence[torch.Generator], shape: tuple, device, dtype) -> torch.Tensor:
+    """One N(0, I) row per generator, written in place (no stacking copy)."""
+    out = torch.empty((len(generators),) + shape, device=device, dtype=dtype)
+    for b, g in enumerate(generators):
+        torch.randn(shape, generator=g, device=device, dtype=dtype, out=out[b])
+    return out
+
+
 class GaussianNoise:
     """Independent N(0, I) draws, one seeded generator per batch element.
 
@@ -83,32 +91,35 @@ class GaussianNoise:
             self.generators.append(g)
 
     def __call__(self, sigma=None, sigma_next=None) -> torch.Tensor:
-        draw = _draw_dtype(self.dtype)
-        parts = [
-            torch.randn(self.shape, generator=g, device=self.device, dtype=draw)
-            for g in self.generators
-        ]
-        return torch.stack(parts).to(self.dtype)
+        return _per_sample_randn(self.generators, self.shape, self.device, _draw_dtype(self.dtype)).to(self.dtype)
 
 
 class BrownianNoise:
     """Brownian-consistent noise: increments of one Brownian path W(u), u = log(sigma).
 
     The path is a virtual dyadic Brownian tree over a fixed range of u (independent of
-    the schedule and the step count), each node's Gaussian seeded by (seed, node), so
-    the same seed gives the same path whatever the steps, and ``(W(u1) - W(u0)) /
-    sqrt(|u1 - u0|)`` is an exact unit normal for any interval. Inside a leaf the value
-    at an arbitrary u comes from a Brownian bridge, so changing the step count changes
-    the noise only by that bridge term (leaf width ~0.007 in log sigma).
+    the schedule and the step count) with ``2**depth`` leaves (width 1.7e-6 in log sigma
+    at the default depth 24), each node's Gaussian seeded by (seed, node). A query point
+    is snapped to the nearest grid point, so the path is a pure function of the seed:
+    the same seed gives the same path whatever the steps, and schedule points that
+    differ only by rounding see the same value. The noise of an interval is
+    ``(W(u1) - W(u0)) / sqrt(|u1 - u0|)`` over the snapped interval, an exact unit normal,
+    and increments over disjoint intervals are independent. (An interval shorter than
+    half a leaf gets an independent normal keyed by its ends.)
+
+    Outside the tree's range (sigma below 1.1e-7 or above 1.6e5) the path continues as a
+    free Brownian motion, drawn from its exact conditional law given the nearest values
+    already known there; those values are remembered for the last few regions visited
+    (queries are expected to move monotonically, as the samplers here do).
 
     Consecutive queries share most of the tree path; an LRU cache of node values makes a
-    step cost a handful of Gaussian draws instead of a full descent.
+    step cost a handful of Gaussian draws per sample instead of a full descent.
     """
 
     U_MIN = -16.0  # sigma ~ 1.1e-7
     U_MAX = 12.0  # sigma ~ 1.6e5
 
-    def __init__(self, x: torch.Tensor, seeds: Sequence[int], depth: int = 12, cache_size: int = 64):
+    def __init__(self, x: torch.Tensor, seeds: Sequence[int], depth: int = 24, cache_size: int = 128):
         self.shape = tuple(x.shape[1:])
         self.device = x.device
         self.dtype = x.dtype
@@ -118,17 +129,20 @@ class BrownianNoise:
         self.n = 1 << depth
         self.leaf = (self.U_MAX - self.U_MIN) / self.n
         self.gen = torch.Generator(device=x.device)
-        self.cache: "OrderedDict[object, torch.Tensor]" = OrderedDict()
-        self.cache_size = cache_size
+        # a descent touches about 2 nodes per level: keep several descents
+        self.cache: "OrderedDict[int, torch.Tensor]" = OrderedDict()
+        self.cache_size = max(int(cache_size), 4 * depth + 8)
+        # below (-1) / above (+1) the range: sorted [(u, W(u))] drawn so far
+        self.outside: "dict[int, list]" = {-1: [], 1: []}
 
     def _gauss(self, key: int) -> torch.Tensor:
-        parts = []
-        for k in self.keys:
+        out = torch.empty((len(self.keys),) + self.shape, device=self.device, dtype=self.draw)
+        for b, k in enumerate(self.keys):
             self.gen.manual_seed(mix_seed(k, key))
-            parts.append(torch.randn(self.shape, generator=self.gen, device=self.device, dtype=self.draw))
-        return torch.stack(parts)
+            torch.randn(self.shape, generator=self.gen, device=self.device, dtype=self.draw, out=out[b])
+        return out
 
-    def _remember(self, key, value: torch.Tensor) -> torch.Tensor:
+    def _remember(self, key: int, value: torch.Tensor) -> torch.Tensor:
         self.cache[key] = value
         if len(self.cache) > self.cache_size:
             self.cache.popitem(last=False)
@@ -146,33 +160,64 @@ class BrownianNoise:
             return self._remember(k, math.sqrt(self.U_MAX - self.U_MIN) * self._gauss(-1))
         step = k & -k  # distance to the two parents of this dyadic point
         left, right = self._grid(k - step), self._grid(k + step)
-        # Brownian bridge midpoint: variance (2*step*leaf) / 4
-        value = 0.5 * (left + right) + math.sqrt(step * self.leaf / 2.0) * self._gauss(k)
+        # Brownian bridge midpoint: variance (2*step*leaf) / 4; built in place on the draw
+        value = self._gauss(k).mul_(math.sqrt(step * self.leaf / 2.0))
+        value.add_(left, alpha=0.5).add_(right, alpha=0.5)
         return self._remember(k, value)
 
+    @staticmethod
+    def _bits(u: float) -> int:
+        return struct.unpack("<q", struct.pack("<d", u))[0]
+
+    def _snap(self, u: float):
+        """(grid index or None outside the range, the u the path is evaluated at)."""
+        if self.U_MIN <= u <= self.U_MAX:
+            k = min(max(int(round((u - self.U_MIN) / self.leaf)), 0), self.n)
+            return k, self.U_MIN + k * self.leaf
+        return None, u
+
+    def _outside(self, u: float) -> torch.Tensor:
+        """W(u) beyond the tree's range: Brownian motion given the values known there."""
+        side = -1 if u < self.U_MIN else 1
+        known = self.outside[side]
+        for v, w in known:
+            if v == u:
+                return w
+        edge = (self.U_MIN, self._grid(0)) if side < 0 else (self.U_MAX, self._grid(self.n))
+        lo = hi = None
+        for v, w in known + [edge]:
+            if v < u and (lo is None or v > lo[0]):
+                lo = (v, w)
+            if v > u and (hi is None or v < hi[0]):
+                hi = (v, w)
+        z = self._gauss(mix_seed(0xB71D6E, self._bits(u)))
+        if lo is not None and hi is not None:  # Brownian bridge between the neighbours
+            f = (u - lo[0]) / (hi[0] - lo[0])
+            value = lo[1] + f * (hi[1] - lo[1]) + math.sqrt(f * (hi[0] - u)) * z
+        elif lo is not None:  # free increment beyond the last known point
+            value = lo[1] + math.sqrt(u - lo[0]) * z
+        else:
+            value = hi[1] + math.sqrt(hi[0] - u) * z
+        known.append((u, value))
+        if len(known) > 64:
+            known.pop(0)
+        return value
+
     def _at(self, u: float) -> torch.Tensor:
-        u = min(max(u, self.U_MIN), self.U_MAX)
-        pos = (u - self.U_MIN) / self.leaf
-        j = min(int(math.floor(pos)), self.n - 1)
-        frac = pos - j
-        if frac == 0.0:
-            return self._grid(j)
-        key = ("u", struct.pack("<d", u))
-        hit = self.cache.get(key)
-        if hit is not None:
-            return hit
-        a, b = self._grid(j), self._grid(j + 1)
-        bits = struct.unpack("<q", struct.pack("<d", u))[0]
-        bridge = math.sqrt(frac * (1.0 - frac) * self.leaf) * self._gauss(mix_seed(0xB71D6E, bits))
-        return self._remember(key, a + frac * (b - a) + bridge)
+        k, _ = self._snap(u)
+        return self._outside(u) if k is None else self._grid(k)
 
     def __call__(self, sigma, sigma_next) -> torch.Tensor:
         u0 = math.log(float(sigma))
         u1 = math.log(float(sigma_next))
         if u0 == u1:
             raise ValueError("Brownian noise needs an interval of positive length")
+        (k0, v0), (k1, v1) = self._snap(u0), self._snap(u1)
+        if k0 is not None and k0 == k1:  # shorter than a leaf: a fresh normal for this interval
+            z = self._gauss(mix_seed(0x5B1EAF, self._bits(u0), self._bits(u1)))
+            return z.to(self.dtype)
         w = self._at(u1) - self._at(u0)
-        return (w / math.sqrt(abs(u1 - u0))).to(self.dtype)
+        return (w / math.sqrt(abs(v1 - v0))).to(self.dtype)
 
 
 def make_noise_sampler(

@@ -1,0 +1,48 @@
+"""Shared fixtures for the solver tests (kept small and generic).
+
+Test modules cannot import each other (``--import-mode=importlib``, no ``__init__``), so
+what several modules need lives here as fixtures.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from seeds_samplers.bench.gmm import AnalyticDenoiser, GaussianMixture
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test on one intra-op thread (tiny tensors: thread hand-offs dominate on a
+    shared 2-core machine), restoring the previous setting afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _mixture(shape=(3, 8, 8), stds=(0.15, 0.3, 0.5, 0.25), weights=(0.4, 0.3, 0.2, 0.1),
+             sep: float = 1.0, seed: int = 0) -> GaussianMixture:
+    g = torch.Generator().manual_seed(seed)
+    means = sep * torch.randn((len(stds),) + tuple(shape), generator=g, dtype=torch.float64)
+    return GaussianMixture(means, list(stds), list(weights))
+
+
+@pytest.fixture(scope="session")
+def make_mixture():
+    """Factory for small isotropic Gaussian mixtures with random (seeded) means:
+    ``make_mixture(shape=(3, 8, 8), stds=..., weights=..., sep=1.0, seed=0)``."""
+    return _mixture
+
+
+@pytest.fixture(scope="session")
+def mixture4():
+    """Four components in 3x8x8 with unequal weights and stds (0.15 .. 0.5)."""
+    return _mixture()
+
+
+@pytest.fixture
+def analytic(mixture4):
+    """``analytic(kind="edm", **kw)``: the exact denoiser of :func:`mixture4`."""
+    return lambda kind="edm", **kw: AnalyticDenoiser(mixture4, kind=kind, **kw)

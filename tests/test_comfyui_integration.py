@@ -1,0 +1,420 @@
+"""The pack in a real ComfyUI: a headless ``main.py --cpu`` server on 127.0.0.1 with a
+random-weight SD1.5 checkpoint built by ComfyUI's own model classes.
+
+Opt-in: set COMFYUI_ROOT to a ComfyUI checkout and run with a Python that has ComfyUI's
+requirements (see the README's ComfyUI section), e.g.
+
+    COMFYUI_ROOT=/work/comfyui /work/venv-comfy/bin/python -m pytest tests/test_comfyui_integration.py
+
+The server loads, in this order: a pack that snapshots SAMPLER_NAMES at its import and a
+broken copy of this pack (custom_nodes dir 0), this pack (dir 1), a second copy of this
+pack (dir 2), and probe nodes (dir 3). The random checkpoint is cached in
+$SS_TEST_CACHE or ~/.cache/seeds_samplers_tests (about 470 MB, never in the repository).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import comfy_harness as H  # noqa: E402
+
+from seeds_samplers.nodes.definitions import families, scheduler_name  # noqa: E402
+from seeds_samplers.samplers.registry import SAMPLERS  # noqa: E402
+from seeds_samplers.samplers.schedules import SCHEDULES  # noqa: E402
+
+ROOT = os.environ.get("COMFYUI_ROOT")
+pytestmark = pytest.mark.skipif(
+    not ROOT or not os.path.isfile(os.path.join(ROOT, "main.py")),
+    reason="COMFYUI_ROOT is not set to a ComfyUI checkout: the real-ComfyUI integration tests need one "
+    "(and a Python with ComfyUI's requirements)",
+)
+
+SAMPLER_NAMES = [s.host_name for s in SAMPLERS.values()]
+SCHEDULER_NAMES = [scheduler_name(s) for s in SCHEDULES]
+CKPT = "ss_random_sd15.safetensors"
+
+
+# --- fixtures --------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    try:
+        import aiohttp  # noqa: F401  (ComfyUI's own requirement: tells us this Python can run it)
+    except ImportError:
+        pytest.skip("this Python lacks ComfyUI's requirements (aiohttp); use ComfyUI's venv")
+    cache = os.environ.get("SS_TEST_CACHE", os.path.expanduser("~/.cache/seeds_samplers_tests"))
+    H.ensure_checkpoint(cache)
+    work = str(tmp_path_factory.mktemp("comfy"))
+    dirs = [os.path.join(work, f"custom_nodes_{i}") for i in range(4)]
+    for d in dirs:
+        os.makedirs(d)
+    # dir 0: a list-snapshotting pack and a copy of this pack whose node setup fails
+    with open(os.path.join(dirs[0], "ss_test_snapshot.py"), "w") as f:
+        f.write(H.SNAPSHOT_PACK)
+    broken = os.path.join(dirs[0], "seeds_samplers_broken")
+    shutil.copytree(H.REPO, broken, ignore=shutil.ignore_patterns(".git", "tests", "workflows", "docs",
+                                                                  "bench", "__pycache__", "*.egg-info"))
+    with open(os.path.join(broken, "nodes", "__init__.py"), "w") as f:
+        f.write('raise RuntimeError("simulated failure in the node setup")\n')
+    # dir 1: this pack; dir 2: the same pack again under another folder name
+    os.symlink(H.REPO, os.path.join(dirs[1], "seeds_samplers"))
+    os.symlink(H.REPO, os.path.join(dirs[2], "seeds_samplers_again"))
+    with open(os.path.join(dirs[3], "ss_test_probes.py"), "w") as f:
+        f.write(H.PROBE_PACK % {"pack_module": os.path.join(dirs[1], "seeds_samplers").replace(".", "_x_")})
+    srv = H.ComfyServer(work, cache, dirs, extra_args=["--preview-method", "latent2rgb"]).start()
+    srv.reports = os.path.join(work, "reports")
+    os.makedirs(srv.reports)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def object_info(server):
+    return server.get("/object_info")
+
+
+@pytest.fixture(scope="session")
+def defs(object_info):
+    return H.server_definitions(object_info)
+
+
+# --- prompt builders -------------------------------------------------------------------
+def base_prompt(sampler="ss_seeds_2", scheduler="karras", steps=4, flow=False, seed=7, cfg=5.0, size=64):
+    p = {
+        "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": CKPT}},
+        "latent": {"class_type": "EmptyLatentImage", "inputs": {"width": size, "height": size, "batch_size": 1}},
+        "pos": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["ckpt", 1], "text": "a red fox"}},
+        "neg": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["ckpt", 1], "text": "blurry"}},
+        "ks": {"class_type": "KSampler", "inputs": {
+            "model": ["flow", 0] if flow else ["ckpt", 0], "positive": ["pos", 0], "negative": ["neg", 0],
+            "latent_image": ["latent", 0], "seed": seed, "steps": steps, "cfg": cfg, "sampler_name": sampler,
+            "scheduler": scheduler, "denoise": 1.0}},
+        "dec": {"class_type": "VAEDecode", "inputs": {"samples": ["ks", 0], "vae": ["ckpt", 2]}},
+        "check": {"class_type": "SSTestImageCheck", "inputs": {"images": ["dec", 0], "label": sampler}},
+    }
+    if flow:
+        p["flow"] = {"class_type": "ModelSamplingSD3", "inputs": {"model": ["ckpt", 0], "shift": 3.0}}
+    return p
+
+
+def custom_prompt(sampler_node, sigmas_node, flow=False, seed=7, cfg=5.0):
+    """SamplerCustom with the given SAMPLER and SIGMAS node dicts (model input filled in)."""
+    p = base_prompt(flow=flow, seed=seed, cfg=cfg)
+    model = ["flow", 0] if flow else ["ckpt", 0]
+    del p["ks"]
+    p["sampler"] = sampler_node
+    sigmas_node = copy.deepcopy(sigmas_node)
+    if "model" in sigmas_node["inputs"]:
+        sigmas_node["inputs"]["model"] = model
+    p["sigmas"] = sigmas_node
+    p["sc"] = {"class_type": "SamplerCustom", "inputs": {
+        "model": model, "add_noise": True, "noise_seed": seed, "cfg": cfg, "positive": ["pos", 0],
+        "negative": ["neg", 0], "sampler": ["sampler", 0], "sigmas": ["sigmas", 0], "latent_image": ["latent", 0]}}
+    p["dec"]["inputs"]["samples"] = ["sc", 0]
+    return p
+
+
+def checks(entry):
+    assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:3000]
+    out = [c for node in entry["outputs"].values() for c in node.get("ss_check", [])]
+    assert out, "no image check ran"
+    for c in out:
+        assert c["finite"] and c["shape"][-1] == 3
+    return out
+
+
+def read_report(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+# --- registration ----------------------------------------------------------------------
+def test_dropdowns_list_our_names(object_info):
+    for node in ("KSampler", "KSamplerAdvanced"):
+        req = object_info[node]["input"]["required"]
+        samplers, schedulers = req["sampler_name"][0], req["scheduler"][0]
+        for name in SAMPLER_NAMES:
+            assert samplers.count(name) == 1, (node, name)
+        for name in SCHEDULER_NAMES:
+            assert schedulers.count(name) == 1, (node, name)
+    select = object_info["KSamplerSelect"]["input"]["required"]["sampler_name"][0]
+    basic = object_info["BasicScheduler"]["input"]["required"]["scheduler"][0]
+    assert [n for n in select if n.startswith("ss_")] == SAMPLER_NAMES
+    assert [n for n in basic if n.startswith("ss_")] == SCHEDULER_NAMES
+    # the built-ins are all still there, in their order, in front of ours
+    assert select[: len(H.CORE_SAMPLERS)] == H.CORE_SAMPLERS
+    assert basic[: len(H.CORE_SCHEDULERS)] == H.CORE_SCHEDULERS
+
+
+def test_our_nodes_are_registered(object_info):
+    from seeds_samplers.nodes import node_definitions
+
+    classes, names = node_definitions()
+    assert set(families()) and len(classes) == len(families()) + len(SCHEDULES)
+    for node_id, cls in classes.items():
+        info = object_info[node_id]
+        assert info["display_name"] == names[node_id]
+        assert info["output"] == list(cls.RETURN_TYPES)
+        ours = cls.INPUT_TYPES()["required"]
+        theirs = info["input"]["required"]
+        assert list(theirs) == list(ours)
+        for name, spec in ours.items():
+            assert theirs[name][0] == spec[0]
+            assert theirs[name][1].get("tooltip") == spec[1]["tooltip"]
+
+
+def test_loaded_twice_registers_nothing_twice(server, object_info):
+    log = server.log()
+    assert "already registered by an earlier import" in log  # the second copy added nothing
+    assert "already taken by another pack" not in log
+    select = object_info["KSamplerSelect"]["input"]["required"]["sampler_name"][0]
+    basic = object_info["BasicScheduler"]["input"]["required"]["scheduler"][0]
+    assert len(select) == len(set(select)) and len(basic) == len(set(basic))
+
+
+def test_failure_in_a_copy_is_logged_once_and_contained(server, object_info):
+    log = server.log()
+    assert log.count("SEEDS Samplers: ComfyUI integration failed to load") == 1
+    assert "simulated failure in the node setup" in log
+    assert "KSampler" in object_info and "SSTestProbeSampler" in object_info  # other nodes unaffected
+
+
+def test_pack_that_snapshots_the_lists_still_validates(server):
+    p = base_prompt()
+    p["snap"] = {"class_type": "SSTestSamplerSnapshot",
+                 "inputs": {"sampler_name": "ss_seeds_2", "scheduler": "ss_logsnr_uniform"}}
+    p["ks"]["inputs"]["sampler_name"] = ["snap", 0]
+    p["ks"]["inputs"]["scheduler"] = ["snap", 1]
+    status, body = server.queue(p)
+    assert status == 200, json.dumps(body)[:3000]
+    checks(server.wait(body["prompt_id"]))
+    assert "which were taken before this pack loaded" in server.log()
+
+
+# --- example workflows -----------------------------------------------------------------
+def _workflow_ids():
+    return sorted(H.load_workflows())
+
+
+@pytest.mark.parametrize("name", _workflow_ids())
+def test_example_workflow_executes(server, defs, name):
+    wf = H.load_workflows()[name]
+    missing = H.missing_samplers(wf)
+    if missing:
+        pytest.skip(f"needs samplers not in the registry yet: {missing}")
+    overrides = {("CheckpointLoaderSimple", "ckpt_name"): CKPT}
+    for t in ("EmptyLatentImage", "EmptySD3LatentImage"):
+        overrides[(t, "width")] = overrides[(t, "height")] = 64
+    for t in ["KSampler", "BasicScheduler"] + [n for n in defs if n.startswith("SS_Sigmas_")]:
+        overrides[(t, "steps")] = 4
+    prompt = H.ui_to_api(wf, defs, overrides)
+    for nid, node in list(prompt.items()):
+        if node["class_type"] == "VAEDecode":
+            prompt[f"check_{nid}"] = {"class_type": "SSTestImageCheck", "inputs": {"images": [nid, 0], "label": nid}}
+    entry = server.run(prompt)
+    checks(entry)
+    saved = [img for node in entry["outputs"].values() for img in node.get("images", [])]
+    assert saved, "the workflow saved no image"
+
+
+# --- every sampler, every node, every schedule -----------------------------------------
+@pytest.mark.parametrize("flow", [False, True], ids=["eps", "flow"])
+@pytest.mark.parametrize("name", SAMPLER_NAMES)
+def test_every_sampler_runs_in_ksampler(server, name, flow):
+    checks(server.run(base_prompt(sampler=name, flow=flow)))
+
+
+@pytest.mark.parametrize("family,solver", [(f, s.id) for f, specs in families().items() for s in specs])
+def test_sampler_nodes_run_in_samplercustom(server, object_info, family, solver):
+    node_id = f"SS_Sampler_{family}"
+    inputs = {k: v[1]["default"] for k, v in object_info[node_id]["input"]["required"].items()}
+    if "solver" in inputs:
+        inputs["solver"] = solver
+    sampler = {"class_type": node_id, "inputs": inputs}
+    sigmas = {"class_type": "BasicScheduler", "inputs": {"model": None, "scheduler": "karras", "steps": 4, "denoise": 1.0}}
+    checks(server.run(custom_prompt(sampler, sigmas)))
+
+
+@pytest.mark.parametrize("schedule", list(SCHEDULES))
+def test_schedules_as_nodes_and_in_the_dropdown(server, object_info, schedule):
+    node_id = f"SS_Sigmas_{schedule}"
+    inputs = {k: v[1]["default"] for k, v in object_info[node_id]["input"]["required"].items() if k != "model"}
+    inputs.update(model=None, steps=4)
+    sampler = {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "ss_er_sde"}}
+    checks(server.run(custom_prompt(sampler, {"class_type": node_id, "inputs": inputs})))
+    checks(server.run(base_prompt(sampler="ss_seeds_1", scheduler=scheduler_name(schedule), flow=True)))
+
+
+def test_partial_denoise_with_our_scheduler(server):
+    p = base_prompt(sampler="ss_seeds_2", scheduler="ss_logsnr_uniform", steps=3)
+    p["ks"]["inputs"]["denoise"] = 0.5
+    checks(server.run(p))
+
+
+# --- host behaviour --------------------------------------------------------------------
+def _probe_prompt(server, tag, flow=False, mask=None, seed=11, steps=4, sampler="ss_seeds_2"):
+    report = os.path.join(server.reports, f"probe_{tag}.jsonl")
+    p = custom_prompt({"class_type": "SSTestProbeSampler", "inputs": {"sampler_name": sampler, "report": report}},
+                      {"class_type": "BasicScheduler", "inputs": {"model": None, "scheduler": "karras",
+                                                                  "steps": steps, "denoise": 1.0}},
+                      flow=flow, seed=seed)
+    if mask is not None:
+        p["mask"] = {"class_type": "SolidMask", "inputs": {"value": mask, "width": 64, "height": 64}}
+        p["masked"] = {"class_type": "SetLatentNoiseMask", "inputs": {"samples": ["latent", 0], "mask": ["mask", 0]}}
+        p["sc"]["inputs"]["latent_image"] = ["masked", 0]
+    return p, report
+
+
+def test_host_passes_seed_callbacks_and_model_type(server):
+    p, report = _probe_prompt(server, "eps", seed=4242, steps=5)
+    checks(server.run(p))
+    rec = read_report(report)[-1]
+    spec = SAMPLERS["seeds_2"]
+    assert rec["seed"] == 4242 and set(rec["seeds"]) == {4242}
+    assert {"denoise_mask", "model_options", "seed"} <= set(rec["keys"])
+    assert [c["i"] for c in rec["callbacks"]] == list(range(5))
+    assert rec["callbacks"][0]["keys"] == ["denoised", "i", "sigma", "sigma_hat", "x"]
+    assert rec["calls"] == spec.calls(**dict(spec.dropdown)) * 4 + 1  # last step to sigma = 0: one call
+    assert rec["kind"] == "ve" and "CONST" not in rec["ms_classes"]
+    assert rec["sigma_min"] == pytest.approx(rec["ms_sigma_min"]) and rec["sigma_max"] == pytest.approx(rec["ms_sigma_max"])
+    assert rec["noise_scale"] == rec["ms_noise_scale"]
+    assert rec["finite"]
+    assert spec.is_stochastic(**dict(spec.dropdown))
+    assert rec["same_seed_same_result"] and rec["other_seed_differs"]
+
+
+def test_flow_model_read_through_the_model_patcher(server):
+    p, report = _probe_prompt(server, "flow", flow=True)
+    checks(server.run(p))
+    rec = read_report(report)[-1]
+    assert "CONST" in rec["ms_classes"] and rec["kind"] == "flow"
+    assert rec["sigmas"][0] == pytest.approx(1.0)
+    assert rec["flow_first_sigma"] == pytest.approx(rec["ms_percent_1e4"]) and rec["flow_first_sigma"] < 1.0
+    assert rec["finite"]
+
+
+def test_inpainting_mask_passes_through_untouched(server):
+    p, report = _probe_prompt(server, "mask", mask=1.0)
+    checks(server.run(p))
+    rec = read_report(report)[-1]
+    assert rec["has_mask"] and all(rec["same_mask"]) and rec["calls"] > 0
+    # mask 0 everywhere: nothing may change, the result is the input latent exactly
+    keep, _ = _probe_prompt(server, "keep", mask=0.0)
+    kept = checks(server.run(keep))[0]
+    plain = base_prompt()
+    plain["dec"]["inputs"]["samples"] = ["latent", 0]
+    del plain["ks"]
+    ref = checks(server.run(plain))[0]
+    assert kept["sum"] == pytest.approx(ref["sum"], rel=0, abs=1e-6)
+
+
+def test_progress_and_previews_every_step(server):
+    aiohttp = pytest.importorskip("aiohttp")
+    import asyncio
+
+    steps = 5
+    p = base_prompt(sampler="ss_er_sde", steps=steps, seed=99)
+
+    async def run():
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(f"{server.url}/ws?clientId=ss-ws") as ws:
+                async with session.post(f"{server.url}/prompt", json={"prompt": p, "client_id": "ss-ws"}) as r:
+                    assert r.status == 200, await r.text()
+                    pid = (await r.json())["prompt_id"]
+                progress, previews = [], 0
+                deadline = time.time() + 120
+                while time.time() < deadline:
+                    msg = await ws.receive(timeout=120)
+                    if msg.type == aiohttp.WSMsgType.BINARY:
+                        previews += 1
+                        continue
+                    data = json.loads(msg.data)
+                    d = data.get("data", {})
+                    if data["type"] == "progress" and d.get("prompt_id") == pid and d.get("node") == "ks":
+                        progress.append(d["value"])
+                    if data["type"] == "executing" and d.get("node") is None and d.get("prompt_id") == pid:
+                        return progress, previews
+                raise TimeoutError
+
+    progress, previews = asyncio.run(run())
+    assert progress == list(range(1, steps + 1))
+    assert previews >= steps
+
+
+@pytest.mark.parametrize("name", SAMPLER_NAMES)
+def test_interrupt_during_a_step_stops_by_the_next_step(server, name):
+    """An interrupt raised inside model call N (step k) stops the run before step k + 2."""
+    spec = SAMPLERS[name[len("ss_"):]]
+    per_step = spec.calls(**dict(spec.dropdown))
+    report = os.path.join(server.reports, f"interrupt_{name}.jsonl")
+    # interrupt at the last model call of step 2 (worst case for multi-stage solvers)
+    at = 3 * per_step
+    p = base_prompt(sampler=name, steps=12, cfg=1.0)
+    p["calls"] = {"class_type": "SSTestModelCalls", "inputs": {"model": ["ckpt", 0], "report": report,
+                                                               "interrupt_at": at, "sleep": 0.0}}
+    p["ks"]["inputs"]["model"] = ["calls", 0]
+    entry = server.run(p)
+    assert entry["status"]["status_str"] == "error"
+    assert any(m[0] == "execution_interrupted" for m in entry["status"]["messages"])
+    calls = len(read_report(report))
+    assert at <= calls <= at + 1  # step 3's first call, then its callback raises
+
+
+def test_cancel_button_stops_a_long_run_within_one_step(server):
+    report = os.path.join(server.reports, "cancel.jsonl")
+    sleep = 0.25
+    p = base_prompt(sampler="ss_seeds_3", steps=200, cfg=1.0)
+    p["calls"] = {"class_type": "SSTestModelCalls", "inputs": {"model": ["ckpt", 0], "report": report,
+                                                               "interrupt_at": 0, "sleep": sleep}}
+    p["ks"]["inputs"]["model"] = ["calls", 0]
+    status, body = server.queue(p)
+    assert status == 200
+    deadline = time.time() + 120
+    while time.time() < deadline and (not os.path.exists(report) or len(read_report(report)) < 7):
+        time.sleep(0.05)
+    t_cancel = time.time()
+    server.post("/interrupt", {})
+    entry = server.wait(body["prompt_id"], timeout=120)
+    assert any(m[0] == "execution_interrupted" for m in entry["status"]["messages"])
+    after = [r for r in read_report(report) if r["t"] > t_cancel]
+    per_step = SAMPLERS["seeds_3"].calls(**dict(SAMPLERS["seeds_3"].dropdown))
+    assert len(after) <= per_step  # at most the rest of this step and the next step's first call
+    assert len(read_report(report)) < 40
+
+
+def test_frontend_converts_the_workflows_as_the_tests_do(server, defs):
+    """ComfyUI's own page (headless Chromium) turns each example workflow into the same API
+    prompt as comfy_harness.ui_to_api, so the tests run what a user's click would queue."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package")
+    chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    if not os.path.exists(chromium):
+        pytest.skip(f"needs Chromium at {chromium} (Debian package chromium, or set CHROMIUM)")
+    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--no-first-run", "--disable-dev-shm-usage"]
+    wfs = {name: wf for name, wf in H.load_workflows().items() if not H.missing_samplers(wf)}
+    local = copy.deepcopy(defs)
+    ckpt_options = local["CheckpointLoaderSimple"]["inputs"][0][1]
+    for wf in wfs.values():  # the checkpoints the workflows name are not on the test server
+        ckpt_options.extend(n["widgets_values"][0] for n in wf["nodes"] if n["type"] == "CheckpointLoaderSimple")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=args)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.goto(server.url, wait_until="networkidle")
+            page.wait_for_function("() => window.app && window.app.graph", timeout=120_000)
+            for name, wf in wfs.items():
+                out = page.evaluate(
+                    "async (wf) => { await app.loadGraphData(wf); return (await app.graphToPrompt()).output; }", wf)
+                theirs = {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in out.items()}
+                assert theirs == H.ui_to_api(wf, local), name
+        finally:
+            browser.close()
+    templates = server.get("/workflow_templates")
+    assert sorted(templates["seeds_samplers"]) == sorted(H.load_workflows())

@@ -1,0 +1,292 @@
+"""ER-SDE-Solver (ALGORITHMS.md §2): noise-scale functions, the S and S' integrals, the
+official Riemann rule, exactness for polynomial denoisers, and agreement with independent
+reimplementations of the update (the official one and the third-order default)."""
+
+from __future__ import annotations
+
+import math
+
+import mpmath as mp
+import numpy as np
+import pytest
+import torch
+
+from seeds_samplers.samplers.er_sde import NOISE_SCALE_FUNCTIONS, _Phi, noise_scale_function, sample_er_sde
+from seeds_samplers.samplers.model_types import FLOW, VE
+from seeds_samplers.samplers.schedules import edm_sigmas
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+# The paper's table (ALGORITHMS.md §2.3), restated independently in mpmath; eta_f is the
+# func_type-3 parameter (official default 0).
+PHI_MP = {
+    "ode": lambda s: s,
+    "original_sde": lambda s: s**2,
+    "sde_1": lambda s: s * (mp.exp(s ** (0 - 1) / (0 - 1)) + 10),
+    "sde_2": lambda s: s**1.5,
+    "sde_3": lambda s: s**2.5,
+    "sde_4": lambda s: s**0.9 * mp.log10(1 + 100 * s**1.5),
+    "sde_5": lambda s: s * (mp.exp(s**0.3) + 10),
+}
+ETAS = [0.0, 0.5, 1.0, 2.0]
+INTERVALS = [(0.03, 0.05), (0.4, 1.3), (2.0, 14.6), (14.0, 80.0), (0.002, 80.0)]
+
+
+def phi_eta_mp(name, eta):
+    base = PHI_MP[name]
+    return lambda s: s ** (1 - eta) * base(s) ** eta
+
+
+def test_all_seven_functions_are_offered():
+    assert set(NOISE_SCALE_FUNCTIONS) == set(PHI_MP)
+
+
+@pytest.mark.parametrize("name", sorted(PHI_MP))
+@pytest.mark.parametrize("eta", ETAS)
+def test_noise_scale_function_values(name, eta):
+    phi = noise_scale_function(name, eta)
+    ref = phi_eta_mp(name, eta)
+    for s in (0.002, 0.05, 0.7, 1.0, 3.3, 14.6, 80.0):
+        assert float(phi(s)) == pytest.approx(float(ref(mp.mpf(s))), rel=1e-12)
+        # valid noise-scale function: phi(s)/s non-decreasing, so r <= s'/s
+        assert float(phi(s * 1.01)) / (s * 1.01) >= float(phi(s)) / s * (1 - 1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(PHI_MP))
+@pytest.mark.parametrize("eta", ETAS)
+def test_integrals_match_high_precision_quadrature(name, eta):
+    """S = int ds / phi and S' = int (s - s_i) / phi ds over [s_{i+1}, s_i]."""
+    mp.mp.dps = 30
+    ref = phi_eta_mp(name, eta)
+    phi = _Phi(name, eta, "gauss")
+    for lo, hi in INTERVALS:
+        pts = [mp.mpf(lo)] + [mp.mpf(v) for v in np.geomspace(lo, hi, 12)[1:-1]] + [mp.mpf(hi)]
+        S = mp.quad(lambda s: 1 / ref(s), pts)
+        S1 = mp.quad(lambda s: (s - hi) / ref(s), pts)
+        got_S, got_S1 = phi.integrals(lo, hi)
+        assert got_S == pytest.approx(float(S), rel=1e-11), (lo, hi)
+        assert got_S1 == pytest.approx(float(S1), rel=1e-10), (lo, hi)
+        assert got_S1 < 0
+
+
+def _left_riemann(f, lo, hi):
+    """The official rule: 100 nodes lo + k (hi - lo) / 100, k = 0..99, equal weights."""
+    mp.mp.dps = 30
+    lo, hi = mp.mpf(lo), mp.mpf(hi)
+    d = (hi - lo) / 100
+    return sum(f(lo + k * d) for k in range(100)) * d
+
+
+@pytest.mark.parametrize("name", sorted(PHI_MP))
+@pytest.mark.parametrize("eta", [0.5, 1.0])
+def test_riemann100_is_the_official_left_riemann_sum(name, eta):
+    ref = phi_eta_mp(name, eta)
+    phi = _Phi(name, eta, "riemann100")
+    for lo, hi in INTERVALS[:4]:
+        S = _left_riemann(lambda s: 1 / ref(s), lo, hi)
+        S1 = _left_riemann(lambda s: (s - hi) / ref(s), lo, hi)
+        got_S, got_S1 = phi.integrals(lo, hi)
+        assert got_S == pytest.approx(float(S), rel=1e-12)
+        assert got_S1 == pytest.approx(float(S1), rel=1e-11)
+    # and it is a different rule from the exact integral (about 0.2 % off on a typical step)
+    exact_S, _ = _Phi(name, eta, "gauss").integrals(2.0, 14.6)
+    assert abs(phi.integrals(2.0, 14.6)[0] / exact_S - 1) > 1e-4
+
+
+def test_order1_ode_equals_k_diffusion_euler(analytic):
+    from k_diffusion import sampling as ks
+
+    model = analytic("edm")
+    sigmas = edm_sigmas(15, 0.002, 80.0)
+    x = model.prior_sample(4, 80.0, torch.Generator().manual_seed(0))
+    ours = sample_er_sde(model, x, sigmas, order=1, noise_scale_function="ode", disable=True)
+    ref = ks.sample_euler(model, x, sigmas, disable=True)
+    assert (ours - ref).abs().max().item() <= 1e-6
+    assert (ours - x).abs().max().item() > 1.0
+
+
+def test_callable_noise_scale_function(analytic):
+    model = analytic("edm")
+    sigmas = edm_sigmas(8, 0.01, 20.0)
+    x = model.prior_sample(2, 20.0, torch.Generator().manual_seed(1))
+    a = sample_er_sde(model, x, sigmas, noise_scale_function=lambda s: s**2, extra_args={"seed": 4}, disable=True)
+    b = sample_er_sde(model, x, sigmas, noise_scale_function="original_sde", extra_args={"seed": 4}, disable=True)
+    assert (a - b).abs().max().item() <= 1e-10
+
+
+# --- exactness for polynomial denoisers ----------------------------------------------------
+
+
+class _PolyDenoiser:
+    """D(x, sigma) = sum_m c_m s^m in the VE-equivalent s, whatever x."""
+
+    def __init__(self, mt, coeffs):
+        self.mt, self.coeffs, self.seeds_model_type = mt, coeffs, mt
+
+    def __call__(self, x, sigma, **kw):
+        s = self.mt.ve_sigma(float(sigma.reshape(-1)[0]))
+        return sum(c * s**m for m, c in enumerate(self.coeffs)).expand_as(x).clone()
+
+
+def _exact_er_step(mt, x, sig0, sig1, coeffs, name, eta):
+    """x at sig1 from x at sig0 without noise: y' = r y + phi(s') int_{s'}^{s} phi'/phi^2 D du."""
+    mp.mp.dps = 30
+    ref = phi_eta_mp(name, eta)
+    s0, s1 = mt.ve_sigma(sig0), mt.ve_sigma(sig1)
+    p0, p1 = ref(mp.mpf(s0)), ref(mp.mpf(s1))
+    y = x / mt.alpha(sig0)
+    out = float(p1 / p0) * y
+    for m, c in enumerate(coeffs):
+        k = mp.quad(lambda u: mp.diff(ref, u) / ref(u) ** 2 * u**m, [mp.mpf(s1), mp.mpf(s0)])
+        out = out + float(p1 * k) * c
+    return out * mt.alpha(sig1)
+
+
+@pytest.mark.parametrize("mt", [VE, FLOW], ids=["ve", "flow"])
+@pytest.mark.parametrize("name,eta", [("sde_5", 1.0), ("original_sde", 1.0), ("sde_2", 1.0),
+                                      ("sde_4", 1.0), ("sde_1", 0.5), ("ode", 1.0)])
+@pytest.mark.parametrize("order", [2, 3])
+def test_orders_exact_for_polynomial_denoiser(mt, name, eta, order):
+    """Order k is exact (after its warm-up steps) when D is a polynomial of degree k-1 in s;
+    a degree-k polynomial is not integrated exactly (so the check has power)."""
+    g = torch.Generator().manual_seed(order)
+    shape = (1, 2, 3, 3)
+    coeffs = [torch.randn(shape, generator=g, dtype=torch.float64) for _ in range(order + 1)]
+    sig = [0.93, 0.8, 0.62, 0.45, 0.3, 0.18, 0.09] if mt.is_flow else [12.0, 7.0, 4.0, 2.2, 1.1, 0.5, 0.2]
+    x = torch.randn(shape, generator=g, dtype=torch.float64)
+    for degree in (order - 1, order):
+        model = _PolyDenoiser(mt, coeffs[: degree + 1])
+        states = []
+        out = sample_er_sde(model, x, torch.tensor(sig, dtype=torch.float64), order=order,
+                            noise_scale_function=name, eta=eta, s_noise=0.0,
+                            callback=lambda d: states.append(d["x"]), disable=True)
+        states.append(out)
+        errs = []
+        for i in range(order - 1, len(sig) - 1):
+            want = _exact_er_step(mt, states[i], sig[i], sig[i + 1], coeffs[: degree + 1], name, eta)
+            errs.append((states[i + 1] - want).abs().max().item() / max(want.abs().max().item(), 1.0))
+        if degree == order - 1:
+            assert max(errs) <= 1e-9, errs
+        else:
+            assert max(errs) > 1e-6, errs
+
+
+# --- agreement with independent reimplementations of the update -----------------------------
+
+
+def _reference_er_sde(model, x, sig, order, name, eta, official, noise):
+    """ER-SDE in plain float64 NumPy/mpmath on a VE model, from ALGORITHMS.md §2.2.
+
+    official=True: left 100-point Riemann integrals and D'(s_i) ~ Delta1_i (the paper's
+    code); official=False: exact integrals and D'(s_i) ~ Delta1_i + (s_i - s_{i-1}) Delta2_i / 2.
+    """
+    mp.mp.dps = 25
+    ref = phi_eta_mp(name, eta)
+    xs = x.numpy().astype(np.float64)
+    hist = []
+    for i in range(len(sig) - 1):
+        s, t = sig[i], sig[i + 1]
+        d = model(torch.from_numpy(xs), torch.tensor([s] * xs.shape[0], dtype=torch.float64)).numpy()
+        hist.append(d)
+        if t == 0:
+            xs = d
+            continue
+        k = min(order, i + 1)
+        r = float(ref(mp.mpf(t)) / ref(mp.mpf(s)))
+        if official:
+            S = float(_left_riemann(lambda u: 1 / ref(u), t, s))
+            S1 = float(_left_riemann(lambda u: (u - s) / ref(u), t, s))
+        else:
+            S = float(mp.quad(lambda u: 1 / ref(u), [t, s]))
+            S1 = float(mp.quad(lambda u: (u - s) / ref(u), [t, s]))
+        pt = float(ref(mp.mpf(t)))
+        new = r * xs + (1 - r) * d
+        if k >= 2:
+            d1 = (d - hist[-2]) / (s - sig[i - 1])
+            if k >= 3:
+                d1p = (hist[-2] - hist[-3]) / (sig[i - 1] - sig[i - 2])
+                d2 = 2 * (d1 - d1p) / (s - sig[i - 2])
+                new = new + ((t - s) ** 2 / 2 + pt * S1) * d2
+                if not official:
+                    d1 = d1 + (s - sig[i - 1]) * d2 / 2
+            new = new + ((t - s) + pt * S) * d1
+        new = new + math.sqrt(max(t * t - r * r * s * s, 0.0)) * noise[i]
+        xs = new
+    return torch.from_numpy(xs)
+
+
+@pytest.mark.parametrize("official", [True, False], ids=["riemann100-official", "gauss-third-order"])
+@pytest.mark.parametrize("name", ["sde_5", "sde_4", "original_sde"])
+def test_full_run_matches_independent_reimplementation(analytic, official, name):
+    model = analytic("edm")
+    sig = edm_sigmas(9, 0.01, 40.0).tolist()
+    x = model.prior_sample(2, 40.0, torch.Generator().manual_seed(2))
+    g = torch.Generator().manual_seed(3)
+    noise = [torch.randn(x.shape, generator=g, dtype=torch.float64) for _ in sig]
+    it = iter(noise)
+    ours = sample_er_sde(model, x, torch.tensor(sig, dtype=torch.float64), order=3, noise_scale_function=name,
+                         quadrature="riemann100" if official else "gauss",
+                         noise_sampler=lambda a, b: next(it), disable=True)
+    want = _reference_er_sde(model, x, sig, 3, name, 1.0, official, [n.numpy() for n in noise])
+    assert (ours - want).abs().max().item() <= 1e-9
+    # the two derivative estimates differ: the default is not the official update
+    other = _reference_er_sde(model, x, sig, 3, name, 1.0, not official, [n.numpy() for n in noise])
+    assert (ours - other).abs().max().item() > 1e-6
+
+
+# --- noise --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(PHI_MP))
+def test_eta0_is_the_ode_and_draws_no_noise(analytic, name):
+    model = analytic("edm")
+    sigmas = edm_sigmas(6, 0.01, 10.0)
+    x = model.prior_sample(2, 10.0, torch.Generator().manual_seed(4))
+
+    def forbidden(a, b):
+        raise AssertionError("the ODE drew noise")
+
+    a = sample_er_sde(model, x, sigmas, noise_scale_function=name, eta=0.0, noise_sampler=forbidden, disable=True)
+    state = torch.get_rng_state()  # without a seed a stochastic run would draw one from torch's RNG
+    assert torch.equal(sample_er_sde(model, x, sigmas, noise_scale_function=name, eta=0.0, disable=True), a)
+    assert torch.equal(state, torch.get_rng_state())
+    b = sample_er_sde(model, x, sigmas, noise_scale_function="ode", disable=True)
+    assert (a - b).abs().max().item() <= 1e-12
+    calls = []
+    sample_er_sde(model, x, sigmas, noise_scale_function=name, eta=1.0, disable=True,
+                  noise_sampler=lambda s, t: calls.append(1) or torch.zeros_like(x))
+    assert len(calls) == (0 if name == "ode" else len(sigmas) - 2)
+
+
+@pytest.mark.parametrize("mt", [VE, FLOW], ids=["ve", "flow"])
+def test_injected_noise_variance(mt):
+    """One step from x = 0 with D = 0: x' = alpha' sqrt(s'^2 - r^2 s^2) s_noise xi."""
+    sig = [0.7, 0.4] if mt.is_flow else [3.0, 1.4]
+
+    class Zero:
+        seeds_model_type = mt
+
+        def __call__(self, x, sigma, **kw):
+            return torch.zeros_like(x)
+
+    x = torch.zeros(4, 1, 100, 100, dtype=torch.float64)
+    out = sample_er_sde(Zero(), x, torch.tensor(sig, dtype=torch.float64), s_noise=0.8,
+                        extra_args={"seed": 5}, disable=True)
+    phi = noise_scale_function("sde_5")
+    s0, s1 = mt.ve_sigma(sig[0]), mt.ve_sigma(sig[1])
+    r = float(phi(s1) / phi(s0))
+    var = (0.8 * mt.alpha(sig[1])) ** 2 * (s1**2 - r * r * s0**2)
+    n = out.numel()
+    assert out.var().item() == pytest.approx(var, rel=5 * math.sqrt(2 / n))
+    assert abs(out.mean().item()) <= 5 * math.sqrt(var / n)
+
+
+@pytest.mark.parametrize("bad", [dict(order=0), dict(order=4), dict(noise_scale_function="sde_9"),
+                                 dict(quadrature="simpson"), dict(eta=-1.0), dict(noise_type="pink")])
+def test_bad_parameters_raise_before_any_model_call(analytic, bad):
+    model = analytic("edm")
+    x = torch.zeros(1, 3, 8, 8, dtype=torch.float64)
+    with pytest.raises(ValueError) as err:
+        sample_er_sde(model, x, edm_sigmas(4, 0.01, 10.0), disable=True, **bad)
+    assert model.calls == 0
+    assert next(iter(bad)) in str(err.value)
