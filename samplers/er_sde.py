@@ -28,7 +28,7 @@ ODE, 1 the chosen function (ComfyUI PR #15428 extends eta the same way).
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -69,7 +69,8 @@ class _Phi:
             raise ValueError(f"quadrature must be one of {QUADRATURES}, got {quadrature!r}")
         self.eta = eta
         self.base = base
-        self.power = None if power is None else 1.0 + eta * (power - 1.0)
+        # phi_0(s) = s whatever phi: the eta = 0 ODE uses the closed form
+        self.power = 1.0 if eta == 0.0 else None if power is None else 1.0 + eta * (power - 1.0)
         self.quadrature = quadrature
         # eta = 0 is the probability-flow ODE whatever phi (phi_0(s) = s)
         self.is_ode = self.power == 1.0 or eta == 0.0
@@ -82,6 +83,26 @@ class _Phi:
 
     def integrals(self, lo: float, hi: float) -> Tuple[float, float]:
         """S = int_lo^hi ds / phi and S' = int_lo^hi (s - hi) / phi ds."""
+        S, S1 = self.integrals_many([lo], [hi])
+        return float(S[0]), float(S1[0])
+
+    def integrals_many(self, lo: Sequence[float], hi: Sequence[float]) -> Tuple[np.ndarray, np.ndarray]:
+        """:meth:`integrals` for every step of a schedule at once (arrays of S and S')."""
+        lo = np.asarray(lo, dtype=np.float64)
+        hi = np.asarray(hi, dtype=np.float64)
+        if lo.size == 0:
+            return lo, lo
+        if self.quadrature == "gauss" and self.power is None:
+            def both(s):
+                inv = 1.0 / self(s)
+                return np.stack([inv, (s - hi[:, None, None]) * inv])
+
+            S, S1 = integrate_log(both, lo, hi)
+            return S, S1
+        out = [self._integrals_one(float(a), float(b)) for a, b in zip(lo, hi)]
+        return np.array([o[0] for o in out]), np.array([o[1] for o in out])
+
+    def _integrals_one(self, lo: float, hi: float) -> Tuple[float, float]:
         if self.quadrature == "riemann100":
             ds = (hi - lo) / 100.0
             s = lo + ds * np.arange(100)
@@ -92,9 +113,7 @@ class _Phi:
             S = math.log(hi / lo) if q == 1.0 else (hi ** (1 - q) - lo ** (1 - q)) / (1 - q)
             first = math.log(hi / lo) if q == 2.0 else (hi ** (2 - q) - lo ** (2 - q)) / (2 - q)
             return S, first - hi * S
-        S = integrate_log(lambda s: 1.0 / self(s), lo, hi)
-        S1 = integrate_log(lambda s: (s - hi) / self(s), lo, hi)
-        return S, S1
+        raise AssertionError("non-power gauss integrals go through integrals_many")
 
 
 def noise_scale_function(name: Union[str, Callable] = "sde_5", eta: float = 1.0) -> Callable:
@@ -145,7 +164,11 @@ def sample_er_sde(
     s = run.ve
     official = quadrature == "riemann100"
 
-    # Per-step coefficients, float64, before the loop.
+    # Per-step coefficients, float64, before the loop. The Delta1/Delta2 terms are linear
+    # in D_i, D_{i-1}, D_{i-2}, so each step is x_{i+1} = cx x_i + sum_j w_j D_{i-j} + noise.
+    steps = [i for i in range(run.n_steps) if not run.is_denoise_step(i)]
+    S_all, S1_all = phi.integrals_many([s[i + 1] for i in steps], [s[i] for i in steps])
+    integrals = {i: (float(a), float(b)) for i, a, b in zip(steps, S_all, S1_all)}
     coef = []
     for i in range(run.n_steps):
         if run.is_denoise_step(i):
@@ -153,23 +176,34 @@ def sample_er_sde(
             continue
         p_s, p_t = float(phi(s[i])), float(phi(s[i + 1]))
         r = p_t / p_s
-        S, S1 = phi.integrals(s[i + 1], s[i])
+        S, S1 = integrals[i]
         ds = s[i + 1] - s[i]
         a_t = run.alpha[i + 1]
+        k = min(order, i + 1)  # warm-up while the history builds
+        w = [a_t * (1.0 - r)]
+        if k >= 2:
+            c1 = a_t * (ds + p_t * S)
+            h1 = s[i] - s[i - 1]
+            w[0] += c1 / h1  # Delta1 = (D_i - D_{i-1}) / h1
+            w.append(-c1 / h1)
+        if k >= 3:
+            # weight of Delta2 once D'(s_i) = Delta1 + (s_i - s_{i-1}) Delta2 / 2 (see module
+            # doc); the official estimate (riemann100) drops that correction.
+            c2 = a_t * (ds * ds / 2.0 + p_t * S1 + (0.0 if official else (ds + p_t * S) * h1 / 2.0))
+            h2 = s[i - 1] - s[i - 2]
+            k2 = c2 * 2.0 / (s[i] - s[i - 2])  # Delta2 = k2-scaled (Delta1_i - Delta1_{i-1})
+            w[0] += k2 / h1
+            w[1] += -k2 / h1 - k2 / h2
+            w.append(k2 / h2)
         coef.append(dict(
             cx=a_t / run.alpha[i] * r,
-            cd=a_t * (1.0 - r),
-            c1=a_t * (ds + p_t * S),
-            c2=a_t * (ds * ds / 2.0 + p_t * S1),
-            # weight of Delta2 once D'(s_i) = Delta1 + (s_i - s_{i-1}) Delta2 / 2 (see module doc)
-            c2_full=a_t * (ds * ds / 2.0 + p_t * S1
-                           + (0.0 if i == 0 or official else (ds + p_t * S) * (s[i] - s[i - 1]) / 2.0)),
+            w=w,
             noise=a_t * math.sqrt(max(s[i + 1] ** 2 - (r * s[i]) ** 2, 0.0)) * nf,
             bounds=SamplerRun.host_pair(run.sigma[i], run.sigma[i + 1]),
         ))
 
     x = run.x
-    d_prev = delta1_prev = None  # history for the divided differences
+    history = []  # D_i, D_{i-1}, D_{i-2} (newest first)
     for i in run.steps():
         denoised = run.denoise(x, run.sigma_dev[i])
         run.report(i, x, denoised)
@@ -177,17 +211,10 @@ def sample_er_sde(
         if c is None:
             x = denoised
             continue
-        k = min(order, i + 1)
-        # in-place accumulation: one allocation per term, no temporaries
-        x_new = torch.mul(x, c["cx"]).add_(denoised, alpha=c["cd"])
-        delta1 = None
-        if k >= 2:
-            delta1 = (denoised - d_prev).div_(s[i] - s[i - 1])
-            x_new.add_(delta1, alpha=c["c1"])
-        if k >= 3:
-            x_new.add_(delta1 - delta1_prev, alpha=c["c2_full"] * 2.0 / (s[i] - s[i - 2]))
+        history = [denoised] + history[:2]
+        x = torch.mul(x, c["cx"])
+        for d, w in zip(history, c["w"]):
+            x.add_(d, alpha=w)
         if ns is not None and c["noise"] > 0:
-            x_new.add_(ns(*c["bounds"]), alpha=c["noise"])
-        delta1_prev, d_prev = delta1, denoised
-        x = x_new
+            x.add_(ns(*c["bounds"]), alpha=c["noise"])
     return run.finish(x)

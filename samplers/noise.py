@@ -253,5 +253,6 @@ class StageNoise:
 
     def stage(self, k: int, prev: Optional[torch.Tensor], noise_sampler: NoiseSampler) -> torch.Tensor:
         xi = noise_sampler(*self.bounds[k])
-        fresh = xi * self.b[k]
-        return fresh if prev is None else prev * self.a[k] + fresh
+        if prev is None:
+            return xi * self.b[k]
+        return torch.mul(prev, self.a[k]).add_(xi, alpha=self.b[k])

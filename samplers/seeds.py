@@ -135,12 +135,13 @@ def _seeds(
         outs = []  # model output (D or eps) at each stage
         noise = None
         for p in range(len(step.points)):
-            x_p = x * step.cx[p] + base * step.cd[p]
+            # in-place accumulation keeps the per-call cost near the noise draw's
+            x_p = torch.mul(x, step.cx[p]).add_(base, alpha=step.cd[p])
             if feeds[p] >= 0:
-                x_p = x_p + (outs[feeds[p]] - base) * weights[i][p]
+                x_p.add_(outs[feeds[p]] - base, alpha=weights[i][p])
             if step.noise is not None:
                 noise = step.noise.stage(p, noise, noise_sampler)
-                x_p = x_p + noise
+                x_p.add_(noise)
             if p == len(step.points) - 1:
                 x = x_p
             else:

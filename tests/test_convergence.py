@@ -18,6 +18,7 @@ Run ``python tests/test_convergence.py`` to print the table of docs/orders.md.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 import sys
 from typing import Callable, Dict, List, Sequence
 
@@ -421,5 +422,21 @@ def main() -> None:  # pragma: no cover - documentation helper
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    # ``--readme README.md`` also writes the tables into the README's orders section.
+    if len(sys.argv) == 3 and sys.argv[1] == "--readme":
+        import contextlib
+        import io
+
+        from seeds_samplers.bench.report import replace_section
+
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            main()
+        print(buf.getvalue())
+        body = ("Command: `python tests/test_convergence.py --readme README.md`; the set-up and how to read "
+                "the SDE columns are in [docs/orders.md](docs/orders.md). DEIS and iPNDM orders are asserted "
+                "by `tests/test_deis.py` (theory ±0.3, VE and flow).\n\n" + buf.getvalue().replace("## ", "#### "))
+        replace_section(Path(sys.argv[2]), "orders", body)
+    else:
+        main()
     sys.exit(0)
