@@ -22,8 +22,7 @@ from typing import Callable, List, Optional, Sequence
 import torch
 
 from ..samplers.registry import SAMPLERS
-from ..samplers.schedules import sd_discrete_sigmas
-from .compare import Contender, kdiffusion, ours, quality_table, reference_solve, schedule_for
+from .compare import Contender, kdiffusion, ours, quality_table, reference_solve
 from .gmm import AnalyticDenoiser
 from .metrics import mixture_stats
 from .report import pivot_markdown, plot_metric, replace_section
@@ -67,12 +66,6 @@ def _schedule(kind: str) -> str:
     return "uniform" if kind == "flow" else "edm_rho"
 
 
-def _sigmas(model: AnalyticDenoiser, intervals: int, schedule: str) -> torch.Tensor:
-    if schedule == "uniform":  # ComfyUI's "simple": uniform in the model's own timesteps
-        return sd_discrete_sigmas(intervals, model.seeds_model_type.sigma_table)
-    return schedule_for(model, intervals, schedule)
-
-
 def quality(kind: str, samples: int, budgets: Sequence[int], seed: int, log=print) -> tuple:
     model = AnalyticDenoiser(kind=kind, shift=3.0 if kind == "flow" else 1.0)
     g = torch.Generator().manual_seed(seed)
@@ -89,14 +82,7 @@ def quality(kind: str, samples: int, budgets: Sequence[int], seed: int, log=prin
 
     contenders = configurations() + [kdiffusion(k) for k in QUALITY_BASELINES]
     log(f"[{kind}] {samples} samples, schedule {schedule}, exact-sample W2 {floor:.4f}")
-    import seeds_samplers.bench.compare as cmp  # schedules resolve through compare.schedule_for
-
-    original = cmp.schedule_for
-    cmp.schedule_for = lambda m, n, s: _sigmas(m, n, s)
-    try:
-        rows = quality_table(contenders, model, x, budgets, schedule, seed, reference, log)
-    finally:
-        cmp.schedule_for = original
+    rows = quality_table(contenders, model, x, budgets, schedule, seed, reference, log)
     return rows, floor, schedule
 
 

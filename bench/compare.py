@@ -17,7 +17,7 @@ import torch
 
 from ..samplers import registry
 from ..samplers.model_types import ModelType
-from ..samplers.schedules import SCHEDULES
+from ..samplers.schedules import SCHEDULES, sd_discrete_sigmas
 from .gmm import AnalyticDenoiser
 from .metrics import mixture_stats
 
@@ -94,7 +94,10 @@ def kdiffusion(name: str, **params: Any) -> Contender:
 
 
 def schedule_for(model: AnalyticDenoiser, intervals: int, schedule: str = "edm_rho") -> torch.Tensor:
-    """``intervals`` + 1 sigmas ending in 0 over the model's own range."""
+    """``intervals`` + 1 sigmas ending in 0 over the model's own range: a registered
+    schedule id, or ``"uniform"`` (uniform in the model's own timesteps, ComfyUI's "simple")."""
+    if schedule == "uniform":
+        return sd_discrete_sigmas(intervals, model.seeds_model_type.sigma_table)
     return SCHEDULES[schedule](intervals, model.seeds_model_type)
 
 
