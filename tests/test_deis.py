@@ -9,7 +9,6 @@ from __future__ import annotations
 import inspect
 import math
 from fractions import Fraction
-from typing import Callable, List
 
 import numpy as np
 import pytest
@@ -39,6 +38,12 @@ from seeds_samplers.samplers.vp_time import (
     sigma_time,
 )
 
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from solver_doubles import Counting, PolyEpsModel  # noqa: E402
+
 F64 = torch.float64
 
 
@@ -46,37 +51,6 @@ F64 = torch.float64
 def mix(make_mixture) -> GaussianMixture:
     """3 overlapping components in 1x2x2: smooth enough for asymptotic convergence tests."""
     return make_mixture(shape=(1, 2, 2), stds=(0.5, 0.8, 0.6), weights=(0.5, 0.3, 0.2), sep=0.6, seed=0)
-
-
-class Counting:
-    """Wraps a model, recording every sigma it is called with."""
-
-    def __init__(self, model):
-        self.model = model
-        self.sigmas: List[float] = []
-        self.seeds_model_type = getattr(model, "seeds_model_type", None)
-
-    def __call__(self, x, sigma, **kw):
-        self.sigmas.append(float(sigma.reshape(-1)[0]))
-        return self.model(x, sigma, **kw)
-
-    @property
-    def calls(self) -> int:
-        return len(self.sigmas)
-
-
-class PolyEpsModel:
-    """D(x, sigma) = x - sigma g(sigma), so eps = g(sigma) whatever x is: the ODE becomes a
-    quadrature and each step's increment shows the weights the sampler used."""
-
-    def __init__(self, g: Callable[[np.ndarray], np.ndarray], model_type: ModelType):
-        self.g = g
-        self.seeds_model_type = model_type
-
-    def __call__(self, x, sigma, **kw):
-        s = sigma.to(F64).reshape(-1)
-        eps = torch.as_tensor(self.g(s.numpy()), dtype=F64).view(-1, *[1] * (x.ndim - 1))
-        return (x.to(F64) - s.view(-1, *[1] * (x.ndim - 1)) * eps).to(x.dtype)
 
 
 def record(fn, *args, **kw):

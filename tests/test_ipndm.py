@@ -16,9 +16,14 @@ import torch
 from seeds_samplers.bench.gmm import AnalyticDenoiser, GaussianMixture
 from seeds_samplers.samplers.deis import rhoab_coefficients, sample_deis
 from seeds_samplers.samplers.ipndm import IPNDM_VARIANTS, IPNDM_WEIGHTS, ipndm_coefficients, sample_ipndm
-from seeds_samplers.samplers.model_types import VE, ModelType
 from seeds_samplers.samplers.registry import SAMPLERS
 from seeds_samplers.samplers.schedules import edm_sigmas
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from solver_doubles import Counting, PolyEpsModel, polynomial  # noqa: E402
 
 F64 = torch.float64
 
@@ -26,38 +31,6 @@ F64 = torch.float64
 @pytest.fixture(scope="module")
 def mix(make_mixture) -> GaussianMixture:
     return make_mixture(shape=(1, 2, 2), stds=(0.5, 0.8, 0.6), weights=(0.5, 0.3, 0.2), sep=0.6, seed=0)
-
-
-class Counting:
-    def __init__(self, model):
-        self.model = model
-        self.sigmas: List[float] = []
-        self.seeds_model_type = getattr(model, "seeds_model_type", None)
-
-    def __call__(self, x, sigma, **kw):
-        self.sigmas.append(float(sigma.reshape(-1)[0]))
-        return self.model(x, sigma, **kw)
-
-    @property
-    def calls(self) -> int:
-        return len(self.sigmas)
-
-
-class PolyEpsModel:
-    """eps = g(sigma) whatever x is (D = x - sigma g(sigma))."""
-
-    def __init__(self, coeffs, model_type: ModelType = VE):
-        self.coeffs = np.asarray(coeffs, dtype=np.float64)
-        self.seeds_model_type = model_type
-
-    def g(self, s):
-        return np.polynomial.polynomial.polyval(np.asarray(s, dtype=np.float64), self.coeffs)
-
-    def __call__(self, x, sigma, **kw):
-        s = sigma.to(F64).reshape(-1)
-        view = (-1,) + (1,) * (x.ndim - 1)
-        eps = torch.as_tensor(self.g(s.numpy()), dtype=F64).view(view)
-        return (x.to(F64) - s.view(view) * eps).to(x.dtype)
 
 
 def record(fn, *args, **kw):
@@ -110,7 +83,7 @@ def test_variable_step_weights_on_unequal_steps():
 
 @pytest.mark.parametrize("order", [1, 2, 3, 4])
 def test_fixed_sampler_steps_use_the_closed_form_weights(order):
-    model = PolyEpsModel(np.random.default_rng(order).normal(size=5))  # eps not polynomial of low degree
+    model = PolyEpsModel(polynomial(np.random.default_rng(order).normal(size=5)))  # eps not polynomial of low degree
     sig = torch.linspace(3.0, 0.5, 11, dtype=F64)  # equal steps
     xs = record(sample_ipndm, model, torch.zeros(1, 2, dtype=F64), sig, order=order, variant="fixed")
     s = sig.tolist()
@@ -124,7 +97,7 @@ def test_fixed_sampler_steps_use_the_closed_form_weights(order):
 @pytest.mark.parametrize("order", [1, 2, 3, 4])
 def test_variable_sampler_is_exact_for_eps_polynomial_on_any_grid(order):
     coeffs = np.random.default_rng(10 + order).normal(size=order)  # degree order - 1
-    model = PolyEpsModel(coeffs)
+    model = PolyEpsModel(polynomial(coeffs))
     sig = edm_sigmas(10, 0.05, 8.0, 7.0)[:-1]  # very unequal steps
     xs = record(sample_ipndm, model, torch.zeros(1, 2, dtype=F64), sig, order=order, variant="variable")
     P = np.polynomial.polynomial.polyint(coeffs)

@@ -1,0 +1,50 @@
+"""Test doubles shared by the multistep-solver tests (DEIS, iPNDM)."""
+
+from __future__ import annotations
+
+from typing import Callable, List
+
+import numpy as np
+import torch
+
+from seeds_samplers.samplers.model_types import VE, ModelType
+
+F64 = torch.float64
+
+
+class Counting:
+    """Wraps a model, recording every sigma it is called with."""
+
+    def __init__(self, model):
+        self.model = model
+        self.sigmas: List[float] = []
+        self.seeds_model_type = getattr(model, "seeds_model_type", None)
+
+    def __call__(self, x, sigma, **kw):
+        self.sigmas.append(float(sigma.reshape(-1)[0]))
+        return self.model(x, sigma, **kw)
+
+    @property
+    def calls(self) -> int:
+        return len(self.sigmas)
+
+
+class PolyEpsModel:
+    """D(x, sigma) = x - sigma g(sigma), so eps = g(sigma) whatever x is: the ODE becomes a
+    quadrature and each step's increment shows the weights the sampler used."""
+
+    def __init__(self, g: Callable[[np.ndarray], np.ndarray], model_type: ModelType = VE):
+        self.g = g
+        self.seeds_model_type = model_type
+
+    def __call__(self, x, sigma, **kw):
+        s = sigma.to(F64).reshape(-1)
+        view = (-1,) + (1,) * (x.ndim - 1)
+        eps = torch.as_tensor(self.g(s.numpy()), dtype=F64).view(view)
+        return (x.to(F64) - s.view(view) * eps).to(x.dtype)
+
+
+def polynomial(coeffs) -> Callable[[np.ndarray], np.ndarray]:
+    """g(s) = sum_k coeffs[k] s^k, in float64."""
+    c = np.asarray(coeffs, dtype=np.float64)
+    return lambda s: np.polynomial.polynomial.polyval(np.asarray(s, dtype=np.float64), c)
