@@ -1,17 +1,27 @@
-"""Command line: ``python -m seeds_samplers demo|bench|docs``."""
+"""Command line: ``python -m seeds_samplers <command> [options]``."""
 
 import sys
+
+COMMANDS = {  # command: (module, what it does)
+    "demo": ("bench.demo", "every sampler vs k-diffusion on an exact model and the digits models"),
+    "bench": ("bench.benchmark", "the benchmark (docs/benchmark.md), sweeps of a sampler's parameters"),
+    "docs": ("bench.docs", "the sampler reference from the registry (README, docs/reference.md)"),
+    "sigma-steps": ("bench.sigma_steps", "what the steps in sigma change (docs/sigma_steps.md)"),
+    "train-digits": ("digits.train", "train a digits model or the FD classifier"),
+    "amed-train": ("amed.train", "train an AMED predictor by distillation"),
+}
 
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"demo": "demo", "bench": "benchmark", "docs": "docs"}
-    if not argv or argv[0] not in commands:
-        print("usage: python -m seeds_samplers {demo|bench|docs} [options]  (--help after a command for its options)")
+    if not argv or argv[0] not in COMMANDS:
+        print("usage: python -m seeds_samplers <command> [options]   (--help after a command for its options)\n")
+        for name, (_, what) in COMMANDS.items():
+            print(f"  {name:13s} {what}")
         return 2
     import importlib
 
-    module = importlib.import_module(f"{__package__}.bench.{commands[argv[0]]}")
+    module = importlib.import_module(f"{__package__}.{COMMANDS[argv[0]][0]}")
     return module.main(argv[1:])
 
 

@@ -16,9 +16,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import torch
 
 from ..samplers import registry
-from ..samplers.model_types import ModelType
-from ..samplers.schedules import SCHEDULES, sd_discrete_sigmas
+from ..samplers.model_types import ModelType, resolve_model_type
+from ..samplers.schedules import SCHEDULES
 from .gmm import AnalyticDenoiser
+from .host_schedules import HOST_SCHEDULES, host_sigmas
 from .metrics import mixture_stats
 
 __all__ = ["Contender", "ours", "kdiffusion", "schedule_for", "run_at_budget", "quality_table",
@@ -83,22 +84,41 @@ def ours(spec_id: str, label: Optional[str] = None, **params: Any) -> Contender:
                      stochastic=spec.is_stochastic(**p), source="ours")
 
 
+KDIFF_STOCHASTIC = ("dpmpp_2m_sde", "dpmpp_3m_sde", "euler_ancestral", "dpmpp_2s_ancestral", "dpmpp_sde")
+
+
+def import_kdiffusion():
+    """``k_diffusion.sampling``, without the deprecation warning its clip dependency prints."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*pkg_resources.*")
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        import k_diffusion.sampling as K
+    return K
+
+
 def kdiffusion(name: str, **params: Any) -> Contender:
     """A k-diffusion sampler; SDE ones get :class:`BatchNoise` instead of torchsde's tree."""
-    import k_diffusion.sampling as K
+    K = import_kdiffusion()
 
     fn = getattr(K, "sample_" + name)
-    stages = {"heun": 2, "dpmpp_2s_ancestral": 2, "dpm_2": 2}.get(name, 1)
-    stochastic = name in ("dpmpp_2m_sde", "dpmpp_3m_sde", "euler_ancestral", "dpmpp_2s_ancestral", "dpmpp_sde")
+    stages = {"heun": 2, "dpmpp_2s_ancestral": 2, "dpm_2": 2, "dpmpp_sde": 2}.get(name, 1)
+    stochastic = name in KDIFF_STOCHASTIC
     return Contender(name, fn, params, stages=stages, stochastic=stochastic, source="k-diffusion")
 
 
-def schedule_for(model: AnalyticDenoiser, intervals: int, schedule: str = "edm_rho") -> torch.Tensor:
-    """``intervals`` + 1 sigmas ending in 0 over the model's own range: a registered
-    schedule id, or ``"uniform"`` (uniform in the model's own timesteps, ComfyUI's "simple")."""
-    if schedule == "uniform":
-        return sd_discrete_sigmas(intervals, model.seeds_model_type.sigma_table)
-    return SCHEDULES[schedule](intervals, model.seeds_model_type)
+def schedule_for(model: Any, intervals: int, schedule: str = "edm_rho") -> torch.Tensor:
+    """``intervals`` + 1 sigmas ending in 0 over the model's own range: a host schedule by
+    its ComfyUI name (:mod:`.host_schedules`: simple, normal, karras, exponential,
+    sgm_uniform, beta) or a schedule id of the package's registry (edm_rho, ...)."""
+    mt = resolve_model_type(getattr(model, "denoiser", model))
+    if schedule in HOST_SCHEDULES:
+        return host_sigmas(schedule, intervals, mt)
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}; host schedules {sorted(HOST_SCHEDULES)}, "
+                         f"registry schedules {sorted(SCHEDULES)}")
+    return SCHEDULES[schedule](intervals, mt)
 
 
 def run_at_budget(c: Contender, model: AnalyticDenoiser, x: torch.Tensor, nfe: int,
@@ -110,18 +130,19 @@ def run_at_budget(c: Contender, model: AnalyticDenoiser, x: torch.Tensor, nfe: i
     return out, model.calls - before
 
 
-def reference_solve(model: AnalyticDenoiser, x: torch.Tensor, sigmas_end: float, sigma_start: float,
-                    steps: int = 400) -> torch.Tensor:
+def reference_solve(model: Any, x: torch.Tensor, sigmas_end: float, sigma_start: float,
+                    steps: int = 400, model_type: Optional[ModelType] = None) -> torch.Tensor:
     """The probability-flow ODE solved to convergence (classical RK4 in half-log-SNR on the
-    VE-equivalent variables, float64) from ``sigma_start`` to ``sigmas_end`` (> 0)."""
-    mt: ModelType = model.seeds_model_type
+    VE-equivalent variables, float64) from ``sigma_start`` to ``sigmas_end`` (> 0).
+    ``model_type``: how ``model`` parameterises x (default: resolved from the model)."""
+    mt: ModelType = model_type or resolve_model_type(model)
     lam0, lam1 = mt.half_log_snr(sigma_start), mt.half_log_snr(sigmas_end)
     y = x.to(torch.float64) / mt.alpha(sigma_start)  # VE-equivalent state
     h = (lam1 - lam0) / steps
 
     def f(y, lam):  # dy/dlam = D - y  (with y = x / alpha, s = e^{-lam}: dy/ds = (y - D)/s)
         s = mt.sigma_at(lam)
-        d = model(y * mt.alpha(s), torch.tensor(s, dtype=torch.float64))
+        d = model((y * mt.alpha(s)).to(x.dtype), torch.tensor(s, dtype=torch.float64))
         return d.to(torch.float64) - y
 
     lam = lam0

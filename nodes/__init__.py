@@ -3,27 +3,65 @@
 * :func:`setup_comfyui` (called by the pack's ``__init__`` when ComfyUI loads it) puts
   every sampler into the KSampler / KSamplerSelect dropdowns as ``ss_<id>`` and every
   schedule into the scheduler dropdown as ``ss_<id>`` (:mod:`.registration`), and
-  returns the node classes (:mod:`.definitions`): one SAMPLER node per sampler family,
-  one SIGMAS node per schedule.
+  returns the node classes (:mod:`.definitions`): one SAMPLER node per sampler, one
+  SIGMAS node per schedule, and the hidden 0.1.0 family node(s) for old workflows.
+* Hand-written node modules: a module of this package named in
+  :data:`EXTRA_NODE_MODULES` (e.g. ``"amed"`` for ``nodes/amed.py``) defines
+  ``NODE_CLASS_MAPPINGS`` and, optionally, ``NODE_DISPLAY_NAME_MAPPINGS``. Its nodes are
+  added after the generated ones; a node id it shares with a generated node replaces
+  that node (for a sampler whose node needs more than its registry parameters). If the
+  module has a ``comfyui_setup()`` function, :func:`setup_comfyui` calls it once ComfyUI
+  loads the pack (e.g. to register a model folder). A module that fails to import, or
+  whose setup fails, is logged and skipped; the other nodes still load.
 * All ``comfy`` imports live in this package, and only :mod:`.registration` and the
-  nodes' run methods need them; :func:`node_definitions` works without ComfyUI.
+  nodes' run methods need them; :func:`node_definitions` works without ComfyUI as long
+  as the extra modules import ``comfy`` lazily too.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 from typing import Dict, Tuple
 
-__all__ = ["setup_comfyui", "node_definitions"]
+__all__ = ["setup_comfyui", "node_definitions", "EXTRA_NODE_MODULES"]
 
 log = logging.getLogger("seeds_samplers")
 
+# Modules of this package with hand-written nodes, merged after the generated ones.
+EXTRA_NODE_MODULES: Tuple[str, ...] = ("amed",)
 
-def node_definitions() -> Tuple[Dict[str, type], Dict[str, str]]:
+
+def _extra_nodes(modules: Tuple[str, ...], setup: bool = False) -> Tuple[Dict[str, type], Dict[str, str]]:
+    classes: Dict[str, type] = {}
+    names: Dict[str, str] = {}
+    for name in modules:
+        try:
+            mod = importlib.import_module(f".{name}", __name__)
+            mod_classes = dict(getattr(mod, "NODE_CLASS_MAPPINGS"))
+            mod_names = dict(getattr(mod, "NODE_DISPLAY_NAME_MAPPINGS", {}) or {})
+            hook = getattr(mod, "comfyui_setup", None)
+            if setup and callable(hook):
+                hook()
+        except Exception:  # noqa: BLE001 - one broken module must not take the other nodes down
+            log.exception("SEEDS Samplers: node module %r failed to load; its nodes are missing", name)
+            continue
+        classes.update(mod_classes)
+        names.update({k: v for k, v in mod_names.items() if k in mod_classes})
+    return classes, names
+
+
+def node_definitions(_setup: bool = False) -> Tuple[Dict[str, type], Dict[str, str]]:
     """``(NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS)`` without touching ComfyUI."""
     from .definitions import build_node_classes
 
-    return build_node_classes()
+    classes, names = build_node_classes()
+    extra_classes, extra_names = _extra_nodes(EXTRA_NODE_MODULES, setup=_setup)
+    for node_id in extra_classes:
+        names.pop(node_id, None)  # a replaced generated node takes no stale display name along
+    classes.update(extra_classes)
+    names.update(extra_names)
+    return classes, names
 
 
 def setup_comfyui() -> Tuple[Dict[str, type], Dict[str, str]]:
@@ -32,7 +70,7 @@ def setup_comfyui() -> Tuple[Dict[str, type], Dict[str, str]]:
     Node classes are built first, so a failure leaves ComfyUI's lists untouched;
     registering again (the pack imported twice) adds nothing.
     """
-    classes, names = node_definitions()
+    classes, names = node_definitions(_setup=True)
     from .registration import register_all
 
     summary = register_all()

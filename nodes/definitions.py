@@ -1,37 +1,50 @@
 """Node classes generated from the registries (classic ComfyUI node API).
 
-* one SAMPLER node per sampler family (``SAMPLERS`` grouped by ``SamplerSpec.family``),
-  with a ``solver`` combo when the family has several members and one widget per
-  parameter (range, step and tooltip from the ``Param``); it returns
-  ``comfy.samplers.KSAMPLER(spec.function, params)`` for SamplerCustom(Advanced);
+* one SAMPLER node per registered sampler (``SS_Sampler_<id>``), with one widget per
+  parameter of that sampler only (range, step and tooltip from its ``Param``) and its
+  ``SamplerSpec.dropdown`` settings as defaults, so a new node runs exactly what the
+  ``ss_<id>`` dropdown entry runs; it returns ``comfy.samplers.KSAMPLER(spec.function,
+  params)`` for SamplerCustom(Advanced);
 * one SIGMAS node per schedule in ``SCHEDULES`` with ``model``, ``steps``, ``denoise``
-  and the schedule's own parameters.
+  and the schedule's own parameters;
+* for saved workflows of 0.1.0: the combined node of each family in
+  :data:`LEGACY_FAMILY_NODES` (``SS_Sampler_seeds``, with a ``solver`` combo), kept as a
+  hidden ``DEPRECATED`` node that still loads and runs.
+
+Saved workflows store widget values by position, so the inputs of the nodes 0.1.0
+shipped keep their 0.1.0 order (:data:`RELEASED_WIDGETS`) and parameters added to the
+registry since then come after them.
 
 Nothing here imports ComfyUI at module level: ``comfy`` is imported when a node runs,
 so the definitions can be inspected (and the example workflows checked) without a host.
-No sampler or schedule is named here; adding one to a registry adds it to the nodes.
+No sampler or schedule is named here except in the two 0.1.0 compatibility tables;
+adding one to a registry adds its node.
 """
 
 from __future__ import annotations
 
 import copy
 import os
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, Iterable, List, Tuple
 
 import torch
 
 from ..samplers.model_types import model_type_from_model_sampling
 from ..samplers.registry import HOST_PREFIX, SAMPLERS, SamplerSpec
 from ..samplers.schedules import SCHEDULES, ScheduleSpec
-from .widgets import param_input, merge_params
+from .widgets import exact_values, float_steps, merge_params, param_input
 
 __all__ = [
     "SAMPLER_CATEGORY",
     "SCHEDULE_CATEGORY",
+    "LEGACY_FAMILY_NODES",
+    "RELEASED_WIDGETS",
     "families",
     "family_title",
     "sampler_node_id",
+    "sampler_title",
     "schedule_node_id",
+    "schedule_title",
     "scheduler_name",
     "dropdown_settings",
     "schedule_sigmas",
@@ -43,14 +56,51 @@ SAMPLER_CATEGORY = "sampling/custom_sampling/samplers"
 SCHEDULE_CATEGORY = "sampling/custom_sampling/schedulers"
 SOLVER_INPUT = "solver"
 
+# --- 0.1.0 compatibility ------------------------------------------------------------------
+# Families that 0.1.0 showed as one combined node (``SS_Sampler_<family>`` with a solver
+# combo); the node stays, hidden from search, so workflows saved with it keep loading.
+LEGACY_FAMILY_NODES: Tuple[str, ...] = ("seeds",)
+# Input order of every node 0.1.0 shipped: these come first, in this order, so saved
+# widget values (stored by position) land on the same widgets; newer inputs follow.
+RELEASED_WIDGETS: Dict[str, Tuple[str, ...]] = {
+    "SS_Sampler_seeds": ("solver", "eta", "s_noise", "noise_type", "prediction", "stop_at_sigma_min",
+                         "r", "variant", "r1", "r2"),
+    "SS_Sampler_er_sde": ("order", "noise_scale_function", "eta", "s_noise", "quadrature", "noise_type",
+                          "stop_at_sigma_min"),
+    "SS_Sampler_deis": ("variant", "order", "tau_map", "lower_order_final", "stop_at_sigma_min"),
+    "SS_Sampler_ipndm": ("order", "variant", "stop_at_sigma_min"),
+    "SS_Sigmas_logsnr_uniform": ("model", "steps", "denoise"),
+    "SS_Sigmas_vp_time_uniform": ("model", "steps", "denoise", "rho"),
+    "SS_Sigmas_deis_quadratic": ("model", "steps", "denoise", "kappa"),
+    "SS_Sigmas_edm_rho": ("model", "steps", "denoise", "rho"),
+}
+
+
+def _released_order(node_id: str, names: Iterable[str]) -> List[str]:
+    """``names`` with the node's 0.1.0 inputs first, in their 0.1.0 order."""
+    names = list(names)
+    first = [n for n in RELEASED_WIDGETS.get(node_id, ()) if n in names]
+    return first + [n for n in names if n not in first]
+
 
 # --- naming: one rule for everything the pack adds to ComfyUI ------------------------
-def sampler_node_id(family: str) -> str:
-    return f"SS_Sampler_{family}"
+def sampler_node_id(sampler_id: str) -> str:
+    """Node id of a sampler (or, for :data:`LEGACY_FAMILY_NODES`, of a family)."""
+    return f"SS_Sampler_{sampler_id}"
+
+
+def sampler_title(spec: SamplerSpec) -> str:
+    """Display name of a sampler's node, e.g. ``SEEDS-2 Sampler (SS)``."""
+    return f"{spec.title} Sampler (SS)"
 
 
 def schedule_node_id(schedule_id: str) -> str:
     return f"SS_Sigmas_{schedule_id}"
+
+
+def schedule_title(spec: ScheduleSpec) -> str:
+    """Display name of a schedule's node, e.g. ``logSNR uniform Schedule (SS)``."""
+    return f"{spec.title} Schedule (SS)"
 
 
 def scheduler_name(schedule_id: str) -> str:
@@ -80,7 +130,58 @@ def dropdown_settings(spec: SamplerSpec) -> Dict[str, Any]:
     return spec.resolve(**dict(spec.dropdown))
 
 
-def _sampler_node(family: str, specs: List[SamplerSpec]) -> Tuple[type, str]:
+def _run_values(spec: SamplerSpec, settings: Dict[str, Any], kwargs: Dict[str, Any]) -> Dict[str, Any]:
+    """The solver's parameters from a node's inputs: its own ones only, shown defaults
+    (0.33) mapped back to the exact ones (1/3), each checked against its range."""
+    values = {p.name: kwargs[p.name] for p in spec.params if p.name in kwargs}
+    return spec.resolve(**exact_values(values, settings, float_steps(spec.params)))
+
+
+def _ksampler(spec: SamplerSpec, params: Dict[str, Any]) -> Tuple[Any]:
+    import comfy.samplers
+
+    return (comfy.samplers.KSAMPLER(spec.function, params),)
+
+
+def _sampler_node(spec: SamplerSpec) -> Tuple[type, str]:
+    """The node of one sampler: its own parameters, defaults = its dropdown entry."""
+    node_id = sampler_node_id(spec.id)
+    settings = dropdown_settings(spec)
+    by_name = {p.name: p for p in spec.params}
+    required = {name: param_input(by_name[name], settings[name])
+                for name in _released_order(node_id, by_name)}
+    input_types = {"required": required}
+    changed = dict(spec.dropdown)
+    description = (
+        f"{spec.title}: {spec.summary} A SAMPLER for SamplerCustom / SamplerCustomAdvanced. "
+        f"A new node runs exactly what {spec.host_name} in the KSampler dropdown runs"
+        + (" (" + ", ".join(f"{k} = {v}" for k, v in changed.items()) + ")" if changed else "")
+        + "; every input acts on this solver."
+    )
+
+    class Node:
+        RETURN_TYPES = ("SAMPLER",)
+        OUTPUT_TOOLTIPS = (f"The {spec.title} sampler with these settings; connect it to SamplerCustom's sampler input.",)
+        FUNCTION = "get_sampler"
+        CATEGORY = SAMPLER_CATEGORY
+        DESCRIPTION = description
+        SS_SPEC = spec
+
+        @classmethod
+        def INPUT_TYPES(cls):
+            return copy.deepcopy(input_types)
+
+        def get_sampler(self, **kwargs):
+            return _ksampler(spec, _run_values(spec, settings, kwargs))
+
+    Node.__name__ = Node.__qualname__ = node_id
+    return Node, sampler_title(spec)
+
+
+def _legacy_family_node(family: str, specs: List[SamplerSpec]) -> Tuple[type, str]:
+    """0.1.0's combined node of a family (``solver`` combo + every member's parameters),
+    hidden from search (``DEPRECATED``) but loading and running as before."""
+    node_id = sampler_node_id(family)
     by_id = {s.id: s for s in specs}
     first = specs[0]
     settings = {s.id: dropdown_settings(s) for s in specs}
@@ -94,37 +195,35 @@ def _sampler_node(family: str, specs: List[SamplerSpec]) -> Tuple[type, str]:
         raise ValueError(f"family {family!r}: a parameter may not be called {SOLVER_INPUT!r}")
 
     required: Dict[str, Any] = {}
-    if len(specs) > 1:
-        required[SOLVER_INPUT] = (
-            [s.id for s in specs],
-            {
-                "default": first.id,
-                "tooltip": "Which solver: " + " ".join(f"{s.id} = {s.title}: {s.summary}" for s in specs),
-            },
-        )
-    for name, p in merged.items():
+    for name in _released_order(node_id, [SOLVER_INPUT] + list(merged)):
+        if name == SOLVER_INPUT:
+            required[name] = (
+                [s.id for s in specs],
+                {"default": first.id,
+                 "tooltip": "Which solver: " + " ".join(f"{s.id} = {s.title}: {s.summary}" for s in specs)},
+            )
+            continue
         owner = first if name in settings[first.id] else users[name][0]
         note = ""
         if len(users[name]) < len(specs):
             note = "(Used by " + ", ".join(s.title for s in users[name]) + " only.)"
-        required[name] = param_input(p, settings[owner.id][name], note)
+        required[name] = param_input(merged[name], settings[owner.id][name], note)
 
     title = family_title(specs)
+    replacements = ", ".join(sampler_title(s) for s in specs)
     description = (
-        f"{title} for SamplerCustom / SamplerCustomAdvanced. "
-        + " ".join(f"{s.title}: {s.summary}" for s in specs)
-        + " A new node starts at the settings of the "
-        + ", ".join(HOST_PREFIX + s.id for s in specs)
-        + " entries of the KSampler dropdown."
+        f"Deprecated: the combined {title} node of version 0.1.0, kept so that saved workflows load. "
+        f"Use {replacements} instead: each has only its own inputs and starts at its dropdown entry's settings."
     )
     input_types = {"required": required}
 
     class Node:
         RETURN_TYPES = ("SAMPLER",)
-        OUTPUT_TOOLTIPS = (f"The {title} sampler with these settings; connect it to SamplerCustom's sampler input.",)
+        OUTPUT_TOOLTIPS = (f"The chosen {title} sampler; connect it to SamplerCustom's sampler input.",)
         FUNCTION = "get_sampler"
         CATEGORY = SAMPLER_CATEGORY
         DESCRIPTION = description
+        DEPRECATED = True
         SS_FAMILY = family
         SS_SPECS = tuple(specs)
 
@@ -133,15 +232,14 @@ def _sampler_node(family: str, specs: List[SamplerSpec]) -> Tuple[type, str]:
             return copy.deepcopy(input_types)
 
         def get_sampler(self, **kwargs):
-            spec = by_id[kwargs.pop(SOLVER_INPUT, first.id)]
-            values = {p.name: kwargs[p.name] for p in spec.params if p.name in kwargs}
-            params = spec.resolve(**values)  # checks each value against this solver's range
-            import comfy.samplers
+            solver = kwargs.pop(SOLVER_INPUT, first.id)
+            if solver not in by_id:
+                raise ValueError(f"{node_id}: solver must be one of {list(by_id)}, got {solver!r}")
+            spec = by_id[solver]
+            return _ksampler(spec, _run_values(spec, settings[spec.id], kwargs))
 
-            return (comfy.samplers.KSAMPLER(spec.function, params),)
-
-    Node.__name__ = Node.__qualname__ = sampler_node_id(family)
-    return Node, f"{title} Sampler (SS)"
+    Node.__name__ = Node.__qualname__ = node_id
+    return Node, f"{title} Sampler (deprecated) (SS)"
 
 
 # --- schedules -------------------------------------------------------------------------
@@ -159,14 +257,20 @@ def schedule_sigmas(spec: ScheduleSpec, model_sampling: Any, steps: int, denoise
 
 
 def _schedule_node(spec: ScheduleSpec) -> Tuple[type, str]:
-    required: Dict[str, Any] = {
+    node_id = schedule_node_id(spec.id)
+    fixed: Dict[str, Any] = {
         "model": ("MODEL", {"tooltip": "The model whose sigma range (and flow/VE type) the schedule spans."}),
         "steps": ("INT", {"default": 20, "min": 1, "max": 10000, "step": 1, "tooltip": "Number of sampling steps."}),
-        "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01,
+        "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "round": 0.01,
                               "tooltip": "Below 1: the tail of a longer schedule, as ComfyUI's BasicScheduler (img2img)."}),
     }
-    for p in spec.params:
-        required[p.name] = param_input(p)
+    by_name = {p.name: p for p in spec.params}
+    clash = set(fixed) & set(by_name)
+    if clash:
+        raise ValueError(f"schedule {spec.id!r}: parameter names {sorted(clash)} are the node's own inputs")
+    exact = {p.name: p.default for p in spec.params}
+    required = {name: fixed[name] if name in fixed else param_input(by_name[name])
+                for name in _released_order(node_id, list(fixed) + list(by_name))}
     input_types = {"required": required}
 
     class Node:
@@ -183,22 +287,29 @@ def _schedule_node(spec: ScheduleSpec) -> Tuple[type, str]:
 
         def get_sigmas(self, model, steps, denoise, **params):
             ms = model.get_model_object("model_sampling")
-            return (schedule_sigmas(spec, ms, steps, denoise, **params),)
+            return (schedule_sigmas(spec, ms, steps, denoise, **exact_values(params, exact, float_steps(spec.params))),)
 
-    Node.__name__ = Node.__qualname__ = schedule_node_id(spec.id)
-    return Node, f"{spec.title} Schedule (SS)"
+    Node.__name__ = Node.__qualname__ = node_id
+    return Node, schedule_title(spec)
 
 
 def build_node_classes() -> Tuple[Dict[str, type], Dict[str, str]]:
-    """``(NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS)`` for the current registries."""
+    """``(NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS)`` for the current registries:
+    one node per sampler and per schedule, then the deprecated 0.1.0 family nodes."""
     classes: Dict[str, type] = {}
     names: Dict[str, str] = {}
-    for family, specs in families().items():
-        cls, display = _sampler_node(family, specs)
+
+    def add(cls: type, display: str) -> None:
+        if cls.__name__ in classes:
+            raise ValueError(f"two nodes would be called {cls.__name__!r}")
         classes[cls.__name__] = cls
         names[cls.__name__] = display
+
+    for spec in SAMPLERS.values():
+        add(*_sampler_node(spec))
     for spec in SCHEDULES.values():
-        cls, display = _schedule_node(spec)
-        classes[cls.__name__] = cls
-        names[cls.__name__] = display
+        add(*_schedule_node(spec))
+    for family, specs in families().items():
+        if family in LEGACY_FAMILY_NODES and len(specs) > 1 and sampler_node_id(family) not in classes:
+            add(*_legacy_family_node(family, specs))
     return classes, names

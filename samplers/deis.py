@@ -1,6 +1,6 @@
 """DEIS: diffusion exponential integrator samplers (Zhang & Chen, ICLR 2023, arXiv 2204.13902).
 
-ALGORITHMS.md §3. In k-diffusion variables (x = x_VP / sqrt(abar), sigma = DEIS's rho) the
+docs/algorithms.md (DEIS). In k-diffusion variables (x = x_VP / sqrt(abar), sigma = DEIS's rho) the
 probability-flow ODE is dx/dsigma = eps(x, sigma) with eps = (x - D) / sigma, and every
 variant takes steps
 
@@ -44,7 +44,10 @@ from typing import Any, Callable, List, Optional, Sequence
 import numpy as np
 import torch
 
+from .lagrange import poly_from_roots, rhoab_coefficients
 from .quadrature import gauss_legendre
+from .params import SIGMA_STEPS, STOP_AT_SIGMA_MIN
+from .registry import Param, SamplerSpec, register
 from .run import SamplerRun
 from .vp_time import TAU_MAPS, TimeMap, model_time
 
@@ -124,34 +127,6 @@ def tab_coefficients(
     return [sign * float(v) for v in wts @ basis]
 
 
-def _poly_from_roots(roots: Sequence[float]) -> List[float]:
-    """Ascending coefficients of prod_m (u - roots[m]) (pure Python: a few multiply-adds)."""
-    c = [1.0]
-    for r in roots:
-        c = [(c[k - 1] if k > 0 else 0.0) - r * (c[k] if k < len(c) else 0.0) for k in range(len(c) + 1)]
-    return c
-
-
-def rhoab_coefficients(nodes: Sequence[float], s0: float, s1: float) -> List[float]:
-    """C_j = int_{s0}^{s1} l_j(sigma) dsigma, Lagrange basis in sigma itself: the
-    variable-step Adams-Bashforth weights in sigma, in closed form.
-
-    With sigma = s0 + h v (h = s1 - s0) the nodes become v_m = (nodes[m] - s0) / h, which
-    are O(1), and C_j = h int_0^1 prod_{m!=j} (v - v_m) / (v_j - v_m) dv exactly.
-    """
-    h = s1 - s0
-    if len(nodes) == 1:
-        return [h]
-    v = [(s - s0) / h for s in nodes]
-    out = []
-    for j, vj in enumerate(v):
-        others = [vm for m, vm in enumerate(v) if m != j]
-        integral = sum(c / (k + 1) for k, c in enumerate(_poly_from_roots(others)))
-        den = math.prod(vj - vm for vm in others)
-        out.append(h * integral / den)
-    return out
-
-
 def _int_pow_exp(k: int, H: float) -> float:
     """I_k(H) = int_0^H u^k e^u du (H <= 0; H = -inf allowed).
 
@@ -189,7 +164,7 @@ def logrho_coefficients(nodes: Sequence[float], s0: float, s1: float) -> List[fl
     out = []
     for j, uj in enumerate(u):
         others = [um for m, um in enumerate(u) if m != j]
-        integral = sum(c * ik for c, ik in zip(_poly_from_roots(others), ints))
+        integral = sum(c * ik for c, ik in zip(poly_from_roots(others), ints))
         out.append(s0 * integral / math.prod(uj - um for um in others))
     return out
 
@@ -212,14 +187,21 @@ def multistep_plan(
     run: SamplerRun, orders: Sequence[int], weights: Callable[[Sequence[float], float, float], List[float]]
 ) -> List[Optional[List[float]]]:
     """Per step: None for a final denoise step, else the Python-float weights C_ij of
-    eps_i, eps_{i-1}, ... (``weights(nodes, sigma_i, sigma_{i+1})``)."""
+    eps_i, eps_{i-1}, ... (``weights(nodes, sigma_i, sigma_{i+1})``). Steps that
+    ``run.mode`` takes in sigma, and a flow model's final step to 0, use the
+    Adams-Bashforth weights in sigma (:func:`rhoab_coefficients`) on the same nodes."""
     s = run.sigma
     plan: List[Optional[List[float]]] = []
     for i in range(run.n_steps):
-        if run.is_denoise_step(i):
+        mode = run.mode[i]
+        if mode == "denoise":
             plan.append(None)
-        else:
-            plan.append([float(c) for c in weights([s[i - j] for j in range(orders[i])], s[i], s[i + 1])])
+            continue
+        # the final step in sigma uses the nominal order (no lower-order final there)
+        k = min(max(orders), i + 1) if mode == "final_ab" else orders[i]
+        nodes = [s[i - j] for j in range(k)]
+        rule = weights if mode == "solver" else rhoab_coefficients
+        plan.append([float(c) for c in rule(nodes, s[i], s[i + 1])])
     return plan
 
 
@@ -303,6 +285,7 @@ def sample_deis(
     lower_order_final: bool = True,
     model_type: Any = None,
     stop_at_sigma_min: bool = False,
+    sigma_steps: bool = True,
 ) -> torch.Tensor:
     """DEIS, every published variant (1 model call per step; ``order`` calls for rhoRK).
 
@@ -327,14 +310,17 @@ def sample_deis(
         model_type: override model-type detection (``"ve"`` or ``"flow"``).
         stop_at_sigma_min: with sigmas ending in 0, stop at the last positive sigma and
             return the state there without the final denoise (as the paper reports FID).
+        sigma_steps: multistep variants: long steps near sigma = 0 (tab, logrho) and a flow
+            model's final step to 0 as Adams-Bashforth steps in sigma (see :mod:`.run`).
     """
     if variant not in DEIS_VARIANTS:
         raise ValueError(f"variant must be one of {DEIS_VARIANTS}, got {variant!r}")
     order = check_order(order)
     if tau_map not in TAU_MAPS:
         raise ValueError(f"tau_map must be one of {TAU_MAPS}, got {tau_map!r}")
-    run = SamplerRun(model, x, sigmas, extra_args, callback, disable,
-                     model_type=model_type, stop_at_sigma_min=stop_at_sigma_min)
+    run = SamplerRun(model, x, sigmas, extra_args, callback, disable, model_type=model_type,
+                     stop_at_sigma_min=stop_at_sigma_min,
+                     sigma_steps=bool(sigma_steps) and variant in ("tab", "logrho", "rhoab"))
     if variant == "rhork":
         return _run_rk(run, order)
     orders = multistep_orders(run.n_steps, order, bool(lower_order_final))
@@ -346,3 +332,30 @@ def sample_deis(
     else:
         weights = rhoab_coefficients if variant == "rhoab" else logrho_coefficients
     return run_multistep(run, multistep_plan(run, orders, weights))
+
+
+register(SamplerSpec(
+    id="deis", function=sample_deis, family="deis", title="DEIS",
+    summary="Diffusion exponential integrator: tAB/rhoAB/log-rho multistep (1 call per step) or rhoRK.",
+    params=(
+        Param("variant", "tab",
+              "tab: polynomial in the model's own time (paper's best); rhoab: in sigma; "
+              "logrho: in log sigma (diffusers); rhork: Runge-Kutta in sigma.",
+              choices=DEIS_VARIANTS),
+        Param("order", 3,
+              "Convergence order = eps values per step (paper's tAB-r is r+1, diffusers' solver_order k is k); "
+              "rhork: 1 Euler, 2 Heun, 3 Kutta, 4 RK4 (that many calls per step).",
+              1, MAX_ORDER, 1),
+        Param("tau_map", "auto",
+              "tab only: auto = the model's own time (discrete table, fitted VP-SDE, flow time); "
+              "vp_fit = the VP-SDE fitted to the model's sigma range.",
+              choices=TAU_MAPS),
+        Param("lower_order_final", True,
+              "Multistep only: with fewer than 15 steps, last step order 1 and the one before "
+              "at most 2 (diffusers' default)."),
+        STOP_AT_SIGMA_MIN, SIGMA_STEPS,
+    ),
+    calls_per_step=lambda p: p["order"] if p["variant"] == "rhork" else 1, stochastic=False,
+    # most accurate variant against the converged ODE at 10-50 NFE (README benchmark)
+    dropdown={"variant": "logrho", "order": 3},
+))

@@ -1,4 +1,4 @@
-"""ER-SDE-Solver orders 1-3 (Cui et al. 2023, arXiv 2309.06169; ALGORITHMS.md §2).
+"""ER-SDE-Solver orders 1-3 (Cui et al. 2023, arXiv 2309.06169; docs/algorithms.md (ER-SDE)).
 
 The extended reverse-time SDE with noise-scale function phi, in VE-equivalent variables
 (x / alpha, s = sigma / alpha), is solved exactly in its linear part:
@@ -28,13 +28,16 @@ ODE, 1 the chosen function (ComfyUI PR #15428 extends eta the same way).
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
 from .noise import NoiseSampler
 from .quadrature import integrate_log
+from .params import (NOISE_END, NOISE_START, NOISE_TYPE, S_NOISE, SIGMA_STEPS, STOP_AT_SIGMA_MIN, eta_param,
+                     injects_noise)
+from .registry import Param, SamplerSpec, register
 from .run import SamplerRun
 
 __all__ = ["sample_er_sde", "NOISE_SCALE_FUNCTIONS", "noise_scale_function"]
@@ -138,6 +141,9 @@ def sample_er_sde(
     noise_type: str = "gaussian",
     model_type: Any = None,
     stop_at_sigma_min: bool = False,
+    noise_start: float = 0.0,
+    noise_end: float = 1.0,
+    sigma_steps: bool = True,
 ) -> torch.Tensor:
     """ER-SDE-Solver (1 model call per step).
 
@@ -151,13 +157,20 @@ def sample_er_sde(
         quadrature: ``"gauss"`` (closed form / Gauss-Legendre, float64, and the third-order
             derivative estimate) or ``"riemann100"`` (the official 100-point rule and the
             official first-order derivative estimate, to reproduce published numbers).
+        noise_start, noise_end: the noise window (fractions of the steps); steps outside
+            it use phi(s) = s, the ODE.
+        sigma_steps: long deterministic steps near sigma = 0 (and a flow model's final
+            step) as Adams-Bashforth steps in sigma (see :mod:`.run`).
         Other arguments as :func:`~seeds_samplers.samplers.seeds.sample_seeds_1`.
     """
     if order not in (1, 2, 3):
         raise ValueError(f"order must be 1, 2 or 3, got {order}")
     phi = _Phi(noise_scale_function, float(eta), quadrature)
+    ode = _Phi("ode", 0.0, quadrature)
+    # the noise window chooses phi per step; s_noise only scales the injected noise
     run = SamplerRun(model, x, sigmas, extra_args, callback, disable,
-                     model_type=model_type, stop_at_sigma_min=stop_at_sigma_min)
+                     model_type=model_type, stop_at_sigma_min=stop_at_sigma_min, stochastic=not phi.is_ode,
+                     noise_window=(noise_start, noise_end), sigma_steps=sigma_steps)
     stochastic = not phi.is_ode and s_noise != 0
     ns = run.noise_sampler(noise_sampler, noise_type) if stochastic else None
     nf = run.noise_factor(s_noise)
@@ -166,25 +179,28 @@ def sample_er_sde(
 
     # Per-step coefficients, float64, before the loop. The Delta1/Delta2 terms are linear
     # in D_i, D_{i-1}, D_{i-2}, so each step is x_{i+1} = cx x_i + sum_j w_j D_{i-j} + noise.
-    steps = [i for i in range(run.n_steps) if not run.is_denoise_step(i)]
-    S_all, S1_all = phi.integrals_many([s[i + 1] for i in steps], [s[i] for i in steps])
-    integrals = {i: (float(a), float(b)) for i, a, b in zip(steps, S_all, S1_all)}
-    coef = []
-    for i in range(run.n_steps):
-        if run.is_denoise_step(i):
-            coef.append(None)
-            continue
-        p_s, p_t = float(phi(s[i])), float(phi(s[i + 1]))
+    # Steps outside the noise window use phi(s) = s (the ODE).
+    solver_steps = [i for i in range(run.n_steps) if run.mode[i] == "solver"]
+    phis = {i: (phi if run.noise_on(i) else ode) for i in solver_steps}
+    integrals = {}
+    for f in (phi, ode):
+        mine = [i for i in solver_steps if phis[i] is f]
+        S_all, S1_all = f.integrals_many([s[i + 1] for i in mine], [s[i] for i in mine])
+        integrals.update({i: (float(a), float(b)) for i, a, b in zip(mine, S_all, S1_all)})
+    coef: List[Optional[dict]] = [None] * run.n_steps
+    for i in solver_steps:
+        f = phis[i]
+        p_s, p_t = float(f(s[i])), float(f(s[i + 1]))
         r = p_t / p_s
         S, S1 = integrals[i]
         ds = s[i + 1] - s[i]
         a_t = run.alpha[i + 1]
         k = min(order, i + 1)  # warm-up while the history builds
-        w = [a_t * (1.0 - r)]
+        w = [a_t * (1.0 - r)]  # weight of D_i: the first-order term
         if k >= 2:
-            c1 = a_t * (ds + p_t * S)
+            c1 = a_t * (ds + p_t * S)  # weight of Delta1 = (D_i - D_{i-1}) / h1
             h1 = s[i] - s[i - 1]
-            w[0] += c1 / h1  # Delta1 = (D_i - D_{i-1}) / h1
+            w[0] += c1 / h1
             w.append(-c1 / h1)
         if k >= 3:
             # weight of Delta2 once D'(s_i) = Delta1 + (s_i - s_{i-1}) Delta2 / 2 (see module
@@ -195,26 +211,51 @@ def sample_er_sde(
             w[0] += k2 / h1
             w[1] += -k2 / h1 - k2 / h2
             w.append(k2 / h2)
-        coef.append(dict(
+        noisy = f is phi and stochastic
+        coef[i] = dict(
             cx=a_t / run.alpha[i] * r,
             w=w,
-            noise=a_t * math.sqrt(max(s[i + 1] ** 2 - (r * s[i]) ** 2, 0.0)) * nf,
+            noise=a_t * math.sqrt(max(s[i + 1] ** 2 - (r * s[i]) ** 2, 0.0)) * nf if noisy else 0.0,
             bounds=SamplerRun.host_pair(run.sigma[i], run.sigma[i + 1]),
-        ))
+        )
 
     x = run.x
     history = []  # D_i, D_{i-1}, D_{i-2} (newest first)
+    eps_history = run.eps_history(order, for_sigma_steps=True)
     for i in run.steps():
         denoised = run.denoise(x, run.sigma_dev[i])
         run.report(i, x, denoised)
-        c = coef[i]
-        if c is None:
-            x = denoised
-            continue
         history = [denoised] + history[:2]
-        x = torch.mul(x, c["cx"])
-        for d, w in zip(history, c["w"]):
-            x.add_(d, alpha=w)
-        if ns is not None and c["noise"] > 0:
-            x.add_(ns(*c["bounds"]), alpha=c["noise"])
+        mode, c = run.mode[i], coef[i]
+        eps_history.push(run.sigma[i], x, denoised)
+        if mode == "denoise":
+            x = denoised
+        elif mode in ("final_ab", "sigma"):  # Adams-Bashforth in sigma (see run.py)
+            x = eps_history.ab_step(x, run.sigma[i], run.sigma[i + 1])
+        else:
+            x = torch.mul(x, c["cx"])
+            for d, w in zip(history, c["w"]):
+                x.add_(d, alpha=w)
+            if ns is not None and c["noise"] > 0:
+                x.add_(ns(*c["bounds"]), alpha=c["noise"])
+                eps_history.clear()
     return run.finish(x)
+
+
+register(SamplerSpec(
+    id="er_sde", function=sample_er_sde, family="er_sde", title="ER-SDE-Solver",
+    summary="Extended-reverse-time SDE solver, orders 1-3, 1 model call per step.",
+    params=(
+        Param("order", 3, "Solver order (1-3); the first steps warm up.", 1, 3, 1),
+        Param("noise_scale_function", "sde_5",
+              "phi(s): sde_5 = s(e^{s^0.3}+10) (paper default), ode = s, original_sde = s^2, sde_1..sde_4 the paper's others.",
+              choices=tuple(NOISE_SCALE_FUNCTIONS)),
+        eta_param(what="0 = ODE, 1 = the chosen noise-scale function (phi_eta = s^(1-eta) phi^eta)"),
+        S_NOISE,
+        Param("quadrature", "gauss", "gauss: exact float64 integrals; riemann100: the official 100-point rule.",
+              choices=("gauss", "riemann100")),
+        NOISE_START, NOISE_END, NOISE_TYPE, STOP_AT_SIGMA_MIN, SIGMA_STEPS,
+    ),
+    calls_per_step=1,
+    stochastic=lambda p: p["noise_scale_function"] != "ode" and injects_noise(p),
+))

@@ -167,6 +167,8 @@ def _forge_predictor_type(model: Any) -> Optional[ModelType]:
     if pred is None:
         return None
     flow = any("Flux" in n or "Flow" in n for n in _class_names(pred))
+    # Forge's predictors name their parameterisation; "const" is flow (ComfyUI's CONST)
+    flow = flow or str(getattr(pred, "prediction_type", "")).lower() == "const"
     smin = getattr(pred, "sigma_min", None)
     smax = getattr(pred, "sigma_max", None)
     return ModelType(
@@ -183,8 +185,9 @@ def resolve_model_type(model: Any, model_type: Any = None) -> ModelType:
     Order: an explicit ``model_type`` (a :class:`ModelType` or a name such as
     ``"ve"``, ``"eps"``, ``"flow"``, ``"const"``); a ``seeds_model_type`` attribute on the
     model (the package's analytic test models); ComfyUI's ``model_sampling`` reached
-    through the model patcher; Forge's predictor; A1111's CompVis denoiser (VE with its
-    discrete sigma table); otherwise VE.
+    through the model patcher, or carried by the model itself (the digits models); Forge's predictor (flow for Flux/Flow classes and
+    prediction type "const"); A1111's/reForge's SD3 denoiser (flow) or CompVis denoiser (VE
+    with its discrete sigma table); otherwise VE.
     """
     if model_type is not None:
         if isinstance(model_type, ModelType):
@@ -196,6 +199,8 @@ def resolve_model_type(model: Any, model_type: Any = None) -> ModelType:
     if isinstance(own, ModelType):
         return own
     ms = _comfy_model_sampling(model)
+    if ms is None:  # a model that carries a host-style model_sampling itself
+        ms = getattr(model, "model_sampling", None)
     if ms is not None and hasattr(ms, "sigma_min"):
         return _from_comfy_model_sampling(ms)
     forge = _forge_predictor_type(model)
@@ -204,8 +209,23 @@ def resolve_model_type(model: Any, model_type: Any = None) -> ModelType:
     inner = getattr(model, "inner_model", None)
     table = _table(inner) if inner is not None else None
     if table is not None:
+        if _is_webui_flow_denoiser(inner):
+            return ModelType("flow", float(table[0]), float(table[-1]), table)
         return ModelType("ve", float(table[0]), float(table[-1]), table)
     return VE
+
+
+def _is_webui_flow_denoiser(inner: Any) -> bool:
+    """A1111's (and reForge's) SD3 denoiser: a k-diffusion DiscreteSchedule named
+    ``SD3Denoiser`` over the flow model's sigmas, whose model noises a latent as
+    (1 - sigma) x0 + sigma eps (it has ``add_noise_to_latent``). Recognised by class name
+    or by that method together with a sigma table inside [0, 1]."""
+    if "SD3Denoiser" in _class_names(inner):
+        return True
+    base = getattr(inner, "inner_model", None)
+    table = _table(inner)
+    return (base is not None and callable(getattr(base, "add_noise_to_latent", None))
+            and table is not None and float(table[-1]) <= 1.0)
 
 
 def with_range(mt: ModelType, sigma_min: float, sigma_max: float) -> ModelType:

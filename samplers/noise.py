@@ -238,7 +238,7 @@ def make_noise_sampler(
 
 
 class StageNoise:
-    """Markov-preserving noise of a multi-stage step (SEEDS, ALGORITHMS.md §1.3).
+    """Markov-preserving noise of a multi-stage step (SEEDS, docs/algorithms.md, SEEDS).
 
     Stage k's noise is ``N_k = a_k * N_{k-1} + b_k * xi_k`` with ``xi_k`` the unit
     increment of the noise sampler on sub-interval k. With the weights from the exact

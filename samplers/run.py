@@ -5,20 +5,51 @@ computes the schedule in float64 on the host once (sigma, half-log-SNR lambda, a
 VE-equivalent sigma), moves sigmas to ``x.device``, and provides the model call, the
 progress bar, the per-step callback and the noise sampler. The step loop then only does
 tensor arithmetic with Python-float coefficients: no host-device synchronisation.
+
+It also decides, once per call, how each step is taken (:attr:`SamplerRun.mode`):
+
+* ``"solver"``: the solver's own update (in half-log-SNR lambda for SEEDS / ER-SDE);
+* ``"sigma"``: a deterministic step in the tail (lambda > 0) whose lambda-width exceeds
+  ``tail_h``, taken on
+  dx/dsigma = (x - D) / sigma in the model's own sigma (Runge-Kutta with the solver's
+  number of stages for single-step solvers, variable-step Adams-Bashforth from the stored
+  eps history for multistep ones). Near sigma = 0, D is smooth in sigma but not in
+  lambda = -log sigma, so long lambda-steps there lose the solver's order (docs/tail.md);
+* ``"final_ab"``: on flow models (velocity finite at sigma = 0), the step from the last
+  positive sigma to 0 as an Adams-Bashforth step in sigma over the stored eps history at
+  no extra model call, instead of the first-order x = D(x, sigma_last);
+* ``"denoise"``: the step to sigma = 0 returns D (VE models: no model below sigma_min).
+
+and which steps inject noise (:meth:`SamplerRun.noise_on`): the noise window
+``[noise_start, noise_end)`` as fractions of the steps; outside it a stochastic solver
+runs its deterministic (eta = 0) update.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 from tqdm.auto import trange
 
+from .lagrange import rhoab_coefficients
 from .model_types import ModelType, resolve_model_type
 from .noise import NOISE_TYPES, NoiseSampler, make_noise_sampler
 
-__all__ = ["SamplerRun", "check_sigmas", "check_latent"]
+__all__ = ["SamplerRun", "EpsHistory", "check_sigmas", "check_latent", "check_window", "SIGMA_RK",
+           "DEFAULT_TAIL_H"]
+
+# Lambda-width above which a deterministic step is taken in sigma (measured: docs/tail.md).
+DEFAULT_TAIL_H = 1.0  # module attribute, read at each call
+
+# Explicit Runge-Kutta tableaus (c, A, b) without a node at the step's end (usable for a
+# step to sigma = 0): Euler; Ralston's 2nd order; Heun's 3rd order.
+SIGMA_RK = {
+    1: ((0.0,), ((),), (1.0,)),
+    2: ((0.0, 2.0 / 3.0), ((), (2.0 / 3.0,)), (0.25, 0.75)),
+    3: ((0.0, 1.0 / 3.0, 2.0 / 3.0), ((), (1.0 / 3.0,), (0.0, 2.0 / 3.0)), (0.25, 0.0, 0.75)),
+}
 
 
 def check_sigmas(sigmas: Any) -> List[float]:
@@ -47,6 +78,11 @@ def check_sigmas(sigmas: Any) -> List[float]:
                 f"sigmas[{i + 1}] = {values[i + 1]})"
             )
     return values
+
+
+def check_window(noise_start: float, noise_end: float) -> None:
+    if not (0.0 <= noise_start <= 1.0 and 0.0 <= noise_end <= 1.0):
+        raise ValueError(f"noise_start and noise_end must lie in [0, 1], got {noise_start}, {noise_end}")
 
 
 def check_latent(x: Any) -> None:
@@ -81,8 +117,14 @@ class SamplerRun:
         *,
         model_type: Any = None,
         stop_at_sigma_min: bool = False,
+        stochastic: bool = False,
+        noise_window: Tuple[float, float] = (0.0, 1.0),
+        sigma_steps: bool = True,
+        stages: int = 1,
+        tail_h: Optional[float] = None,
     ):
         values = check_sigmas(sigmas)
+        check_window(*noise_window)
         check_latent(x)
         self.model = model
         self.extra_args = {} if extra_args is None else extra_args
@@ -108,6 +150,35 @@ class SamplerRun:
         if self.n_steps < 1:
             raise ValueError("stop_at_sigma_min needs at least one step before sigma = 0")
         self.x = x.to(self.dtype)
+        self.stochastic = bool(stochastic)
+        self.noise_window = tuple(float(v) for v in noise_window)
+        self.stages = int(stages)
+        self.tail_h = DEFAULT_TAIL_H if tail_h is None else float(tail_h)
+        self.mode = [self._mode(i, bool(sigma_steps)) for i in range(self.n_steps)]
+        # eps values are kept only if an Adams-Bashforth step in sigma will use them
+        self.needs_history = "final_ab" in self.mode
+
+    def eps_history(self, depth: int, for_sigma_steps: bool = False) -> "EpsHistory":
+        """History for Adams-Bashforth steps in sigma; inactive (no cost) when no step
+        uses it. ``for_sigma_steps``: the solver takes its "sigma" steps with it too."""
+        return EpsHistory(depth, active=self.needs_history or (for_sigma_steps and "sigma" in self.mode))
+
+    def _mode(self, i: int, sigma_steps: bool) -> str:
+        if self.is_denoise_step(i):
+            return "final_ab" if (sigma_steps and self.mt.is_flow) else "denoise"
+        # the tail only (signal above noise, lambda > 0): at the head lambda-steps are right
+        tail = self.lam[i] > 0.0
+        if sigma_steps and tail and self.lam[i + 1] - self.lam[i] > self.tail_h and not self.noise_on(i):
+            return "sigma"
+        return "solver"
+
+    def noise_on(self, i: int) -> bool:
+        """Whether step i lies in the noise window (a fraction i / n of the steps)."""
+        if not self.stochastic:
+            return False
+        lo, hi = self.noise_window
+        f = i / (len(self.sigma) - 1)
+        return lo <= f < hi
 
     # --- host-side helpers -----------------------------------------------------------
     def to_device(self, values: Sequence[float]) -> torch.Tensor:
@@ -151,3 +222,64 @@ class SamplerRun:
 
     def finish(self, x: torch.Tensor) -> torch.Tensor:
         return x.to(self.out_dtype)
+
+    # --- steps in sigma ----------------------------------------------------------------
+    def sigma_rk_plan(self, i: int) -> dict:
+        """Float64 coefficients of the ``stages``-stage Runge-Kutta step i in sigma."""
+        c, A, b = SIGMA_RK[self.stages]
+        s0, s1 = self.sigma[i], self.sigma[i + 1]
+        h = s1 - s0
+        sig = [s0 + ck * h for ck in c]
+        return dict(a=[[aij * h for aij in row] for row in A], b=[bj * h for bj in b],
+                    inv=[1.0 / v for v in sig], sig=self.to_device(sig), sigmas=sig)
+
+    def sigma_rk_step(self, x: torch.Tensor, denoised: torch.Tensor, plan: dict,
+                      history: Optional["EpsHistory"] = None) -> torch.Tensor:
+        """x + h sum_j b_j k_j with k = (x - D) / sigma at the stages (stages - 1 calls);
+        the stage values also go into ``history``."""
+        ks = [(x - denoised) * plan["inv"][0]]
+        for st in range(1, len(plan["b"])):
+            x_st = x
+            for a, k in zip(plan["a"][st], ks):
+                if a != 0.0:
+                    x_st = x_st + k * a
+            d_st = self.denoise(x_st, plan["sig"][st])
+            ks.append((x_st - d_st) * plan["inv"][st])
+            if history is not None:
+                history.push_eps(plan["sigmas"][st], ks[-1])
+        for bj, k in zip(plan["b"], ks):
+            if bj != 0.0:
+                x = x + k * bj
+        return x
+
+
+class EpsHistory:
+    """The eps = (x - D) / sigma values of the current deterministic stretch (newest
+    first), for Adams-Bashforth steps in sigma. Cleared when noise is injected: values
+    from before an injection belong to another trajectory."""
+
+    def __init__(self, depth: int, active: bool = True):
+        self.depth = max(1, int(depth)) if active else 0
+        self.sigmas: List[float] = []
+        self.eps: List[torch.Tensor] = []
+
+    def push(self, sigma: float, x: torch.Tensor, denoised: torch.Tensor) -> None:
+        if self.depth:
+            self.push_eps(sigma, (x - denoised) * (1.0 / sigma))
+
+    def push_eps(self, sigma: float, eps: torch.Tensor) -> None:
+        if not self.depth:
+            return
+        self.sigmas.insert(0, sigma)
+        self.eps.insert(0, eps)
+        del self.sigmas[self.depth:], self.eps[self.depth:]
+
+    def clear(self) -> None:
+        self.sigmas.clear()
+        self.eps.clear()
+
+    def ab_step(self, x: torch.Tensor, s0: float, s1: float) -> torch.Tensor:
+        """x + int_{s0}^{s1} P(sigma) dsigma, P through the stored eps (s0 = newest node)."""
+        for c, e in zip(rhoab_coefficients(self.sigmas, s0, s1), self.eps):
+            x = x + e * c
+        return x

@@ -8,13 +8,12 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, Optional
 
 import torch
 
 from .model_types import ModelType, resolve_model_type
-from .registry import Param
+from .registry import SCHEDULES, Param, ScheduleSpec, register_schedule
 
 __all__ = [
     "edm_sigmas",
@@ -152,26 +151,6 @@ def _need(v: Optional[float]) -> float:
 # --- the schedules hosts offer (ComfyUI scheduler dropdown, SIGMAS nodes, A1111) -------
 
 
-@dataclass(frozen=True)
-class ScheduleSpec:
-    """A schedule over a model's own sigma range: ``function(n, model_type, **params)``."""
-
-    id: str
-    title: str
-    summary: str
-    function: Callable[..., torch.Tensor]
-    params: Tuple[Param, ...] = ()
-
-    def __call__(self, n: int, model_type: ModelType, **params) -> torch.Tensor:
-        by_name = {p.name: p for p in self.params}
-        values = {p.name: p.default for p in self.params}
-        for k, v in params.items():
-            if k not in by_name:
-                raise ValueError(f"schedule {self.id} has no parameter {k!r}")
-            values[k] = by_name[k].check(v)
-        return self.function(n, model_type, **values)
-
-
 def _on_model(mt: ModelType, ve_schedule: Callable[[float, float], torch.Tensor]) -> torch.Tensor:
     """Run a schedule defined on VE sigmas over the model's own range.
 
@@ -187,27 +166,26 @@ def _on_model(mt: ModelType, ve_schedule: Callable[[float, float], torch.Tensor]
     return out
 
 
-SCHEDULES = {
-    s.id: s
-    for s in (
-        ScheduleSpec(
-            "logsnr_uniform", "logSNR uniform", "Uniform in half-log-SNR (SEEDS, DPM-Solver).",
-            lambda n, mt: _on_model(mt, lambda lo, hi: logsnr_uniform_sigmas(n, lo, hi)),
-        ),
-        ScheduleSpec(
-            "vp_time_uniform", "VP time uniform", "Uniform (rho = 1) or power-spaced VP time of the fitted VP-SDE (AMED-Solver).",
-            lambda n, mt, rho: _on_model(mt, lambda lo, hi: vp_time_uniform_sigmas(n, lo, hi, rho=rho)),
-            (Param("rho", 1.0, "Time-spacing exponent (1 = uniform in VP time).", 0.5, 10.0, 0.1),),
-        ),
-        ScheduleSpec(
-            "deis_quadratic", "DEIS quadratic time", "Quadratic in the model's own time (DEIS default, kappa = 2).",
-            lambda n, mt, kappa: time_power_sigmas(n, mt, kappa),
-            (Param("kappa", 2.0, "Time-spacing exponent (2 = quadratic).", 0.5, 10.0, 0.1),),
-        ),
-        ScheduleSpec(
-            "edm_rho", "EDM (rho)", "EDM polynomial over the model's own sigma range (rho = 7 as in the papers).",
-            lambda n, mt, rho: _on_model(mt, lambda lo, hi: edm_sigmas(n, lo, hi, rho=rho)),
-            (Param("rho", 7.0, "Polynomial exponent (7 in EDM).", 1.0, 20.0, 0.1),),
-        ),
-    )
-}
+_BUILTIN = (
+    ScheduleSpec(
+        "logsnr_uniform", "logSNR uniform", "Uniform in half-log-SNR (SEEDS, DPM-Solver).",
+        lambda n, mt: _on_model(mt, lambda lo, hi: logsnr_uniform_sigmas(n, lo, hi)),
+    ),
+    ScheduleSpec(
+        "vp_time_uniform", "VP time uniform", "Uniform (rho = 1) or power-spaced VP time of the fitted VP-SDE (AMED-Solver).",
+        lambda n, mt, rho: _on_model(mt, lambda lo, hi: vp_time_uniform_sigmas(n, lo, hi, rho=rho)),
+        (Param("rho", 1.0, "Time-spacing exponent (1 = uniform in VP time).", 0.5, 10.0, 0.1),),
+    ),
+    ScheduleSpec(
+        "deis_quadratic", "DEIS quadratic time", "Quadratic in the model's own time (DEIS default, kappa = 2).",
+        lambda n, mt, kappa: time_power_sigmas(n, mt, kappa),
+        (Param("kappa", 2.0, "Time-spacing exponent (2 = quadratic).", 0.5, 10.0, 0.1),),
+    ),
+    ScheduleSpec(
+        "edm_rho", "EDM (rho)", "EDM polynomial over the model's own sigma range (rho = 7 as in the papers).",
+        lambda n, mt, rho: _on_model(mt, lambda lo, hi: edm_sigmas(n, lo, hi, rho=rho)),
+        (Param("rho", 7.0, "Polynomial exponent (7 in EDM).", 1.0, 20.0, 0.1),),
+    ),
+)
+for _spec in _BUILTIN:
+    register_schedule(_spec)

@@ -1,6 +1,6 @@
 """SEEDS-1/2/3: stochastic explicit exponential derivative-free solvers.
 
-Gonzalez et al., NeurIPS 2023 (arXiv 2305.14267); ALGORITHMS.md §1. Restated for the
+Gonzalez et al., NeurIPS 2023 (arXiv 2305.14267); docs/algorithms.md (SEEDS). Restated for the
 reverse SDE family  dx = (1 + eta) (x - D) / sigma dsigma + sqrt(2 eta sigma) dW  in
 VE-equivalent variables (x / alpha, sigma / alpha), lambda = log(alpha / sigma),
 h = lambda_{i+1} - lambda_i and H = (1 + eta) h:
@@ -28,6 +28,8 @@ import torch
 
 from .noise import NoiseSampler, StageNoise
 from .phi import expm1_over, one_minus_exp, psi2
+from .params import COMMON_SDE, eta_param, injects_noise
+from .registry import Param, SamplerSpec, register
 from .run import SamplerRun
 
 __all__ = ["sample_seeds_1", "sample_seeds_2", "sample_seeds_3"]
@@ -53,8 +55,9 @@ class _Step:
 
     For each point p (the stages, then the end of the step):
       ``sig[p]``, ``alpha[p]``: noise level and signal scale there;
-      ``cx[p]``: weight of x_i; ``cd[p]``: weight of D_i (first-order propagator);
-      ``w2[p]``: weight of the D- (or eps-) difference of the second-order terms.
+      ``cx[p]``: weight of x_i; ``cd[p]``: weight of D_i (first-order propagator).
+    The weight of each point's second-order term (a difference of model outputs) comes
+    from the solver (its tableau row); ``noise`` is the step's Markov-preserving noise.
     """
 
     def __init__(self, run: SamplerRun, i: int, cs: Sequence[float], eta: float, prediction: str, nf: float):
@@ -98,65 +101,79 @@ def _eps(x: torch.Tensor, denoised: torch.Tensor, alpha: float, sigma: float) ->
     return (x - denoised * alpha) / sigma
 
 
-def _seeds(
-    run: SamplerRun,
-    cs: Sequence[float],
-    eta: float,
-    prediction: str,
-    nf: float,
-    noise_sampler: Optional[NoiseSampler],
-    diff_weights: Callable[["_Step", int], float],
-    feeds: Sequence[int],
-) -> torch.Tensor:
-    """The common SEEDS loop.
+class _Stages:
+    """What the solvers' stage formulas share: the per-step coefficients (:class:`_Step`,
+    eta = 0 outside the noise window), the stage sigmas on the device, the model call at a
+    stage, and the running Markov-preserving noise of the current step."""
 
-    ``feeds[p]`` is the index of the earlier stage whose model output enters point p's
-    second-order term (-1 for none); ``diff_weights(step, p)`` gives that term's weight.
-    """
-    plans: List[Optional[_Step]] = [
-        None if run.is_denoise_step(i) else _Step(run, i, cs, eta, prediction, nf)
-        for i in range(run.n_steps)
-    ]
-    weights = [None if p is None else [diff_weights(p, k) for k in range(len(p.points))] for p in plans]
-    n_points = len(cs) + 1
-    stage_dev = run.to_device(
-        [s for p in plans for s in (p.sig if p is not None else [0.0] * n_points)]
-    ).view(run.n_steps, n_points)
+    def __init__(self, run: SamplerRun, cs: Sequence[float], eta: float, prediction: str, nf: float,
+                  noise_sampler: Optional[NoiseSampler]):
+        self.run, self.prediction, self.ns = run, prediction, noise_sampler
+        self.plans: List[Any] = []
+        for i in range(run.n_steps):
+            mode = run.mode[i]
+            if mode == "solver":
+                self.plans.append(_Step(run, i, cs, eta if run.noise_on(i) else 0.0, prediction, nf))
+            else:
+                self.plans.append(run.sigma_rk_plan(i) if mode == "sigma" else None)
+        n = len(cs) + 1
+        self.stage_dev = run.to_device(
+            [v for p in self.plans for v in (p.sig if isinstance(p, _Step) else [0.0] * n)]
+        ).view(run.n_steps, n)
+        self.history = run.eps_history(n)  # for a flow model's final step in sigma
+        self.noise: Optional[torch.Tensor] = None
+
+    def point(self, x: torch.Tensor, base: torch.Tensor, st: "_Step", p: int,
+              diff: Optional[torch.Tensor] = None, w: float = 0.0) -> torch.Tensor:
+        """cx[p] x + cd[p] base + w (diff - base) + N_p: one row of the tableau."""
+        y = torch.mul(x, st.cx[p]).add_(base, alpha=st.cd[p])  # in place: per-call cost
+        if diff is not None:
+            y.add_(diff - base, alpha=w)
+        if st.noise is not None:
+            self.noise = st.noise.stage(p, None if p == 0 else self.noise, self.ns)
+            y.add_(self.noise)
+        return y
+
+    def evaluate(self, y: torch.Tensor, i: int, st: "_Step", p: int) -> torch.Tensor:
+        """The model output at stage p: D (data prediction) or eps (noise prediction)."""
+        d = self.run.denoise(y, self.stage_dev[i, p])
+        self.history.push(st.sig[p], y, d)
+        return d if self.prediction == "data" else _eps(y, d, st.alpha[p], st.sig[p])
+
+
+def _seeds(stages: _Stages, update: Callable[[int, torch.Tensor, torch.Tensor, "_Step"], torch.Tensor]) -> torch.Tensor:
+    """The step loop: callback, the modes of :mod:`.run` (final denoise, steps in sigma,
+    a flow model's final Adams-Bashforth step), and ``update(i, x, base, step)`` for the
+    solver's own steps, with base = D_i (data prediction) or eps_i (noise prediction)."""
+    run, history = stages.run, stages.history
     x = run.x
     for i in run.steps():
         denoised = run.denoise(x, run.sigma_dev[i])
         run.report(i, x, denoised)
-        step = plans[i]
-        if step is None:
+        history.push(run.sigma[i], x, denoised)
+        mode, st = run.mode[i], stages.plans[i]
+        if mode == "denoise":
             x = denoised
-            continue
-        s_dev = stage_dev[i]
-        base = denoised if prediction == "data" else _eps(x, denoised, run.alpha[i], run.sigma[i])
-        outs = []  # model output (D or eps) at each stage
-        noise = None
-        for p in range(len(step.points)):
-            # in-place accumulation keeps the per-call cost near the noise draw's
-            x_p = torch.mul(x, step.cx[p]).add_(base, alpha=step.cd[p])
-            if feeds[p] >= 0:
-                x_p.add_(outs[feeds[p]] - base, alpha=weights[i][p])
-            if step.noise is not None:
-                noise = step.noise.stage(p, noise, noise_sampler)
-                x_p.add_(noise)
-            if p == len(step.points) - 1:
-                x = x_p
-            else:
-                d_p = run.denoise(x_p, s_dev[p])
-                outs.append(d_p if prediction == "data" else _eps(x_p, d_p, step.alpha[p], step.sig[p]))
+        elif mode == "final_ab":
+            x = history.ab_step(x, run.sigma[i], 0.0)
+        elif mode == "sigma":
+            x = run.sigma_rk_step(x, denoised, st, history)
+        else:
+            base = denoised if stages.prediction == "data" else _eps(x, denoised, run.alpha[i], run.sigma[i])
+            x = update(i, x, base, st)
+            if st.noise is not None:
+                history.clear()  # values before an injection belong to another trajectory
     return run.finish(x)
 
 
-def _common(model, x, sigmas, extra_args, callback, disable, model_type, stop_at_sigma_min, eta,
-            prediction, fractions, noise_sampler, noise_type):
+def _common(model, x, sigmas, extra_args, callback, disable, model_type, stop_at_sigma_min, eta, s_noise,
+            prediction, fractions, noise_sampler, noise_type, noise_start, noise_end, sigma_steps) -> _Stages:
     _check(eta, prediction, fractions)
     run = SamplerRun(model, x, sigmas, extra_args, callback, disable,
-                     model_type=model_type, stop_at_sigma_min=stop_at_sigma_min)
+                     model_type=model_type, stop_at_sigma_min=stop_at_sigma_min, stochastic=eta > 0,
+                     noise_window=(noise_start, noise_end), sigma_steps=sigma_steps, stages=len(fractions) + 1)
     ns = run.noise_sampler(noise_sampler, noise_type) if eta > 0 else None
-    return run, ns
+    return _Stages(run, fractions, eta, prediction, run.noise_factor(s_noise), ns)
 
 
 @torch.no_grad()
@@ -174,6 +191,9 @@ def sample_seeds_1(
     noise_type: str = "gaussian",
     model_type: Any = None,
     stop_at_sigma_min: bool = False,
+    noise_start: float = 0.0,
+    noise_end: float = 1.0,
+    sigma_steps: bool = True,
 ) -> torch.Tensor:
     """SEEDS-1 (1 model call per step).
 
@@ -196,10 +216,19 @@ def sample_seeds_1(
         model_type: override model-type detection (``"ve"`` or ``"flow"``).
         stop_at_sigma_min: with sigmas ending in 0, stop at the last positive sigma and
             return the state there without the final denoise (how the papers report FID).
+        noise_start, noise_end: the noise window, as fractions of the steps: noise is
+            injected on step i only if noise_start <= i / n < noise_end; other steps are
+            deterministic (eta = 0). (0, 1) = every step, as in the paper.
+        sigma_steps: take long deterministic steps near sigma = 0 in sigma, and on flow
+            models the final step to 0 as an Adams-Bashforth step (see :mod:`.run`).
     """
-    run, ns = _common(model, x, sigmas, extra_args, callback, disable, model_type, stop_at_sigma_min,
-                      eta, prediction, (), noise_sampler, noise_type)
-    return _seeds(run, (), eta, prediction, run.noise_factor(s_noise), ns, lambda st, p: 0.0, (-1,))
+    stages = _common(model, x, sigmas, extra_args, callback, disable, model_type, stop_at_sigma_min, eta,
+                     s_noise, prediction, (), noise_sampler, noise_type, noise_start, noise_end, sigma_steps)
+
+    def update(i, x, base, st):
+        return stages.point(x, base, st, 0)  # y_i+1 = E(1) y_i + (1 - e^{-H}) D_i + N_1
+
+    return _seeds(stages, update)
 
 
 @torch.no_grad()
@@ -219,29 +248,44 @@ def sample_seeds_2(
     noise_type: str = "gaussian",
     model_type: Any = None,
     stop_at_sigma_min: bool = False,
+    noise_start: float = 0.0,
+    noise_end: float = 1.0,
+    sigma_steps: bool = True,
 ) -> torch.Tensor:
     """SEEDS-2 (2 model calls per step), stage at fraction ``r`` of the step in lambda.
 
-    Final stage ``variant="phi_1"`` (paper tableau 2a): D_i + (D_r - D_i) / (2r) under the
-    phi_1 weight; ``"phi_2"`` (2b): (1/r) psi_2(H) (D_r - D_i). With eta = 0 and r = 1/2
-    this is DPM-Solver++(2S). Other arguments as :func:`sample_seeds_1`.
+    In VE-equivalent variables (y = x / alpha, s = sigma / alpha), with E(c) = (s_c / s_i)
+    e^{-eta c h} and N_c the Markov-preserving noise up to fraction c:
+
+        y_r   = E(r) y_i + (1 - e^{-r H}) D_i + N_r                          (stage)
+        y_i+1 = E(1) y_i + (1 - e^{-H}) D_i + w (D_r - D_i) + N_1            (final)
+
+    with w = (1 - e^{-H}) / (2r) for ``variant="phi_1"`` (paper tableau 2a) or
+    w = psi_2(H) / r for ``"phi_2"`` (tableau 2b). With eta = 0 and r = 1/2 this is
+    DPM-Solver++(2S). Other arguments as :func:`sample_seeds_1`.
     """
     if variant not in SEEDS2_VARIANTS:
         raise ValueError(f"variant must be one of {SEEDS2_VARIANTS}, got {variant!r}")
-    run, ns = _common(model, x, sigmas, extra_args, callback, disable, model_type, stop_at_sigma_min,
-                      eta, prediction, (r,), noise_sampler, noise_type)
+    stages = _common(model, x, sigmas, extra_args, callback, disable, model_type, stop_at_sigma_min, eta,
+                     s_noise, prediction, (r,), noise_sampler, noise_type, noise_start, noise_end, sigma_steps)
 
-    def final_weight(st: _Step, p: int) -> float:
-        if p == 0:
-            return 0.0
+    def final_weight(st: _Step) -> float:
+        """w of the final row: tableau 2a (phi_1) or 2b (phi_2)."""
         if prediction == "data":
-            H = (1.0 + eta) * st.h
+            H = (1.0 + st.eta) * st.h
             return st.alpha[1] * (one_minus_exp(H) / (2 * r) if variant == "phi_1" else psi2(H) / r)
         if variant == "phi_1":
             return st.cd[1] / (2 * r)
-        return -st.alpha[1] * (1.0 + eta) * st.ve[1] * expm1_over(st.h) / r
+        return -st.alpha[1] * (1.0 + st.eta) * st.ve[1] * expm1_over(st.h) / r
 
-    return _seeds(run, (r,), eta, prediction, run.noise_factor(s_noise), ns, final_weight, (-1, 0))
+    weights = [final_weight(st) if isinstance(st, _Step) else None for st in stages.plans]
+
+    def update(i, x, base, st):
+        y_r = stages.point(x, base, st, 0)                    # stage r
+        d_r = stages.evaluate(y_r, i, st, 0)
+        return stages.point(x, base, st, 1, d_r, weights[i])  # end of the step
+
+    return _seeds(stages, update)
 
 
 @torch.no_grad()
@@ -261,23 +305,65 @@ def sample_seeds_3(
     noise_type: str = "gaussian",
     model_type: Any = None,
     stop_at_sigma_min: bool = False,
+    noise_start: float = 0.0,
+    noise_end: float = 1.0,
+    sigma_steps: bool = True,
 ) -> torch.Tensor:
-    """SEEDS-3 (3 model calls per step; paper tableau 3a), stages at ``r1`` and ``r2``.
+    """SEEDS-3 (3 model calls per step; paper tableau 3), stages at ``r1`` and ``r2``.
 
-    Stage r2 uses (r2/r1) psi_2(r2 H) (D_r1 - D_i) (the consistent coefficient, not the
-    official code's); the final stage uses (1/r2) psi_2(H) (D_r2 - D_i). Other arguments
-    as :func:`sample_seeds_1`.
+    In the notation of :func:`sample_seeds_2`:
+
+        y_r1  = E(r1) y_i + (1 - e^{-r1 H}) D_i + N_r1
+        y_r2  = E(r2) y_i + (1 - e^{-r2 H}) D_i + (r2 / r1) psi_2(r2 H) (D_r1 - D_i) + N_r2
+        y_i+1 = E(1) y_i + (1 - e^{-H}) D_i + (1 / r2) psi_2(H) (D_r2 - D_i) + N_1
+
+    (the stage-r2 coefficient is the consistent one, not the official code's). Other
+    arguments as :func:`sample_seeds_1`.
     """
-    run, ns = _common(model, x, sigmas, extra_args, callback, disable, model_type, stop_at_sigma_min,
-                      eta, prediction, (r1, r2), noise_sampler, noise_type)
-    cs = (r1, r2)
+    stages = _common(model, x, sigmas, extra_args, callback, disable, model_type, stop_at_sigma_min, eta,
+                     s_noise, prediction, (r1, r2), noise_sampler, noise_type, noise_start, noise_end, sigma_steps)
 
-    def weight(st: _Step, p: int) -> float:
-        if p == 0:
-            return 0.0
-        c, c_prev = st.points[p], cs[p - 1]
+    def weight(st: _Step, p: int, c_prev: float) -> float:
+        """(c / c_prev) psi_2(c H) at point p of fraction c (data prediction)."""
+        c = st.points[p]
         if prediction == "data":
-            return st.alpha[p] * (c / c_prev) * psi2(c * (1.0 + eta) * st.h)
-        return -st.alpha[p] * (1.0 + eta) * st.ve[p] * (c / c_prev) * expm1_over(c * st.h)
+            return st.alpha[p] * (c / c_prev) * psi2(c * (1.0 + st.eta) * st.h)
+        return -st.alpha[p] * (1.0 + st.eta) * st.ve[p] * (c / c_prev) * expm1_over(c * st.h)
 
-    return _seeds(run, cs, eta, prediction, run.noise_factor(s_noise), ns, weight, (-1, 0, 1))
+    weights = [None if not isinstance(st, _Step) else (weight(st, 1, r1), weight(st, 2, r2)) for st in stages.plans]
+
+    def update(i, x, base, st):
+        w2, w3 = weights[i]
+        y1 = stages.point(x, base, st, 0)                     # stage r1
+        d1 = stages.evaluate(y1, i, st, 0)
+        y2 = stages.point(x, base, st, 1, d1, w2)             # stage r2
+        d2 = stages.evaluate(y2, i, st, 1)
+        return stages.point(x, base, st, 2, d2, w3)           # end of the step
+
+    return _seeds(stages, update)
+
+
+register(SamplerSpec(
+    id="seeds_1", function=sample_seeds_1, family="seeds", title="SEEDS-1",
+    summary="First-order stochastic exponential solver (DDPM-ancestral at eta=1, DDIM at eta=0).",
+    params=(eta_param(),) + COMMON_SDE, calls_per_step=1, stochastic=injects_noise,
+))
+register(SamplerSpec(
+    id="seeds_2", function=sample_seeds_2, family="seeds", title="SEEDS-2",
+    summary="Second-order stochastic exponential solver, 2 model calls per step.",
+    params=(eta_param(),
+            Param("r", 0.5, "Fraction of the step (in log-SNR) where the stage is evaluated.", 0.01, 0.99, 0.01),
+            Param("variant", "phi_1", "Final-stage weights: phi_1 (tableau 2a) or phi_2 (tableau 2b).",
+                  choices=("phi_1", "phi_2"))) + COMMON_SDE,
+    calls_per_step=2, stochastic=injects_noise,
+    dropdown={"variant": "phi_2"},  # lower W2 than phi_1 at every budget (README benchmark)
+))
+register(SamplerSpec(
+    id="seeds_3", function=sample_seeds_3, family="seeds", title="SEEDS-3",
+    summary="Third-order stochastic exponential solver, 3 model calls per step (prefers lower CFG).",
+    params=(eta_param(),
+            Param("r1", 1.0 / 3.0, "Fraction of the step of the first stage.", 0.01, 0.98, 0.01),
+            Param("r2", 2.0 / 3.0, "Fraction of the step of the second stage (> r1).", 0.02, 0.99, 0.01))
+    + COMMON_SDE,
+    calls_per_step=3, stochastic=injects_noise,
+))

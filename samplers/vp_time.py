@@ -1,7 +1,7 @@
 """Monotone maps tau(sigma) from a model's noise level to its own time, for tAB-DEIS.
 
 tAB-DEIS interpolates eps with a polynomial in the model's time variable tau and
-integrates it over sigma (ALGORITHMS.md §3.2). The map must come from the model being
+integrates it over sigma (docs/algorithms.md, DEIS). The map must come from the model being
 sampled, never from constants of one model family:
 
 * VE models with a discrete sigma table (SD-style): the timestep index t, with

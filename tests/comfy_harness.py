@@ -93,6 +93,7 @@ CORE_NODES: Dict[str, Dict[str, Any]] = {
                              ("height", "INT", {"default": 512, "min": 1, "max": 16384})],
                   "outputs": ["MASK"]},
     "ImageBatch": {"inputs": [("image1", "IMAGE", {}), ("image2", "IMAGE", {})], "outputs": ["IMAGE"]},
+    "LatentBatch": {"inputs": [("samples1", "LATENT", {}), ("samples2", "LATENT", {})], "outputs": ["LATENT"]},
     "ImageStitch": {"inputs": [("image1", "IMAGE", {}), ("direction", ["right", "down", "left", "up"], {}),
                                ("match_image_size", "BOOLEAN", {"default": True}),
                                ("spacing_width", "INT", {"default": 0, "min": 0, "max": 1024, "step": 2}),
@@ -176,9 +177,15 @@ def widget_names(definition: Dict[str, Any]) -> List[str]:
     for name, typ, opts in definition["inputs"]:
         if typ in ("INT", "FLOAT", "STRING", "BOOLEAN") or isinstance(typ, list) or typ == "CHECKPOINT_FILE":
             names.append(name)
-            if opts.get("control_after_generate"):
+            if has_control_widget(name, typ, opts):
                 names.append(f"{name}:control_after_generate")
     return names
+
+
+def has_control_widget(name: str, typ: Any, opts: Dict[str, Any]) -> bool:
+    """The frontend (1.27) adds a control_after_generate widget, and a widgets_values
+    slot, to an INT that asks for one and to every INT named seed or noise_seed."""
+    return typ == "INT" and bool(opts.get("control_after_generate") or name in ("seed", "noise_seed"))
 
 
 def check_value(node_type: str, name: str, typ: Any, opts: Dict[str, Any], value: Any) -> None:

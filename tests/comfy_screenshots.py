@@ -5,11 +5,10 @@
 Run it with a Python that has ComfyUI's requirements plus ``playwright`` (the Python
 package only: it drives the system Chromium, ``/usr/bin/chromium`` or $CHROMIUM, headless;
 no browser download). It starts a local ComfyUI server on 127.0.0.1 with this pack,
-opens the page, loads each example workflow and writes
-
-* ``workflows/<name>.jpg``: the workflow's graph, as the Browse Templates
-  thumbnail (an honest picture of what the workflow is, not a generated image);
-* ``docs/images/comfyui_*.png``: the nodes and the dropdowns for the README.
+opens the page and writes ``docs/images/comfyui_*.png``: the nodes, the KSampler dropdown
+and the Browse Templates dialog for the README and docs/comfyui.md. (The template
+thumbnails ``workflows/<name>.jpg`` are title cards written by tests/workflow_builder.py;
+tests/test_comfyui_browser.py calls :func:`readme_screenshots` with SS_SCREENSHOTS=1.)
 
 ``--gmm`` instead writes ``docs/images/example_outputs_gmm.png`` (no ComfyUI needed): the
 dropdown entries sampling the package's exact test model, since the integration tests'
@@ -26,13 +25,12 @@ import os
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import comfy_harness as H  # noqa: E402
 
 DOCS = os.path.join(H.REPO, "docs", "images")
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--no-first-run", "--disable-dev-shm-usage"]
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 
 FIT_JS = """
 ([pad, onlyIds]) => {
@@ -71,10 +69,68 @@ def _save_png(png: bytes, path: str, width: int = 1200) -> None:
     img.save(path, "PNG", optimize=True)
 
 
+def readme_screenshots(browser, url: str, work: str, timeout: float = 300_000) -> None:
+    """``docs/images/comfyui_*.png`` from a running ComfyUI with this pack (``browser``: a
+    playwright Chromium). Used by this script and by tests/test_comfyui_browser.py."""
+    os.makedirs(DOCS, exist_ok=True)
+    workflows = H.load_workflows()
+    names = sorted(workflows)
+    page = browser.new_page(viewport={"width": 2000, "height": 1125}, device_scale_factor=1)
+    try:
+        page.goto(url, wait_until="load", timeout=timeout)
+        page.wait_for_function("() => window.app && window.app.graph && window.app.canvas", timeout=timeout)
+        page.wait_for_timeout(1500)
+        page.evaluate("() => { app.canvas.show_info = false; }")
+        page.add_style_tag(content=HIDE_UI_CSS)
+        canvas = page.locator("#graph-canvas")
+        # README: our nodes feeding SamplerCustom (workflow 2)
+        page.evaluate("async (wf) => { await app.loadGraphData(wf); }", workflows[names[1]])
+        page.wait_for_timeout(800)
+        ids = page.evaluate("() => app.graph._nodes.filter(n => n.type.startsWith('SS_') || n.type === 'SamplerCustom').map(n => n.id)")
+        page.evaluate(FIT_JS, [20, ids])
+        page.wait_for_timeout(500)
+        _save_png(canvas.screenshot(), os.path.join(DOCS, "comfyui_samplercustom.png"))
+        page.evaluate(NODES_JS)
+        page.wait_for_timeout(800)
+        page.evaluate(FIT_JS, [20, None])
+        page.wait_for_timeout(500)
+        _save_png(canvas.screenshot(), os.path.join(DOCS, "comfyui_nodes.png"))
+        # the KSampler dropdown with our entries (workflow 1)
+        page.evaluate("async (wf) => { await app.loadGraphData(wf); }", workflows[names[0]])
+        page.wait_for_timeout(800)
+        ks = page.evaluate("() => app.graph._nodes.find(n => n.type === 'KSampler').id")
+        page.evaluate(FIT_JS, [200, [ks]])
+        page.wait_for_timeout(500)
+        x, y = page.evaluate(WIDGET_POS_JS, [ks, "sampler_name"])
+        box = canvas.bounding_box()
+        page.mouse.click(box["x"] + x, box["y"] + y)
+        page.wait_for_timeout(800)
+        page.keyboard.type("ss_")
+        page.wait_for_timeout(500)
+        shot = os.path.join(work, "dropdown.png")
+        page.screenshot(path=shot, clip={"x": box["x"] + x - 420, "y": box["y"] + y - 330, "width": 900, "height": 520})
+        with open(shot, "rb") as f:
+            _save_png(f.read(), os.path.join(DOCS, "comfyui_ksampler_dropdown.png"))
+    finally:
+        page.close()
+    # README: Browse Templates with the pack's workflows (a fresh page, no CSS changes)
+    page2 = browser.new_page(viewport={"width": 1600, "height": 1000}, device_scale_factor=1)
+    try:
+        page2.goto(url, wait_until="load", timeout=timeout)
+        page2.wait_for_function("() => window.app && window.app.graph", timeout=timeout)
+        page2.wait_for_timeout(1500)
+        page2.evaluate("async () => { await app.extensionManager.command.execute('Comfy.BrowseTemplates'); }")
+        page2.get_by_text("seeds_samplers", exact=True).first.click(timeout=60_000)
+        page2.locator('[data-testid^="template-workflow-"] img').first.wait_for(timeout=60_000)
+        page2.wait_for_timeout(2500)
+        _save_png(page2.screenshot(), os.path.join(DOCS, "comfyui_browse_templates.png"), width=1000)
+    finally:
+        page2.close()
+
+
 def main() -> None:
     from playwright.sync_api import sync_playwright
 
-    os.makedirs(DOCS, exist_ok=True)
     cache = os.environ.get("SS_TEST_CACHE", os.path.expanduser("~/.cache/seeds_samplers_tests"))
     work = tempfile.mkdtemp(prefix="ss_shots_")
     nodes_dir = os.path.join(work, "custom_nodes")
@@ -82,76 +138,23 @@ def main() -> None:
     os.symlink(H.REPO, os.path.join(nodes_dir, "seeds_samplers"))
     os.makedirs(os.path.join(work, "user", "default"), exist_ok=True)
     with open(os.path.join(work, "user", "default", "comfy.settings.json"), "w") as f:
-        json.dump({"Comfy.TutorialCompleted": True, "Comfy.UseNewMenu": "Top", "Comfy.Minimap.Visible": False,
-                   "Comfy.Workflow.ShowMissingModelsWarning": False,
-                   "Comfy.Workflow.ShowMissingNodesWarning": False}, f)
+        json.dump(SETTINGS, f)
     os.makedirs(cache, exist_ok=True)
-    server = H.ComfyServer(work, cache, [nodes_dir]).start()
+    server = H.ComfyServer(work, cache, [nodes_dir]).start(timeout=600)
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-            page = browser.new_page(viewport={"width": 2000, "height": 1125}, device_scale_factor=1)
-            page.goto(server.url, wait_until="networkidle")
-            page.wait_for_function("() => window.app && window.app.graph && window.app.canvas", timeout=120_000)
-            page.wait_for_timeout(1500)
-            page.evaluate("() => { app.canvas.show_info = false; }")
-            page.add_style_tag(content=HIDE_UI_CSS)
-            canvas = page.locator("#graph-canvas")
-            page.set_viewport_size({"width": 1600, "height": 1200})  # the template cards are about 4:3
-            page.wait_for_timeout(500)
-            for name, wf in H.load_workflows().items():
-                page.evaluate("async (wf) => { await app.loadGraphData(wf); }", wf)
-                page.wait_for_timeout(800)
-                page.evaluate(FIT_JS, [30, None])
-                page.wait_for_timeout(500)
-                _save_jpg(canvas.screenshot(), os.path.join(H.WORKFLOW_DIR, name + ".jpg"))
-                print("thumbnail:", name)
-            page.set_viewport_size({"width": 2000, "height": 1125})
-            page.wait_for_timeout(500)
-            # README: our nodes (one per family and schedule) feeding SamplerCustom
-            first = H.load_workflows()[sorted(H.load_workflows())[1]]
-            page.evaluate("async (wf) => { await app.loadGraphData(wf); }", first)
-            page.wait_for_timeout(800)
-            ids = page.evaluate("() => app.graph._nodes.filter(n => n.type.startsWith('SS_') || n.type === 'SamplerCustom').map(n => n.id)")
-            page.evaluate(FIT_JS, [20, ids])
-            page.wait_for_timeout(500)
-            _save_png(canvas.screenshot(), os.path.join(DOCS, "comfyui_samplercustom.png"))
-            page.evaluate(NODES_JS)
-            page.wait_for_timeout(800)
-            page.evaluate(FIT_JS, [20, None])
-            page.wait_for_timeout(500)
-            _save_png(canvas.screenshot(), os.path.join(DOCS, "comfyui_nodes.png"))
-            # the KSampler dropdown with our entries
-            wf1 = H.load_workflows()[sorted(H.load_workflows())[0]]
-            page.evaluate("async (wf) => { await app.loadGraphData(wf); }", wf1)
-            page.wait_for_timeout(800)
-            ks = page.evaluate("() => app.graph._nodes.find(n => n.type === 'KSampler').id")
-            page.evaluate(FIT_JS, [200, [ks]])
-            page.wait_for_timeout(500)
-            x, y = page.evaluate(WIDGET_POS_JS, [ks, "sampler_name"])
-            box = canvas.bounding_box()
-            page.mouse.click(box["x"] + x, box["y"] + y)
-            page.wait_for_timeout(800)
-            page.keyboard.type("ss_")
-            page.wait_for_timeout(500)
-            page.screenshot(path=os.path.join(work, "dropdown.png"),
-                            clip={"x": box["x"] + x - 420, "y": box["y"] + y - 330, "width": 900, "height": 520})
-            with open(os.path.join(work, "dropdown.png"), "rb") as f:
-                _save_png(f.read(), os.path.join(DOCS, "comfyui_ksampler_dropdown.png"))
-            # README: Browse Templates with the pack's workflows (a fresh page, no CSS changes)
-            page2 = browser.new_page(viewport={"width": 1400, "height": 900}, device_scale_factor=1)
-            page2.goto(server.url, wait_until="networkidle")
-            page2.wait_for_function("() => window.app && window.app.graph", timeout=120_000)
-            page2.wait_for_timeout(1000)
-            page2.evaluate("async () => { await app.extensionManager.command.execute('Comfy.BrowseTemplates'); }")
-            page2.wait_for_timeout(2000)
-            page2.get_by_text("seeds_samplers", exact=True).first.click()
-            page2.wait_for_timeout(2500)
-            _save_png(page2.screenshot(), os.path.join(DOCS, "comfyui_browse_templates.png"), width=1000)
-            browser.close()
+            try:
+                readme_screenshots(browser, server.url, work)
+            finally:
+                browser.close()
     finally:
         server.stop()
     print("logs in", work)
+
+
+# A first-run page without the tutorial and with the top menu (as the screenshots show).
+SETTINGS = {"Comfy.TutorialCompleted": True, "Comfy.UseNewMenu": "Top", "Comfy.Minimap.Visible": False}
 
 
 # Only the graph: no side bars, tabs, toolbars (the dropdown menu is kept visible).
@@ -164,7 +167,8 @@ body * { visibility: hidden; }
 NODES_JS = """
 () => {
   app.graph.clear();
-  const ids = Object.keys(LiteGraph.registered_node_types).filter(t => t.startsWith('SS_'));
+  const ids = Object.keys(LiteGraph.registered_node_types)
+    .filter(t => t.startsWith('SS_') && !LiteGraph.registered_node_types[t].nodeData?.deprecated);
   let x = 0, y = 0, col = 0, rowH = 0;
   for (const t of ids) {
     const n = LiteGraph.createNode(t);

@@ -46,3 +46,9 @@ def mixture4():
 def analytic(mixture4):
     """``analytic(kind="edm", **kw)``: the exact denoiser of :func:`mixture4`."""
     return lambda kind="edm", **kw: AnalyticDenoiser(mixture4, kind=kind, **kw)
+
+
+@pytest.fixture(scope="module")
+def mix():
+    """3 overlapping components in 1x2x2: smooth enough for asymptotic convergence tests."""
+    return _mixture(shape=(1, 2, 2), stds=(0.5, 0.8, 0.6), weights=(0.5, 0.3, 0.2), sep=0.6, seed=0)

@@ -1,4 +1,5 @@
-"""Test doubles shared by the multistep-solver tests (DEIS, iPNDM)."""
+"""Test doubles and helpers shared by the solver tests (imported by name: pytest puts tests/
+on the path)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,18 @@ import torch
 from seeds_samplers.samplers.model_types import VE, ModelType
 
 F64 = torch.float64
+
+
+def record(fn, *args, **kw):
+    """Run a sampler; return (x at every step then the output, denoised at every step)."""
+    xs, ds = [], []
+
+    def cb(d):
+        xs.append(d["x"].clone())
+        ds.append(d["denoised"].clone())
+
+    out = fn(*args, callback=cb, disable=True, **kw)
+    return xs + [out], ds
 
 
 class Counting:

@@ -18,12 +18,10 @@ import copy
 import json
 import os
 import shutil
-import sys
 import time
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import comfy_harness as H  # noqa: E402
 
 from seeds_samplers.nodes.definitions import families, scheduler_name  # noqa: E402
@@ -157,10 +155,12 @@ def test_our_nodes_are_registered(object_info):
     from seeds_samplers.nodes import node_definitions
 
     classes, names = node_definitions()
-    assert set(families()) and len(classes) == len(families()) + len(SCHEDULES)
+    assert {f"SS_Sampler_{s}" for s in SAMPLERS} | {f"SS_Sigmas_{s}" for s in SCHEDULES} <= set(classes)
+    assert {k for k in object_info if k.startswith("SS_")} == set(classes)
     for node_id, cls in classes.items():
         info = object_info[node_id]
         assert info["display_name"] == names[node_id]
+        assert bool(info.get("deprecated")) == bool(getattr(cls, "DEPRECATED", False))
         assert info["output"] == list(cls.RETURN_TYPES)
         ours = cls.INPUT_TYPES()["required"]
         theirs = info["input"]["required"]
@@ -214,6 +214,9 @@ def test_example_workflow_executes(server, defs, name):
         overrides[(t, "width")] = overrides[(t, "height")] = 64
     for t in ["KSampler", "BasicScheduler"] + [n for n in defs if n.startswith("SS_Sigmas_")]:
         overrides[(t, "steps")] = 4
+    # AMED training: the smallest run that still trains (CPU; the workflow's values are for a GPU)
+    overrides.update({("SS_AMED_Train", "trajectories"): 8, ("SS_AMED_Train", "batch"): 8,
+                      ("SS_AMED_Train", "teacher_substeps"): 1})
     prompt = H.ui_to_api(wf, defs, overrides)
     for nid, node in list(prompt.items()):
         if node["class_type"] == "VAEDecode":
@@ -231,15 +234,30 @@ def test_every_sampler_runs_in_ksampler(server, name, flow):
     checks(server.run(base_prompt(sampler=name, flow=flow)))
 
 
-@pytest.mark.parametrize("family,solver", [(f, s.id) for f, specs in families().items() for s in specs])
-def test_sampler_nodes_run_in_samplercustom(server, object_info, family, solver):
-    node_id = f"SS_Sampler_{family}"
-    inputs = {k: v[1]["default"] for k, v in object_info[node_id]["input"]["required"].items()}
-    if "solver" in inputs:
-        inputs["solver"] = solver
-    sampler = {"class_type": node_id, "inputs": inputs}
-    sigmas = {"class_type": "BasicScheduler", "inputs": {"model": None, "scheduler": "karras", "steps": 4, "denoise": 1.0}}
-    checks(server.run(custom_prompt(sampler, sigmas)))
+def _node_defaults(object_info, node_id):
+    return {k: v[1]["default"] for k, v in object_info[node_id]["input"]["required"].items()}
+
+
+KARRAS4 = {"class_type": "BasicScheduler", "inputs": {"model": None, "scheduler": "karras", "steps": 4, "denoise": 1.0}}
+
+
+@pytest.mark.parametrize("sampler_id", list(SAMPLERS))
+def test_a_new_sampler_node_gives_the_dropdown_entrys_image(server, object_info, sampler_id):
+    """A node at its defaults (as the page creates it) and the ss_<id> entry in
+    KSamplerSelect: same seed and sigmas, the same image to the last bit."""
+    node = {"class_type": f"SS_Sampler_{sampler_id}", "inputs": _node_defaults(object_info, f"SS_Sampler_{sampler_id}")}
+    entry = {"class_type": "KSamplerSelect", "inputs": {"sampler_name": SAMPLERS[sampler_id].host_name}}
+    a = checks(server.run(custom_prompt(node, KARRAS4)))[0]
+    b = checks(server.run(custom_prompt(entry, KARRAS4)))[0]
+    assert a["sum"] == b["sum"] and a["std"] == b["std"]
+
+
+@pytest.mark.parametrize("solver", [s.id for s in families()["seeds"]])
+def test_deprecated_seeds_node_still_runs_every_solver(server, object_info, solver):
+    inputs = _node_defaults(object_info, "SS_Sampler_seeds")
+    inputs["solver"] = solver
+    assert object_info["SS_Sampler_seeds"].get("deprecated") is True
+    checks(server.run(custom_prompt({"class_type": "SS_Sampler_seeds", "inputs": inputs}, KARRAS4)))
 
 
 @pytest.mark.parametrize("schedule", list(SCHEDULES))

@@ -15,7 +15,6 @@ import types
 import pytest
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import comfy_harness as H  # noqa: E402
 
 from seeds_samplers.nodes import definitions as D  # noqa: E402
@@ -45,27 +44,101 @@ def test_names_follow_one_rule_and_collide_with_nothing_known():
     assert not set(schedulers) & (set(H.CORE_SCHEDULERS) | POPULAR_PACK_SCHEDULERS)
     assert len(set(samplers)) == len(samplers) and len(set(schedulers)) == len(schedulers)
     classes, names = node_definitions()
-    assert all(n.startswith(("SS_Sampler_", "SS_Sigmas_")) for n in classes)
+    assert all(n.startswith("SS_") for n in classes)
     assert all(v.endswith("(SS)") for v in names.values())
 
 
 # --- node definitions ----------------------------------------------------------------
-def test_one_sampler_node_per_family_and_one_sigmas_node_per_schedule():
-    classes, _ = node_definitions()
-    fams = D.families()
-    assert {f"SS_Sampler_{f}" for f in fams} | {f"SS_Sigmas_{s}" for s in SCHEDULES} == set(classes)
-    for family, specs in fams.items():
-        req = classes[f"SS_Sampler_{family}"].INPUT_TYPES()["required"]
-        if len(specs) > 1:
-            assert req["solver"][0] == [s.id for s in specs]
-        for spec in specs:
-            for p in spec.params:
-                assert p.name in req, (family, p.name)
+def test_one_sampler_node_per_sampler_with_only_its_own_parameters():
+    import seeds_samplers.nodes as N
+
+    classes, names = node_definitions()
+    legacy = {f"SS_Sampler_{f}" for f, specs in D.families().items() if f in D.LEGACY_FAMILY_NODES and len(specs) > 1}
+    assert legacy == {"SS_Sampler_seeds"}
+    expected = {f"SS_Sampler_{s}" for s in SAMPLERS} | {f"SS_Sigmas_{s}" for s in SCHEDULES} | legacy
+    hand_written = set(N._extra_nodes(N.EXTRA_NODE_MODULES)[0])
+    assert set(classes) == expected | hand_written
+    assert set(D.build_node_classes()[0]) == expected
+    for spec in SAMPLERS.values():
+        cls = classes[f"SS_Sampler_{spec.id}"]
+        req = cls.INPUT_TYPES()["required"]
+        assert set(req) == {p.name for p in spec.params}, spec.id
+        assert names[cls.__name__] == D.sampler_title(spec) == f"{spec.title} Sampler (SS)"
+        assert not getattr(cls, "DEPRECATED", False)
+    for sid, spec in SCHEDULES.items():
+        assert names[f"SS_Sigmas_{sid}"] == D.schedule_title(spec)
 
 
-@pytest.mark.parametrize("node_id", sorted(node_definitions()[0]))
+def _run_node(cls, monkeypatch, fake, **changes):
+    values = {k: v[1]["default"] for k, v in cls.INPUT_TYPES()["required"].items()}
+    values.update(changes)
+    (ks,) = cls().get_sampler(**values)
+    return ks
+
+
+@pytest.mark.parametrize("sampler_id", list(SAMPLERS))
+def test_a_new_node_runs_exactly_its_dropdown_entry(fake_comfy, monkeypatch, sampler_id):
+    """Defaults come from SamplerSpec.dropdown: a fresh node and the ss_<id> entry pass the
+    solver identical parameters (SEEDS-2's variant, DEIS's variant/order, r1 = 1/3 ...)."""
+    spec = SAMPLERS[sampler_id]
+    cls = node_definitions()[0][f"SS_Sampler_{sampler_id}"]
+    ks = _run_node(cls, monkeypatch, fake_comfy)
+    assert ks.sampler_function is spec.function
+    assert ks.extra_options == D.dropdown_settings(spec)
+    for k, v in spec.dropdown.items():
+        shown = cls.INPUT_TYPES()["required"][k][1]["default"]
+        assert shown == v or shown == pytest.approx(v, abs=0.006), (k, shown, v)
+
+
+def test_seeds_2_node_and_dropdown_agree_on_the_variant():
+    req = node_definitions()[0]["SS_Sampler_seeds_2"].INPUT_TYPES()["required"]
+    assert req["variant"][1]["default"] == D.dropdown_settings(SAMPLERS["seeds_2"])["variant"]
+
+
+@pytest.mark.parametrize("node_id", sorted(D.build_node_classes()[0]))
+def test_numbers_are_shown_at_their_steps_precision(node_id):
+    """ComfyUI's frontend prints a FLOAT with max(0, -floor(log10(step))) decimals, rounds
+    edits to that, and shows the raw default in the search preview: every default, bound
+    and step must print exactly at that precision (r1 shows 0.33, not 0.3333333333333333)."""
+    import math
+
+    cls = D.build_node_classes()[0][node_id]
+    for name, (typ, opts) in cls.INPUT_TYPES()["required"].items():
+        if typ != "FLOAT":
+            continue
+        step = opts["step"]
+        digits = max(0, -math.floor(math.log10(step)))
+        for key in ("default", "min", "max", "step"):
+            if key in opts:
+                assert round(opts[key], digits) == opts[key], (node_id, name, key, opts[key], digits)
+
+
+def test_shown_default_runs_the_exact_value_other_values_run_as_entered(fake_comfy, monkeypatch):
+    cls = node_definitions()[0]["SS_Sampler_seeds_3"]
+    req = cls.INPUT_TYPES()["required"]
+    assert (req["r1"][1]["default"], req["r2"][1]["default"]) == (0.33, 0.67)
+    assert "1/3" in req["r1"][1]["tooltip"]
+    ks = _run_node(cls, monkeypatch, fake_comfy)
+    assert ks.extra_options["r1"] == 1.0 / 3.0 and ks.extra_options["r2"] == 2.0 / 3.0
+    ks = _run_node(cls, monkeypatch, fake_comfy, r1=0.34, r2=0.3333333333333333 * 2)
+    assert ks.extra_options["r1"] == 0.34 and ks.extra_options["r2"] == 2.0 / 3.0
+    ks = _run_node(cls, monkeypatch, fake_comfy, r1=0.25, r2=0.5)
+    assert (ks.extra_options["r1"], ks.extra_options["r2"]) == (0.25, 0.5)
+
+
+def test_widget_step_prints_exactly():
+    from seeds_samplers.nodes.widgets import widget_step
+
+    assert widget_step(0.01) == 0.01 and widget_step(0.5) == 0.5 and widget_step(0.05) == 0.05
+    assert widget_step(0.25) == 0.01 and widget_step(None) == 0.01 and widget_step(2.0) == 2.0
+    with pytest.raises(ValueError, match="positive"):
+        widget_step(-0.1)
+
+
+@pytest.mark.parametrize("node_id", sorted(D.build_node_classes()[0]))
 def test_every_input_has_a_tooltip_and_a_default_in_range(node_id):
-    cls = node_definitions()[0][node_id]
+    """Generated nodes (hand-written modules follow ComfyUI's own rules)."""
+    cls = D.build_node_classes()[0][node_id]
     assert cls.DESCRIPTION and cls.CATEGORY and cls.FUNCTION and cls.RETURN_TYPES
     for name, (typ, opts) in cls.INPUT_TYPES()["required"].items():
         assert opts.get("tooltip"), (node_id, name)
@@ -78,33 +151,101 @@ def test_every_input_has_a_tooltip_and_a_default_in_range(node_id):
 
 def test_param_ranges_and_tooltips_come_from_the_registry():
     classes, _ = node_definitions()
-    for family, specs in D.families().items():
-        req = classes[f"SS_Sampler_{family}"].INPUT_TYPES()["required"]
-        for spec in specs:
-            for p in spec.params:
-                typ, opts = req[p.name]
-                assert opts["tooltip"].startswith(p.description)
-                if p.kind in ("int", "float") and p.minimum is not None:
-                    assert opts["min"] <= p.minimum and opts["max"] >= p.maximum
-                if p.kind == "choice":
-                    assert set(p.choices) <= set(typ)
+    for spec in SAMPLERS.values():
+        req = classes[f"SS_Sampler_{spec.id}"].INPUT_TYPES()["required"]
+        for p in spec.params:
+            typ, opts = req[p.name]
+            assert opts["tooltip"].startswith(p.description)
+            if p.kind in ("int", "float") and p.minimum is not None:
+                assert opts["min"] == p.minimum and opts["max"] == p.maximum
+            if p.kind == "choice":
+                assert list(p.choices) == typ
 
 
 def test_a_new_registry_entry_appears_without_touching_the_nodes(monkeypatch):
     base = SAMPLERS["seeds_2"]
     extra = dataclasses.replace(base, id="seeds_2_test", family="testfam", title="Test solver",
-                                params=base.params + (Param("gamma", 0.25, "A test parameter.", 0.0, 1.0, 0.05),))
+                                params=base.params + (Param("gamma", 0.25, "A test parameter.", 0.0, 1.0, 0.05),),
+                                dropdown={"gamma": 0.5})
     monkeypatch.setitem(SAMPLERS, "seeds_2_test", extra)
     classes, names = node_definitions()
-    assert "SS_Sampler_testfam" in classes and names["SS_Sampler_testfam"] == "Test solver Sampler (SS)"
-    req = classes["SS_Sampler_testfam"].INPUT_TYPES()["required"]
-    assert "solver" not in req and req["gamma"][1]["default"] == 0.25
+    assert "SS_Sampler_seeds_2_test" in classes and names["SS_Sampler_seeds_2_test"] == "Test solver Sampler (SS)"
+    req = classes["SS_Sampler_seeds_2_test"].INPUT_TYPES()["required"]
+    assert "solver" not in req and req["gamma"][1]["default"] == 0.5 and req["gamma"][1]["step"] == 0.05
 
 
-def test_family_params_used_by_some_members_say_so():
-    req = node_definitions()[0]["SS_Sampler_seeds"].INPUT_TYPES()["required"]
-    assert "SEEDS-2 only" in req["r"][1]["tooltip"]
-    assert "only" not in req["eta"][1]["tooltip"]
+def test_parameters_added_to_a_released_node_come_after_its_0_1_0_inputs(monkeypatch):
+    """Saved workflows hold widget values by position: a parameter the registry gains (say a
+    noise window for the stochastic solvers, inserted anywhere) must not shift them."""
+    window = (Param("test_band_top", 1.0, "Test: top of the noise band.", 0.0, 1.0, 0.01),
+              Param("test_band_bottom", 0.0, "Test: bottom of the noise band.", 0.0, 1.0, 0.01))
+    for sid in ("seeds_2", "er_sde"):
+        spec = SAMPLERS[sid]
+        monkeypatch.setitem(SAMPLERS, sid, dataclasses.replace(spec, params=spec.params[:1] + window + spec.params[1:]))
+    classes, _ = node_definitions()
+    for node_id in ("SS_Sampler_seeds", "SS_Sampler_er_sde"):
+        released = list(D.RELEASED_WIDGETS[node_id])
+        order = list(classes[node_id].INPUT_TYPES()["required"])
+        assert order[: len(released)] == released
+        assert {"test_band_top", "test_band_bottom"} <= set(order[len(released):])
+
+
+def test_released_orders_match_the_0_1_0_nodes():
+    """The compatibility table names only inputs the nodes still have (none was dropped)."""
+    classes, _ = node_definitions()
+    for node_id, released in D.RELEASED_WIDGETS.items():
+        order = list(classes[node_id].INPUT_TYPES()["required"])
+        assert order[: len(released)] == list(released), node_id
+
+
+# --- the 0.1.0 combined SEEDS node -------------------------------------------------------
+def test_legacy_seeds_node_is_hidden_but_loads_and_runs_old_values(fake_comfy, monkeypatch):
+    cls = node_definitions()[0]["SS_Sampler_seeds"]
+    assert cls.DEPRECATED is True and "Deprecated" in cls.DESCRIPTION
+    req = cls.INPUT_TYPES()["required"]
+    assert "SEEDS-2 only" in req["r"][1]["tooltip"] and "only" not in req["eta"][1]["tooltip"]
+    # widgets_values of a 0.1.0 workflow (workflow 3 as shipped): solver first, r1 unrounded
+    old = ["seeds_2", 0.5, 1.0, "gaussian", "data", False, 0.5, "phi_1", 0.3333333333333333, 0.6666666666666666]
+    values = dict(zip(D.RELEASED_WIDGETS["SS_Sampler_seeds"], old))
+    spec = SAMPLERS["seeds_2"]
+    (ks,) = cls().get_sampler(**values)
+    assert ks.sampler_function is spec.function
+    assert ks.extra_options == spec.resolve(eta=0.5, r=0.5, variant="phi_1")
+    values.update(solver="seeds_3", r1=0.33)
+    (ks,) = cls().get_sampler(**values)
+    assert ks.sampler_function is SAMPLERS["seeds_3"].function
+    assert ks.extra_options["r1"] == 1.0 / 3.0 and "r" not in ks.extra_options
+    values["solver"] = "seeds_9"
+    with pytest.raises(ValueError, match="solver must be one of"):
+        cls().get_sampler(**values)
+
+
+# --- hand-written node modules -------------------------------------------------------------
+def test_extra_node_modules_are_merged_and_a_broken_one_is_skipped(monkeypatch, caplog):
+    import seeds_samplers.nodes as N
+
+    good = types.ModuleType("seeds_samplers.nodes.ss_test_extra")
+
+    class Extra:
+        RETURN_TYPES = ("SAMPLER",)
+
+    good.NODE_CLASS_MAPPINGS = {"SS_Sampler_extra_test": Extra, "SS_Sampler_ipndm": Extra}
+    good.NODE_DISPLAY_NAME_MAPPINGS = {"SS_Sampler_extra_test": "Extra test Sampler (SS)"}
+    calls = []
+    good.comfyui_setup = lambda: calls.append(1)
+    broken = types.ModuleType("seeds_samplers.nodes.ss_test_broken")  # no NODE_CLASS_MAPPINGS
+    monkeypatch.setitem(sys.modules, good.__name__, good)
+    monkeypatch.setitem(sys.modules, broken.__name__, broken)
+    monkeypatch.setattr(N, "EXTRA_NODE_MODULES", ("ss_test_broken", "ss_test_extra"))
+    with caplog.at_level(logging.ERROR, logger="seeds_samplers"):
+        classes, names = N.node_definitions()
+    assert classes["SS_Sampler_extra_test"] is Extra and names["SS_Sampler_extra_test"] == "Extra test Sampler (SS)"
+    assert classes["SS_Sampler_ipndm"] is Extra and "SS_Sampler_ipndm" not in names  # replaced
+    assert "SS_Sampler_seeds_2" in classes
+    assert "ss_test_broken" in caplog.text and "failed to load" in caplog.text
+    assert calls == []  # the setup hook runs only when ComfyUI loads the pack
+    N.node_definitions(_setup=True)
+    assert calls == [1]
 
 
 # --- stand-in ComfyUI ----------------------------------------------------------------
@@ -235,15 +376,17 @@ def test_dropdown_entry_runs_with_the_dropdown_settings(monkeypatch):
 
 def test_sampler_node_returns_ksampler_with_the_node_values(fake_comfy, monkeypatch):
     spec, _ = _record(monkeypatch, "seeds_3")
-    cls = node_definitions()[0]["SS_Sampler_seeds"]
+    cls = node_definitions()[0]["SS_Sampler_seeds_3"]
     values = {k: v[1]["default"] for k, v in cls.INPUT_TYPES()["required"].items()}
-    values.update(solver="seeds_3", eta=0.3, r1=0.25, r2=0.75)
+    values.update(eta=0.3, r1=0.25, r2=0.75)
     (ks,) = cls().get_sampler(**values)
     assert isinstance(ks, FakeKSAMPLER) and ks.sampler_function is spec.function
     assert ks.extra_options == spec.resolve(eta=0.3, r1=0.25, r2=0.75, s_noise=values["s_noise"],
                                             noise_type=values["noise_type"], prediction=values["prediction"],
                                             stop_at_sigma_min=values["stop_at_sigma_min"])
-    assert "r" not in ks.extra_options  # SEEDS-2's parameter is not passed to SEEDS-3
+    values["r1"] = 0.995  # outside the registry range: a clear error naming the parameter
+    with pytest.raises(ValueError, match="r1"):
+        cls().get_sampler(**values)
 
 
 def test_schedule_node_and_handler_follow_comfy_denoise_rule():
@@ -269,21 +412,28 @@ def test_schedule_node_and_handler_follow_comfy_denoise_rule():
     assert torch.equal(sig, full)
 
 
-def test_readme_comfyui_section_names_every_entry_and_node():
+def test_docs_name_every_entry_and_node():
+    """docs/comfyui.md (the pack's ComfyUI page) names every dropdown entry and every
+    node (its generated tables are current: ``python tests/workflow_builder.py``); the
+    images that page and the README's ComfyUI section show exist and are small."""
     import re
 
+    with open(os.path.join(H.REPO, "docs", "comfyui.md"), encoding="utf-8") as f:
+        page = f.read()
     with open(os.path.join(H.REPO, "README.md"), encoding="utf-8") as f:
         m = re.search(r"<!-- comfyui:start -->\n(.*?)<!-- comfyui:end -->", f.read(), re.S)
     assert m, "README has no comfyui section"
-    section = m.group(1)
-    for spec in SAMPLERS.values():
-        assert f"`{spec.host_name}`" in section, spec.host_name
-    for sid in SCHEDULES:
-        assert f"`{D.scheduler_name(sid)}`" in section, sid
+    for text in (page,):
+        for spec in SAMPLERS.values():
+            assert f"`{spec.host_name}`" in text, spec.host_name
+        for sid in SCHEDULES:
+            assert f"`{D.scheduler_name(sid)}`" in text, sid
     classes, names = node_definitions()
-    for node_id in classes:
-        if node_id.startswith("SS_Sampler_"):
-            assert f"`{node_id}`" in section, node_id
-    for image in re.findall(r"\]\((docs/images/[^)]+)\)", section):
-        path = os.path.join(H.REPO, image)
-        assert os.path.isfile(path) and os.path.getsize(path) < 300_000, image
+    for node_id, cls in classes.items():
+        assert f"`{node_id}`" in page, node_id
+        assert names[node_id] in page, names[node_id]
+    for text in (page, m.group(1)):
+        for image in re.findall(r"\]\(((?:\.\./)?docs/images/[^)]+|images/[^)]+)\)", text):
+            base = os.path.join(H.REPO, "docs") if image.startswith("images/") else H.REPO
+            path = os.path.normpath(os.path.join(base, image))
+            assert os.path.isfile(path) and os.path.getsize(path) < 300_000, image

@@ -6,13 +6,12 @@
   errors measured). The order is the
   least-squares slope of log(error) against log(steps); it must match the theory +-0.3.
 * SDE variants: strong order (RMS pathwise error, Brownian noise -- one path whatever the
-  step count -- against a fine-step solve on the same path) and weak order (error of
-  E ||x||^2 / d at sigma_min, known exactly under the mixture; estimated with the coarse
-  and the fine solve coupled through one Brownian path, which keeps its Monte-Carlo error
-  small). The measured values are documented in docs/orders.md and asserted here within
-  a tolerance derived from their statistical uncertainty.
+  step count -- against a fine-step solve on the same path), asserted against the
+  documented values within a tolerance derived from their statistical uncertainty; weak
+  order computed exactly, without Monte-Carlo error (bench/weak_orders.py), asserted
+  against the theory +-0.3.
 
-Run ``python tests/test_convergence.py`` to print the table of docs/orders.md.
+Run ``python tests/test_convergence.py --doc docs/orders.md`` to regenerate that page's tables.
 """
 
 from __future__ import annotations
@@ -20,20 +19,22 @@ from __future__ import annotations
 import math
 from pathlib import Path
 import sys
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, Sequence
 
 import numpy as np
 import pytest
 import torch
 
+from seeds_samplers.bench.compare import reference_solve
 from seeds_samplers.bench.gmm import AnalyticDenoiser, GaussianMixture
+from seeds_samplers.bench.weak_orders import GaussianLinearModel, exact_output_moments, weak_order
 from seeds_samplers.samplers.er_sde import sample_er_sde
 from seeds_samplers.samplers.schedules import logsnr_uniform_sigmas
 from seeds_samplers.samplers.seeds import sample_seeds_1, sample_seeds_2, sample_seeds_3
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-F64 = torch.float64
+from solver_doubles import F64
 
 
 def _mixture(shape, sep, seed, stds=(0.15, 0.3, 0.5, 0.25), weights=(0.4, 0.3, 0.2, 0.1)):
@@ -91,26 +92,6 @@ def _det_problem(kind: str):
     return model, ve, x0, y0, lo, hi
 
 
-def rk4_reference(ve_model, y0, s_hi, s_lo, n):
-    """Probability-flow ODE in VE-equivalent variables, dy/dlambda = D(y, e^-lambda) - y."""
-    l0, l1 = -math.log(s_hi), -math.log(s_lo)
-    h = (l1 - l0) / n
-    b = y0.shape[0]
-
-    def f(y, lam):
-        return ve_model(y, torch.full((b,), math.exp(-lam), dtype=F64)) - y
-
-    y, lam = y0.clone(), l0
-    for _ in range(n):
-        k1 = f(y, lam)
-        k2 = f(y + 0.5 * h * k1, lam + 0.5 * h)
-        k3 = f(y + 0.5 * h * k2, lam + 0.5 * h)
-        k4 = f(y + h * k3, lam + h)
-        y = y + (h / 6) * (k1 + 2 * k2 + 2 * k3 + k4)
-        lam += h
-    return y
-
-
 _DET_REF: dict = {}
 
 
@@ -119,8 +100,8 @@ def deterministic_reference():
     err(1000) ~ |y(1000) - y(500)| / 15)."""
     if not _DET_REF:
         _, ve, _, y0, _, _ = _det_problem("edm")
-        ref = rk4_reference(ve, y0, *DET_RANGE[::-1], 1000)
-        coarse = rk4_reference(ve, y0, *DET_RANGE[::-1], 500)
+        ref = reference_solve(ve, y0, DET_RANGE[0], DET_RANGE[1], steps=1000)
+        coarse = reference_solve(ve, y0, DET_RANGE[0], DET_RANGE[1], steps=500)
         _DET_REF.update(ref=ref, err=(ref - coarse).abs().max().item() / 15)
     return _DET_REF["ref"], _DET_REF["err"]
 
@@ -257,131 +238,47 @@ def test_strong_order(name):
 # --- weak order -----------------------------------------------------------------------------
 
 
-class GridBrownian:
-    """One Brownian path, exact on a uniform lambda grid with G intervals; the unit noise of
-    an interval between grid points is the normalised sum of its grid increments, each
-    regenerated from its own seed (so every solver, at any step count on the grid, sees
-    the same path). Batched with one generator: fast for large Monte-Carlo batches."""
-
-    def __init__(self, shape, s_hi, s_lo, grid, seed):
-        self.shape, self.seed = shape, seed
-        self.l0 = -math.log(s_hi)
-        self.dl = (-math.log(s_lo) - self.l0) / grid
-        self.gen = torch.Generator()
-
-    def _index(self, sigma):
-        p = (-math.log(float(sigma)) - self.l0) / self.dl
-        j = round(p)
-        assert abs(p - j) < 1e-6, "sigma not on the Brownian grid"
-        return j
-
-    def __call__(self, sigma, sigma_next):
-        a, b = self._index(sigma), self._index(sigma_next)
-        total = torch.zeros(self.shape, dtype=F64)
-        for j in range(a, b):
-            self.gen.manual_seed(self.seed * 1_000_003 + j)
-            total += torch.randn(self.shape, generator=self.gen, dtype=F64)
-        return total / math.sqrt(b - a)
-
-
 WEAK = {
-    # name: (function, parameters, reference key, step counts)
-    "SEEDS-1 (data)": (S1, dict(), "reverse", (4, 8, 16, 32)),
-    "SEEDS-2 (data)": (S2, dict(), "reverse", (4, 8, 16)),
-    "SEEDS-3 (data)": (S3, dict(), "reverse", (4, 8, 16, 32)),
-    "ER-SDE-1 (sde_5)": (ER, dict(order=1), "sde_5", (4, 8, 16, 32)),
-    "ER-SDE-2 (sde_5)": (ER, dict(order=2), "sde_5", (4, 8, 16, 32)),
-    "ER-SDE-3 (sde_5)": (ER, dict(order=3), "sde_5", (4, 8, 16, 32)),
+    # name: (function, parameters, theoretical weak order, step counts in the asymptotic range)
+    "SEEDS-1 (data)": (S1, dict(), 1, (32, 64, 128, 256)),
+    "SEEDS-2 phi_1 (data)": (S2, dict(), 2, (32, 64, 128, 256)),
+    "SEEDS-2 phi_2 (data)": (S2, dict(variant="phi_2"), 2, (32, 64, 128, 256)),
+    "SEEDS-3 (data)": (S3, dict(), 2, (64, 128, 256, 512)),
+    "ER-SDE-1 (sde_5)": (ER, dict(order=1), 1, (16, 32, 64, 128)),
+    "ER-SDE-2 (sde_5)": (ER, dict(order=2), 2, (16, 32, 64, 128)),
+    "ER-SDE-3 (sde_5)": (ER, dict(order=3), 3, (16, 32, 64, 128)),
 }
-WEAK_DOC = {  # documented measurements (docs/orders.md); None: below the Monte-Carlo resolution
-    "SEEDS-1 (data)": 0.94,
-    "SEEDS-2 (data)": 1.53,
-    "SEEDS-3 (data)": None,
-    "ER-SDE-1 (sde_5)": 0.97,
-    "ER-SDE-2 (sde_5)": 1.82,
-    "ER-SDE-3 (sde_5)": 2.18,
-}
-WEAK_RANGE = (0.02, 10.0)
-WEAK_BATCH = 10000
-WEAK_GRID = 384  # multiple of 3 x 128 (SEEDS-3 reference) and of 2 x 32, 3 x 32
-
-
-def _weak_problem():
-    g = torch.Generator().manual_seed(3)
-    means = 1.5 * torch.randn((3, 1, 2, 2), generator=g, dtype=F64)
-    mix = GaussianMixture(means, [0.2, 0.5, 0.35], [0.5, 0.3, 0.2])
-    model = AnalyticDenoiser(mix, kind="edm")
-    x0 = model.prior_sample(WEAK_BATCH, WEAK_RANGE[1], torch.Generator().manual_seed(11))
-    lo = WEAK_RANGE[0]
-    exact = float((mix.weights * ((mix._flat**2).mean(1) + mix.stds**2 + lo * lo)).sum())
-    return model, x0, exact
-
-
-def _weak_f(x):
-    return x.flatten(1).pow(2).mean(1)
-
-
-def _weak_run(fn, model, x0, n, **params):
-    ns = GridBrownian(x0.shape, WEAK_RANGE[1], WEAK_RANGE[0], WEAK_GRID, seed=5)
-    sig = logsnr_uniform_sigmas(n + 1, *WEAK_RANGE)[:-1]
-    return _weak_f(fn(model, x0.clone(), sig, noise_sampler=ns, disable=True, **params))
-
-
-_WEAK_REFS: dict = {}
-
-
-def weak_references():
-    if not _WEAK_REFS:
-        model, x0, exact = _weak_problem()
-        _WEAK_REFS["exact"] = exact
-        _WEAK_REFS["reverse"] = _weak_run(S3, model, x0, 128)
-        _WEAK_REFS["sde_5"] = _weak_run(ER, model, x0, 384, order=3)
-    return _WEAK_REFS
 
 
 def measure_weak(names: Sequence[str]) -> Dict[str, dict]:
-    model, x0, _ = _weak_problem()
-    refs = weak_references()
+    """Exact weak errors (bench/weak_orders.py: linear Gaussian denoiser, basis-vector
+    noise, so the output distribution is known exactly; no Monte-Carlo error)."""
     out = {}
     for name in names:
-        fn, params, key, ns = WEAK[name]
-        errs, ses = [], []
-        for n in ns:
-            d = _weak_run(fn, model, x0, n, **params) - refs[key]
-            errs.append(d.mean().item())
-            ses.append(d.std().item() / math.sqrt(d.numel()))
-        res = dict(ns=ns, errs=errs, ses=ses)
-        resolved = all(abs(e) > 4 * s for e, s in zip(errs, ses))
-        if resolved:
-            w = _slope_weights(ns)
-            res["order"] = ls_slope(ns, [abs(e) for e in errs])
-            res["se"] = math.sqrt(sum((wi * s / e) ** 2 for wi, s, e in zip(w, ses, errs)))
-        else:
-            res["order"] = None
+        fn, params, theory, ns = WEAK[name]
+        res = weak_order(fn, ns, **params)
+        res["theory"] = theory
         out[name] = res
     return out
-
-
-def test_weak_references_match_the_exact_expectation():
-    refs = weak_references()
-    for key in ("reverse", "sde_5"):
-        f = refs[key]
-        se = f.std().item() / math.sqrt(f.numel())
-        assert abs(f.mean().item() - refs["exact"]) <= 4 * se, key
 
 
 @pytest.mark.parametrize("name", list(WEAK))
 def test_weak_order(name):
     res = measure_weak([name])[name]
-    doc = WEAK_DOC[name]
-    if doc is None:
-        # resolved at the coarsest step count only, then below the Monte-Carlo error
-        s2 = measure_weak(["SEEDS-2 (data)"])["SEEDS-2 (data)"]
-        for e, s, e2 in zip(res["errs"][1:], res["ses"][1:], s2["errs"][1:]):
-            assert abs(e) <= 4 * s + 0.1 * abs(e2)
-        return
-    assert res["order"] is not None, res
-    assert abs(res["order"] - doc) <= max(4 * res["se"], 0.05), res
+    assert abs(res["order"] - res["theory"]) <= 0.3, res
+
+
+def test_exact_weak_moments_match_monte_carlo():
+    """The basis-vector computation agrees with plain sampling (20 000 paths)."""
+    model = GaussianLinearModel()
+    sig = torch.tensor([10.0, 3.0, 1.0, 0.3, 0.1, 0.0], dtype=F64)
+    mean, var = exact_output_moments(S2, sig, model, max_draws=24)
+    g = torch.Generator().manual_seed(0)
+    n = 20000
+    x = model.m + math.sqrt(model.c**2 + 100.0) * torch.randn(n, 1, generator=g, dtype=F64)
+    out = S2(model, x, sig, extra_args={"seed": 1}, disable=True, stop_at_sigma_min=True).reshape(-1)
+    assert abs(out.mean().item() - mean) <= 4 * math.sqrt(var / n)
+    assert abs(out.var().item() - var) <= 4 * var * math.sqrt(2 / n)
 
 
 # --- the table of docs/orders.md --------------------------------------------------------------
@@ -407,36 +304,30 @@ def main() -> None:  # pragma: no cover - documentation helper
     print("|---|---|---|---|---|")
     for name, r in measure_strong(list(SDE)).items():
         print(f"| {name} | {r['order']:.2f} | {r['se']:.2f} | {', '.join(map(str, r['ns']))} | {_fmt(r['errs'])} |")
-    print(f"\n## Weak order (E||x||^2/d at sigma_min, sigma {WEAK_RANGE[1]} -> {WEAK_RANGE[0]}, {WEAK_BATCH} coupled samples)\n")
-    refs = weak_references()
-    print(f"exact E||x||^2/d = {refs['exact']:.5f}; references: "
-          + ", ".join(f"{k} {refs[k].mean().item():.5f} +- {refs[k].std().item() / math.sqrt(WEAK_BATCH):.5f}"
-                      for k in ("reverse", "sde_5")) + "\n")
-    print("| solver | measured | s.e. | steps | weak errors (+- s.e.) |")
+    print("\n## Weak order (exact: N(0.7, 0.5^2) data, linear denoiser, basis-vector noise; "
+          "E x^2 at sigma_min, sigma 10 -> 0.02, uniform in lambda)\n")
+    print("| solver | theory | measured | steps | weak errors |")
     print("|---|---|---|---|---|")
     for name, r in measure_weak(list(WEAK)).items():
-        errs = ", ".join(f"{e:.2e} +- {s:.0e}" for e, s in zip(r["errs"], r["ses"]))
-        order = "unresolved" if r["order"] is None else f"{r['order']:.2f}"
-        se = "" if r["order"] is None else f"{r['se']:.2f}"
-        print(f"| {name} | {order} | {se} | {', '.join(map(str, r['ns']))} | {errs} |")
+        print(f"| {name} | {r['theory']} | {r['order']:.2f} | {', '.join(map(str, r['ns']))} | {_fmt(r['errs'])} |")
 
 
 if __name__ == "__main__":  # pragma: no cover
-    # ``--readme README.md`` also writes the tables into the README's orders section.
-    if len(sys.argv) == 3 and sys.argv[1] == "--readme":
+    # ``--doc docs/orders.md`` also writes the tables into that page's orders section.
+    if len(sys.argv) == 3 and sys.argv[1] == "--doc":
         import contextlib
         import io
 
-        from seeds_samplers.bench.report import replace_section
+        from seeds_samplers.bench.report import update_section
 
         buf = io.StringIO()
         with contextlib.redirect_stdout(buf):
             main()
         print(buf.getvalue())
-        body = ("Command: `python tests/test_convergence.py --readme README.md`; the set-up and how to read "
-                "the SDE columns are in [docs/orders.md](docs/orders.md). DEIS and iPNDM orders are asserted "
-                "by `tests/test_deis.py` (theory ±0.3, VE and flow).\n\n" + buf.getvalue().replace("## ", "#### "))
-        replace_section(Path(sys.argv[2]), "orders", body)
+        body = ("Command: `python tests/test_convergence.py --doc docs/orders.md`. DEIS and iPNDM orders are "
+                "asserted by `tests/test_deis.py` (theory ±0.3, VE and flow); orders on the hosts' schedules "
+                "with steps in sigma are in [sigma_steps.md](sigma_steps.md).\n\n" + buf.getvalue().replace("## ", "### "))
+        update_section(Path(sys.argv[2]), "orders", body)
     else:
         main()
     sys.exit(0)

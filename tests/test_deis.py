@@ -38,31 +38,9 @@ from seeds_samplers.samplers.vp_time import (
     sigma_time,
 )
 
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from solver_doubles import Counting, PolyEpsModel  # noqa: E402
+from solver_doubles import F64, Counting, PolyEpsModel, record
 
-F64 = torch.float64
-
-
-@pytest.fixture(scope="module")
-def mix(make_mixture) -> GaussianMixture:
-    """3 overlapping components in 1x2x2: smooth enough for asymptotic convergence tests."""
-    return make_mixture(shape=(1, 2, 2), stds=(0.5, 0.8, 0.6), weights=(0.5, 0.3, 0.2), sep=0.6, seed=0)
-
-
-def record(fn, *args, **kw):
-    """Run a sampler and return (xs at every step then the output, denoised per step)."""
-    xs, ds = [], []
-
-    def cb(d):
-        xs.append(d["x"].clone())
-        ds.append(d["denoised"].clone())
-
-    out = fn(*args, callback=cb, disable=True, **kw)
-    return xs + [out], ds
 
 
 # --- time maps -------------------------------------------------------------------------
@@ -212,7 +190,7 @@ def test_closed_forms_equal_quadrature_in_their_variable():
 
 
 def test_log_rho_two_and_three_node_antiderivatives():
-    # ALGORITHMS.md §3.2: int (L-b)/(a-b) dsigma = sigma (L - b - 1)/(a - b), and the 3-node form
+    # docs/algorithms.md, DEIS: int (L-b)/(a-b) dsigma = sigma (L - b - 1)/(a - b), and the 3-node form
     def two(s, a, b):
         L = math.log(s)
         return s * (L - b - 1) / (a - b)
@@ -292,7 +270,9 @@ def test_multistep_steps_are_exact_for_eps_polynomial_in_tau(variant, map_name, 
 
     model = PolyEpsModel(g, mt)
     x = torch.zeros(2, 1, 2, 2, dtype=F64)
-    xs, _ = record(sample_deis, model, x, sig, variant=variant, order=order, lower_order_final=False)
+    # the variant's own steps (no steps in sigma): exactness is a property of its polynomial
+    xs, _ = record(sample_deis, model, x, sig, variant=variant, order=order, lower_order_final=False,
+                   sigma_steps=False)
     s = sig.tolist()
     for i in range(order - 1, len(s) - 1):
         exact = float(_integrate_pieces(lambda v: g(np.array([v])), s[i], s[i + 1], tau.breakpoints)[0])
@@ -345,7 +325,8 @@ def test_logrho_matches_diffusers(order, steps, lower_order_final, mix):
         x_vp = sched.step(eps, t, x_vp).prev_sample
     ref.append(x_vp * math.sqrt(1 + float(sigmas[-1]) ** 2))
 
-    ours, _ = record(sample_deis, model, x, sigmas, variant="logrho", order=order, lower_order_final=lower_order_final)
+    ours, _ = record(sample_deis, model, x, sigmas, variant="logrho", order=order, lower_order_final=lower_order_final,
+                     sigma_steps=False)  # diffusers' steps
     assert len(ours) == len(ref) == steps + 1
     rel = max(float((a - b).abs().max() / b.abs().max()) for a, b in zip(ours, ref))
     assert rel <= 1e-10, rel

@@ -1,4 +1,4 @@
-"""ER-SDE-Solver (ALGORITHMS.md §2): noise-scale functions, the S and S' integrals, the
+"""ER-SDE-Solver (docs/algorithms.md (ER-SDE)): noise-scale functions, the S and S' integrals, the
 official Riemann rule, exactness for polynomial denoisers, and agreement with independent
 reimplementations of the update (the official one and the third-order default)."""
 
@@ -17,7 +17,7 @@ from seeds_samplers.samplers.schedules import edm_sigmas
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-# The paper's table (ALGORITHMS.md §2.3), restated independently in mpmath; eta_f is the
+# The paper's table (docs/algorithms.md, ER-SDE), restated independently in mpmath; eta_f is the
 # func_type-3 parameter (official default 0).
 PHI_MP = {
     "ode": lambda s: s,
@@ -99,7 +99,8 @@ def test_order1_ode_equals_k_diffusion_euler(analytic):
     model = analytic("edm")
     sigmas = edm_sigmas(15, 0.002, 80.0)
     x = model.prior_sample(4, 80.0, torch.Generator().manual_seed(0))
-    ours = sample_er_sde(model, x, sigmas, order=1, noise_scale_function="ode", disable=True)
+    ours = sample_er_sde(model, x, sigmas, order=1, noise_scale_function="ode", disable=True,
+                         sigma_steps=False)  # the paper's steps
     ref = ks.sample_euler(model, x, sigmas, disable=True)
     assert (ours - ref).abs().max().item() <= 1e-6
     assert (ours - x).abs().max().item() > 1.0
@@ -175,7 +176,7 @@ def test_orders_exact_for_polynomial_denoiser(mt, name, eta, order):
 
 
 def _reference_er_sde(model, x, sig, order, name, eta, official, noise):
-    """ER-SDE in plain float64 NumPy/mpmath on a VE model, from ALGORITHMS.md §2.2.
+    """ER-SDE in plain float64 NumPy/mpmath on a VE model, from docs/algorithms.md, ER-SDE.
 
     official=True: left 100-point Riemann integrals and D'(s_i) ~ Delta1_i (the paper's
     code); official=False: exact integrals and D'(s_i) ~ Delta1_i + (s_i - s_{i-1}) Delta2_i / 2.

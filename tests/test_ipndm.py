@@ -13,30 +13,15 @@ import numpy as np
 import pytest
 import torch
 
-from seeds_samplers.bench.gmm import AnalyticDenoiser, GaussianMixture
+from seeds_samplers.bench.gmm import AnalyticDenoiser
 from seeds_samplers.samplers.deis import rhoab_coefficients, sample_deis
 from seeds_samplers.samplers.ipndm import IPNDM_VARIANTS, IPNDM_WEIGHTS, ipndm_coefficients, sample_ipndm
 from seeds_samplers.samplers.registry import SAMPLERS
 from seeds_samplers.samplers.schedules import edm_sigmas
 
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from solver_doubles import Counting, PolyEpsModel, polynomial  # noqa: E402
+from solver_doubles import F64, Counting, PolyEpsModel, polynomial, record
 
-F64 = torch.float64
-
-
-@pytest.fixture(scope="module")
-def mix(make_mixture) -> GaussianMixture:
-    return make_mixture(shape=(1, 2, 2), stds=(0.5, 0.8, 0.6), weights=(0.5, 0.3, 0.2), sep=0.6, seed=0)
-
-
-def record(fn, *args, **kw):
-    xs = []
-    out = fn(*args, callback=lambda d: xs.append(d["x"].clone()), disable=True, **kw)
-    return xs + [out]
 
 
 def adams_bashforth(k: int) -> List[Fraction]:
@@ -85,7 +70,7 @@ def test_variable_step_weights_on_unequal_steps():
 def test_fixed_sampler_steps_use_the_closed_form_weights(order):
     model = PolyEpsModel(polynomial(np.random.default_rng(order).normal(size=5)))  # eps not polynomial of low degree
     sig = torch.linspace(3.0, 0.5, 11, dtype=F64)  # equal steps
-    xs = record(sample_ipndm, model, torch.zeros(1, 2, dtype=F64), sig, order=order, variant="fixed")
+    xs = record(sample_ipndm, model, torch.zeros(1, 2, dtype=F64), sig, order=order, variant="fixed")[0]
     s = sig.tolist()
     h = s[1] - s[0]
     for i in range(len(s) - 1):
@@ -99,7 +84,7 @@ def test_variable_sampler_is_exact_for_eps_polynomial_on_any_grid(order):
     coeffs = np.random.default_rng(10 + order).normal(size=order)  # degree order - 1
     model = PolyEpsModel(polynomial(coeffs))
     sig = edm_sigmas(10, 0.05, 8.0, 7.0)[:-1]  # very unequal steps
-    xs = record(sample_ipndm, model, torch.zeros(1, 2, dtype=F64), sig, order=order, variant="variable")
+    xs = record(sample_ipndm, model, torch.zeros(1, 2, dtype=F64), sig, order=order, variant="variable")[0]
     P = np.polynomial.polynomial.polyint(coeffs)
     s = sig.tolist()
     for i in range(order - 1, len(s) - 1):
@@ -107,7 +92,7 @@ def test_variable_sampler_is_exact_for_eps_polynomial_on_any_grid(order):
         # (round-off: the large alternating weights of very unequal steps cancel)
         assert float((xs[i + 1] - xs[i])[0, 0]) == pytest.approx(exact, rel=1e-9, abs=1e-13)
     if order >= 3:  # while the fixed weights are not, on this grid
-        fixed = record(sample_ipndm, model, torch.zeros(1, 2, dtype=F64), sig, order=order, variant="fixed")
+        fixed = record(sample_ipndm, model, torch.zeros(1, 2, dtype=F64), sig, order=order, variant="fixed")[0]
         i = len(s) - 2
         exact = np.polynomial.polynomial.polyval(s[i + 1], P) - np.polynomial.polynomial.polyval(s[i], P)
         assert abs(float((fixed[i + 1] - fixed[i])[0, 0]) - exact) > 1e-6 * abs(exact)

@@ -214,7 +214,9 @@ def test_callback_once_per_step_and_exact_final_denoise(mixture4, name, kind):
     sigmas = _sched(kind, 7)
     x = model.prior_sample(2, float(sigmas[0]), torch.Generator().manual_seed(7)).float()
     log = []
-    out = _run(name, model, x, sigmas, extra_args={"seed": 4}, callback=log.append)
+    # the paper's steps: the step to sigma = 0 returns D (flow models otherwise take it in
+    # sigma, tested in test_sigma_steps.py)
+    out = _run(name, model, x, sigmas, extra_args={"seed": 4}, callback=log.append, sigma_steps=False)
     assert [d["i"] for d in log] == list(range(len(sigmas) - 1))
     mt = model.seeds_model_type
     expected_sig = mt.prepare_sigmas(sigmas.tolist())

@@ -1,5 +1,5 @@
 """SEEDS-1/2/3: equivalences with k-diffusion, exactness of the phi-function weights,
-and the Markov-preserving stage noise of ALGORITHMS.md §1.3-1.4."""
+and the Markov-preserving stage noise of docs/algorithms.md (SEEDS)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def test_seeds2_eta0_equals_dpmpp_2s_ancestral(analytic, kind):
     model = analytic(kind)
     sigmas = edm_sigmas(12, 0.002, 80.0) if kind == "edm" else sd_discrete_sigmas(12)
     x = model.prior_sample(4, float(sigmas[0]), torch.Generator().manual_seed(0))
-    ours = sample_seeds_2(model, x, sigmas, eta=0.0, r=0.5, disable=True)
+    ours = sample_seeds_2(model, x, sigmas, eta=0.0, r=0.5, disable=True, sigma_steps=False)  # the paper's steps
     ref = ks.sample_dpmpp_2s_ancestral(model, x, sigmas, eta=0.0, disable=True)
     assert ours.dtype == torch.float64
     assert _max_diff(ours, ref) <= 1e-6
@@ -130,18 +130,18 @@ def test_phi2_steps_exact_for_prediction_linear_in_lambda(mt, prediction, eta):
     sigmas = torch.tensor(sig, dtype=torch.float64)
     runs = {
         "seeds_2 phi_2": sample_seeds_2(model, x, sigmas, eta=eta, s_noise=0.0, variant="phi_2",
-                                        prediction=prediction, disable=True),
+                                        prediction=prediction, disable=True, sigma_steps=False),
         "seeds_2 phi_2 r=0.3": sample_seeds_2(model, x, sigmas, eta=eta, s_noise=0.0, variant="phi_2",
-                                              r=0.3, prediction=prediction, disable=True),
-        "seeds_3": sample_seeds_3(model, x, sigmas, eta=eta, s_noise=0.0, prediction=prediction, disable=True),
+                                              r=0.3, prediction=prediction, disable=True, sigma_steps=False),
+        "seeds_3": sample_seeds_3(model, x, sigmas, eta=eta, s_noise=0.0, prediction=prediction, disable=True, sigma_steps=False),
         "seeds_3 r=(0.2,0.7)": sample_seeds_3(model, x, sigmas, eta=eta, s_noise=0.0, r1=0.2, r2=0.7,
-                                              prediction=prediction, disable=True),
+                                              prediction=prediction, disable=True, sigma_steps=False),
     }
     scale = expected.abs().max().item()
     for name, out in runs.items():
         assert _max_diff(out, expected) <= 1e-11 * max(scale, 1.0), name
     # SEEDS-1 and the phi_1 variant are not exact for a sloped prediction: the check has power
-    first = sample_seeds_1(model, x, sigmas, eta=eta, s_noise=0.0, prediction=prediction, disable=True)
+    first = sample_seeds_1(model, x, sigmas, eta=eta, s_noise=0.0, prediction=prediction, disable=True, sigma_steps=False)
     assert _max_diff(first, expected) > 1e-4
 
 
@@ -159,7 +159,7 @@ def test_phi1_variant_is_second_order_close_to_phi2(analytic):
     assert all(1.7 <= s <= 2.3 for s in slopes), slopes
 
 
-# --- Markov-preserving stage noise (ALGORITHMS.md §1.3 and §1.4) --------------------------
+# --- Markov-preserving stage noise (docs/algorithms.md, SEEDS) --------------------------
 
 
 def _expected_cov(mt, sig_i, stage_sigmas, fractions, h, eta, prediction, s_noise):
@@ -220,7 +220,7 @@ def test_stage_noise_coefficients_analytic(mt, prediction, eta, fractions):
     bounds = [float(v) for pair in step.noise.bounds for v in pair]
     assert bounds == pytest.approx([v for pair in zip(ends[:-1], ends[1:]) for v in pair], rel=1e-14)
     if prediction == "data" and eta == 1.0 and len(pts) >= 2 and not mt.is_flow:
-        # ALGORITHMS.md §1.3: Var(N_end) = s'^2 (1 - e^{-2h}), Cov(N_a, N_end) = s'^2 (1 - e^{-2 c h})
+        # docs/algorithms.md, SEEDS: Var(N_end) = s'^2 (1 - e^{-2h}), Cov(N_a, N_end) = s'^2 (1 - e^{-2 c h})
         s1 = sig[1]
         assert got[-1][-1] == pytest.approx(s_noise**2 * s1**2 * -math.expm1(-2 * h), rel=1e-12)
         assert got[0][-1] == pytest.approx(s_noise**2 * s1**2 * -math.expm1(-2 * pts[0] * h), rel=1e-12)

@@ -12,11 +12,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import comfy_harness as H  # noqa: E402
 
 WORKFLOWS = H.load_workflows()
@@ -36,7 +34,7 @@ def test_there_are_the_five_example_workflows():
     assert any_wf(lambda n: {"SamplerCustom", "SS_Sampler_er_sde"} <= types[n]
                   and any(t.startswith("SS_Sigmas_") for t in types[n]))
     # a flow model with SEEDS
-    assert any_wf(lambda n: "ModelSamplingSD3" in types[n] and ("SS_Sampler_seeds" in types[n]
+    assert any_wf(lambda n: "ModelSamplingSD3" in types[n] and (any(t.startswith("SS_Sampler_seeds") for t in types[n])
                                                                 or any(str(v).startswith("ss_seeds") for v in values[n])))
     # DEIS at a low step count
     assert any_wf(lambda n: "ss_deis" in values[n] or "SS_Sampler_deis" in types[n])
@@ -106,6 +104,90 @@ def test_converter_rejects_bad_workflows():
     ks["type"] = "KSamplerNoSuchNode"
     with pytest.raises(H.WorkflowError, match="unknown node type"):
         H.ui_to_api(wf, defs)
+
+
+def _notes(wf):
+    return [n["widgets_values"][0] for n in wf["nodes"] if n["type"] in ("Note", "MarkdownNote")]
+
+
+@pytest.mark.parametrize("name", sorted(WORKFLOWS))
+def test_notes_name_the_nodes_by_their_titles(name):
+    """Every "... (SS)" name in a note is the display name of one of the pack's nodes (the
+    names ComfyUI shows come from the same mapping), and each of the pack's nodes in the
+    graph is named in the note."""
+    from seeds_samplers.nodes import node_definitions
+
+    titles = node_definitions()[1]
+    wf = WORKFLOWS[name]
+    text = " ".join(_notes(wf))
+    used = {n["type"] for n in wf["nodes"] if n["type"] in titles}
+    for node_type in used:
+        assert titles[node_type] in text, f"the note does not name {titles[node_type]!r}"
+    mentions = text.count("(SS)")
+    named = sum(text.count(t) for t in set(titles.values()))
+    assert mentions == named, f"{mentions - named} '(SS)' names in the note are no node's title: {text}"
+
+
+def test_the_title_check_catches_a_drifted_name():
+    from seeds_samplers.nodes import node_definitions
+
+    titles = set(node_definitions()[1].values())
+    assert "ER-SDE Sampler (SS)" not in titles and "logSNR Uniform Schedule (SS)" not in titles
+
+
+@pytest.mark.parametrize("name", sorted(WORKFLOWS))
+def test_note_starts_with_the_checkpoint_file_and_where_it_goes(name):
+    import workflow_builder as B
+
+    wf = WORKFLOWS[name]
+    ckpts = [n["widgets_values"][0] for n in wf["nodes"] if n["type"] == "CheckpointLoaderSimple"]
+    first_lines = [t.splitlines()[0] for t in _notes(wf)]
+    for c in ckpts:
+        assert any(line.startswith("NEEDS " + c) and "models/checkpoints/" in line for line in first_lines), c
+    with open(os.path.join(H.REPO, "docs", "comfyui.md"), encoding="utf-8") as f:
+        page = f.read()
+    for c in ckpts:
+        assert c in page, f"docs/comfyui.md does not list {c}"
+        assert B.CHECKPOINTS[c][1] in page
+
+
+@pytest.mark.parametrize("name", sorted(WORKFLOWS))
+def test_workflow_fits_a_1600x1000_window_at_a_readable_zoom(name):
+    """ComfyUI stops drawing node text below a zoom of 8 px / 14 px = 0.57; each graph
+    must fit the canvas of a 1600 x 1000 window at 0.7 or more, and opens fitted."""
+    import workflow_builder as B
+
+    wf = WORKFLOWS[name]
+    view = B.fit_view(wf["nodes"])
+    assert view["scale"] >= 0.7, view
+    assert wf["extra"]["ds"] == view
+
+
+def test_sampler_node_in_a_workflow_runs_its_dropdown_settings_unless_changed():
+    """Workflow 3's SEEDS-2 node: only eta differs from ss_seeds_2 (variant agrees)."""
+    from seeds_samplers.nodes import node_definitions
+
+    classes = node_definitions()[0]
+    for wf in WORKFLOWS.values():
+        for n in wf["nodes"]:
+            if not n["type"].startswith("SS_Sampler_") or getattr(classes[n["type"]], "DEPRECATED", False):
+                continue
+            req = classes[n["type"]].INPUT_TYPES()["required"]
+            values = dict(zip(req, n["widgets_values"]))
+            changed = {k for k, v in values.items() if v != req[k][1]["default"]}
+            assert changed <= {"eta"}, (n["type"], changed)
+
+
+def test_docs_generated_tables_are_current():
+    """docs/comfyui.md's node, entry and checkpoint tables equal what the builder makes
+    from the registry and the workflows (rewrite: python tests/workflow_builder.py)."""
+    import workflow_builder as B
+
+    with open(B.DOCS_PAGE, encoding="utf-8") as f:
+        page = f.read()
+    for key, block in B.generated_blocks().items():
+        m = re.search(rf"<!-- {key}:start -->\n(.*?)<!-- {key}:end -->", page, re.S)
+        assert m and m.group(1) == block, f"docs/comfyui.md: the {key} table is stale; run tests/workflow_builder.py"
 
 
 def test_workflow_file_names_are_safe_for_the_template_browser():

@@ -1,6 +1,6 @@
 """Writes the example workflows (workflows/*.json, ComfyUI UI format 0.4).
 
-    python tests/workflow_builder.py            # rewrite the JSON files
+    python tests/workflow_builder.py            # rewrite the JSON files and thumbnails
 
 Widget order and defaults come from the same node definitions the tests check against
 (ours from the registry, ComfyUI's core ones from comfy_harness.CORE_NODES), so the
@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from typing import Any, Dict, List, Optional, Tuple
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import comfy_harness as H  # noqa: E402
 
 NEGATIVE = "blurry, low quality, watermark, text"
@@ -48,7 +46,7 @@ class Graph:
             if name in H.widget_names(d):
                 n_widgets += 1
                 values.append(widgets.pop(name) if name in widgets else opts.get("default", typ[0] if isinstance(typ, list) else None))
-                if opts.get("control_after_generate"):
+                if H.has_control_widget(name, typ, opts):
                     values.append("fixed")
             else:
                 inputs.append({"name": name, "type": typ, "link": None})
@@ -90,8 +88,26 @@ class Graph:
         return {
             "last_node_id": len(self.nodes), "last_link_id": len(self.links), "nodes": self.nodes,
             "links": self.links, "groups": self.groups, "config": {},
-            "extra": {"ds": {"scale": 0.8, "offset": [40, 60]}}, "version": 0.4,
+            "extra": {"ds": fit_view(self.nodes)}, "version": 0.4,
         }
+
+
+# The graph canvas of a 1600 x 1000 browser window (ComfyUI's top menu and side bar off it).
+VIEW = (1550, 900)
+
+
+def bounds(nodes: List[Dict[str, Any]]) -> Tuple[float, float, float, float]:
+    """Canvas bounding box of the nodes, title bars (30 units above pos) included."""
+    return (min(n["pos"][0] for n in nodes), min(n["pos"][1] - 30 for n in nodes),
+            max(n["pos"][0] + n["size"][0] for n in nodes), max(n["pos"][1] + n["size"][1] for n in nodes))
+
+
+def fit_view(nodes: List[Dict[str, Any]], view: Tuple[float, float] = VIEW, pad: float = 20) -> Dict[str, Any]:
+    """The view a workflow opens at: the whole graph centred in ``view``, zoom at most 1."""
+    x0, y0, x1, y1 = bounds(nodes)
+    scale = min((view[0] - 2 * pad) / (x1 - x0), (view[1] - 2 * pad) / (y1 - y0), 1.0)
+    offset = [(view[0] / scale - (x1 - x0)) / 2 - x0, (view[1] / scale - (y1 - y0)) / 2 - y0]
+    return {"scale": round(scale, 4), "offset": [round(offset[0], 1), round(offset[1], 1)]}
 
 
 def below(node: Dict[str, Any], gap: float = 70) -> Tuple[float, float]:
@@ -105,10 +121,62 @@ def _output_names(ntype: str, d: Dict[str, Any]) -> List[str]:
     return [t if isinstance(t, str) else "COMBO" for t in d["outputs"]]
 
 
+# --- the checkpoints the workflows expect ------------------------------------------------
+# file name -> (what it is, where to get it). Each workflow's note starts with its line;
+# docs/comfyui.md lists them (tests/test_workflows.py checks both).
+CHECKPOINTS = {
+    "v1-5-pruned-emaonly-fp16.safetensors": (
+        "Stable Diffusion 1.5", "Comfy-Org/stable-diffusion-v1-5-archive on Hugging Face", "any SD1.5 checkpoint"),
+    "sd_xl_base_1.0.safetensors": (
+        "Stable Diffusion XL base 1.0", "stabilityai/stable-diffusion-xl-base-1.0 on Hugging Face",
+        "any SDXL checkpoint"),
+    "sd3.5_medium_incl_clips_t5xxlfp8scaled.safetensors": (
+        "Stable Diffusion 3.5 Medium with its text encoders", "Comfy-Org/stable-diffusion-3.5-fp8 on Hugging Face",
+        "any SD3/SD3.5 checkpoint that includes its text encoders"),
+}
+CHECKPOINT_DIR = "ComfyUI/models/checkpoints/"
+
+
+def checkpoint_line(ckpt: str) -> str:
+    """The first line of a note: the file, where it goes, what may replace it."""
+    what, source, alternative = CHECKPOINTS[ckpt]
+    return (f"NEEDS {ckpt} in {CHECKPOINT_DIR} ({what}, from {source}; {alternative} works: "
+            f"pick it in Load Checkpoint).")
+
+
+def titles() -> Dict[str, str]:
+    """Display names of the pack's nodes: the same source as ComfyUI's node titles."""
+    from seeds_samplers.nodes import node_definitions
+
+    return node_definitions()[1]
+
+
+def title(node_id: str) -> str:
+    return titles()[node_id]
+
+
+def _spec(host_name: str):
+    from seeds_samplers.samplers.registry import SAMPLERS
+
+    return SAMPLERS[host_name[len("ss_"):]]
+
+
+def _schedulers() -> str:
+    from seeds_samplers.nodes.definitions import scheduler_name
+    from seeds_samplers.samplers.schedules import SCHEDULES
+
+    return ", ".join(scheduler_name(s) for s in SCHEDULES)
+
+
+def _calls(host_name: str) -> int:
+    spec = _spec(host_name)
+    return spec.calls(**dict(spec.dropdown))
+
+
 def _sd_front(g: Graph, ckpt: str, prompt: str, note: str, latent: Tuple[str, Dict[str, Any]] = None,
               x0: float = 0) -> Tuple[Dict, Dict, Dict, Dict]:
     """Checkpoint, prompts, latent and a note: (ckpt node, positive, negative, latent)."""
-    g.node("Note", (x0, -230), {"text": note}, size=(760, 190), title="Read me")
+    g.node("Note", (x0, -260), {"text": checkpoint_line(ckpt) + "\n\n" + note}, size=(770, 220), title="Read me")
     ck = g.node("CheckpointLoaderSimple", (x0, 0), {"ckpt_name": ckpt}, size=(340, 110))
     pos = g.node("CLIPTextEncode", (x0 + 370, 0), {"text": prompt}, size=(400, 160), title="Positive prompt",
                  color=("#232", "#353"))
@@ -131,16 +199,18 @@ def _decode_save(g: Graph, latent_src: Dict, slot: int, vae_src: Dict, x: float,
 
 def sd15_ksampler(defs) -> Dict[str, Any]:
     g = Graph(defs)
+    spec = _spec("ss_seeds_2")
     ck, pos, neg, lat = _sd_front(
         g, "v1-5-pruned-emaonly-fp16.safetensors",
         "a photograph of a red fox in a snowy forest, golden hour, detailed fur",
-        "SD1.5 text-to-image with SEEDS-2 picked in the stock KSampler's sampler_name dropdown.\n\n"
-        "Checkpoint: v1-5-pruned-emaonly-fp16.safetensors (any SD1.5 checkpoint in models/checkpoints).\n"
-        "Every ss_* entry of the dropdown runs the solver with its recommended settings; the scheduler "
-        "dropdown also has ss_logsnr_uniform, ss_vp_time_uniform, ss_deis_quadratic and ss_edm_rho. "
-        "SEEDS-2 makes 2 model calls per step: 15 steps cost about as much as 30 Euler steps.",
+        f"SD1.5 text-to-image with {spec.title} picked in the stock KSampler's sampler_name dropdown "
+        f"({spec.host_name}).\n"
+        "Every ss_* entry of the dropdown runs its solver with its recommended settings; the scheduler "
+        f"dropdown also has {_schedulers()}. "
+        f"{spec.title} makes {_calls(spec.host_name)} model calls per step: 15 steps cost about as much as "
+        f"{15 * _calls(spec.host_name)} Euler steps.",
     )
-    ks = g.node("KSampler", (800, 0), {"seed": SEED, "steps": 15, "cfg": 6.0, "sampler_name": "ss_seeds_2",
+    ks = g.node("KSampler", (800, 0), {"seed": SEED, "steps": 15, "cfg": 6.0, "sampler_name": spec.host_name,
                                        "scheduler": "karras", "denoise": 1.0}, size=(340, 290))
     g.link(ck, 0, ks, "model")
     g.link(pos, 0, ks, "positive")
@@ -155,14 +225,14 @@ def sdxl_er_sde(defs) -> Dict[str, Any]:
     ck, pos, neg, lat = _sd_front(
         g, "sd_xl_base_1.0.safetensors",
         "a lighthouse on a cliff at dusk, dramatic clouds, cinematic lighting, highly detailed",
-        "SDXL with SamplerCustom, the ER-SDE-Solver sampler node and the logSNR-uniform schedule node.\n\n"
-        "Checkpoint: sd_xl_base_1.0.safetensors (any SDXL checkpoint).\n"
-        "ER-SDE Sampler (SS): order 3 with the paper's noise-scale function sde_5; eta 0 turns it into the "
-        "ODE solver. logSNR Uniform Schedule (SS) spaces the steps evenly in log-SNR over the model's own "
-        "sigma range (the SEEDS / DPM-Solver schedule).",
+        f"SDXL with SamplerCustom, the {title('SS_Sampler_er_sde')} node and the "
+        f"{title('SS_Sigmas_logsnr_uniform')} node.\n"
+        f"{title('SS_Sampler_er_sde')}: order 3 with the paper's noise-scale function sde_5; eta 0 turns it "
+        f"into the ODE solver. {title('SS_Sigmas_logsnr_uniform')} spaces the steps evenly in log-SNR over "
+        "the model's own sigma range (the SEEDS / DPM-Solver schedule).",
         latent=("EmptyLatentImage", {"width": 1024, "height": 1024, "batch_size": 1}),
     )
-    smp = g.node("SS_Sampler_er_sde", (800, 360))
+    smp = g.node("SS_Sampler_er_sde", (800, 0))
     sig = g.node("SS_Sigmas_logsnr_uniform", below(smp), {"steps": 20})
     g.link(ck, 0, sig, "model")
     sc = g.node("SamplerCustom", (1170, 0), {"noise_seed": SEED, "cfg": 6.0}, size=(340, 300))
@@ -178,20 +248,23 @@ def sdxl_er_sde(defs) -> Dict[str, Any]:
 
 def flow_seeds(defs) -> Dict[str, Any]:
     g = Graph(defs)
+    spec = _spec("ss_seeds_2")
+    node_id = "SS_Sampler_" + spec.id
+    settings = ", ".join(f"{k} {v}" for k, v in spec.dropdown.items())
     ck, pos, neg, lat = _sd_front(
         g, "sd3.5_medium_incl_clips_t5xxlfp8scaled.safetensors",
         "a watercolor painting of a hummingbird drinking from a flower, soft pastel colors",
-        "A rectified-flow model (SD3 / SD3.5; same graph for Flux-style models with their loaders) with "
-        "SEEDS through SamplerCustom.\n\n"
-        "Checkpoint: sd3.5_medium_incl_clips_t5xxlfp8scaled.safetensors (an SD3.5 checkpoint with its text "
-        "encoders). ModelSamplingSD3 sets the flow time shift; the SEEDS node detects the flow model (alpha = "
-        "1 - sigma) by itself. eta 0.5 sits between the deterministic solver (0) and the paper's SDE (1); "
-        "compare both ends on your model.",
+        f"A rectified-flow model (SD3 / SD3.5; same graph for Flux-style models with their loaders) with the "
+        f"{title(node_id)} node through SamplerCustom.\n"
+        "ModelSamplingSD3 sets the flow time shift; the sampler detects the flow model (alpha = 1 - sigma) by "
+        f"itself. The node starts at the settings of {spec.host_name} in the KSampler dropdown"
+        + (f" ({settings})" if settings else "") + "; here eta is 0.5, between the deterministic solver (0) "
+        "and the paper's SDE (1): compare both ends on your model.",
         latent=("EmptySD3LatentImage", {"width": 1024, "height": 1024, "batch_size": 1}),
     )
-    ms = g.node("ModelSamplingSD3", (800, 360), {"shift": 3.0}, size=(340, 80))
+    ms = g.node("ModelSamplingSD3", (800, 0), {"shift": 3.0}, size=(340, 80))
     g.link(ck, 0, ms, "model")
-    smp = g.node("SS_Sampler_seeds", below(ms), {"solver": "seeds_2", "eta": 0.5})
+    smp = g.node(node_id, below(ms), {"eta": 0.5})
     sched = g.node("BasicScheduler", below(smp), {"scheduler": "simple", "steps": 20, "denoise": 1.0})
     g.link(ms, 0, sched, "model")
     sc = g.node("SamplerCustom", (1170, 0), {"noise_seed": SEED, "cfg": 4.5}, size=(340, 300))
@@ -210,12 +283,12 @@ def deis_low_steps(defs) -> Dict[str, Any]:
     ck, pos, neg, lat = _sd_front(
         g, "v1-5-pruned-emaonly-fp16.safetensors",
         "a cozy cabin interior with a fireplace, warm light, photorealistic",
-        "DEIS at 8 steps: a deterministic multistep solver, 1 model call per step, strong at low step counts.\n\n"
-        "Checkpoint: v1-5-pruned-emaonly-fp16.safetensors (any SD1.5 checkpoint; works the same for SDXL).\n"
-        "KSamplerSelect picks ss_deis from the sampler dropdown; DEIS Quadratic Time Schedule (SS) gives "
+        "DEIS at 8 steps: a deterministic multistep solver, 1 model call per step, strong at low step counts "
+        "(works the same for SDXL).\n"
+        f"KSamplerSelect picks ss_deis from the sampler dropdown; {title('SS_Sigmas_deis_quadratic')} gives "
         "DEIS's own quadratic-time step spacing (kappa 2) over the model's timesteps.",
     )
-    sel = g.node("KSamplerSelect", (800, 360), {"sampler_name": "ss_deis"}, size=(340, 60))
+    sel = g.node("KSamplerSelect", (800, 0), {"sampler_name": "ss_deis"}, size=(340, 60))
     sig = g.node("SS_Sigmas_deis_quadratic", below(sel), {"steps": 8})
     g.link(ck, 0, sig, "model")
     sc = g.node("SamplerCustom", (1170, 0), {"noise_seed": SEED, "cfg": 6.0}, size=(340, 300))
@@ -230,39 +303,158 @@ def deis_low_steps(defs) -> Dict[str, Any]:
 
 
 def comparison_grid(defs, samplers: List[str]) -> Dict[str, Any]:
+    """Prompts and note on top, one row of KSamplers, their latents batched into one decode
+    and one wide Save Image below (the results side by side): about 1800 x 1120 canvas
+    units, so the whole graph fits a 1600 x 1000 window at about 80 % zoom."""
     g = Graph(defs)
-    ck, pos, neg, lat = _sd_front(
-        g, "v1-5-pruned-emaonly-fp16.safetensors",
-        "a bowl of ramen on a wooden table, steam, studio food photography",
-        "The same prompt, seed and step count through several samplers of this pack, stitched left to right in "
-        "this order: " + ", ".join(samplers) + ".\n\n"
-        "Checkpoint: v1-5-pruned-emaonly-fp16.safetensors (any SD1.5 checkpoint).\n"
-        "Change the seed on every KSampler together (they are all set to the same fixed seed) or swap any "
-        "sampler_name for another ss_* or built-in entry.",
-    )
-    prev = None
-    y = 0
+    ckpt = "v1-5-pruned-emaonly-fp16.safetensors"
+    col, gap = 340, 20
+    note = (checkpoint_line(ckpt) + "\n\n"
+            "The same prompt, seed and step count through several samplers of this pack. The results are "
+            "batched in this order (left to right in Save Image): " + ", ".join(samplers) + ".\n"
+            "Change the seed on every KSampler together (they are all set to the same fixed seed) or swap any "
+            "sampler_name for another ss_* or built-in entry.")
+    ck = g.node("CheckpointLoaderSimple", (0, 0), {"ckpt_name": ckpt}, size=(col, 110))
+    lat = g.node("EmptyLatentImage", (0, 150), {"width": 512, "height": 512, "batch_size": 1}, size=(col, 130))
+    pos = g.node("CLIPTextEncode", (col + gap, 0), {"text": "a bowl of ramen on a wooden table, steam, studio food "
+                                                            "photography"},
+                 size=(2 * col + gap, 130), title="Positive prompt", color=("#232", "#353"))
+    neg = g.node("CLIPTextEncode", (col + gap, 170), {"text": NEGATIVE}, size=(2 * col + gap, 110),
+                 title="Negative prompt", color=("#322", "#533"))
+    g.link(ck, 1, pos, "clip")
+    g.link(ck, 1, neg, "clip")
+    g.node("Note", (3 * (col + gap), 0), {"text": note}, size=(2 * col + gap, 280), title="Read me")
+    y = 340
+    batch = None
     for i, name in enumerate(samplers):
-        ks = g.node("KSampler", (800, y), {"seed": SEED, "steps": 12, "cfg": 6.0, "sampler_name": name,
-                                           "scheduler": "karras", "denoise": 1.0}, size=(340, 290), title=f"KSampler {name}")
+        ks = g.node("KSampler", (i * (col + gap), y), {"seed": SEED, "steps": 12, "cfg": 6.0, "sampler_name": name,
+                                                       "scheduler": "karras", "denoise": 1.0},
+                    size=(col, 262), title=f"KSampler {name}")
         g.link(ck, 0, ks, "model")
         g.link(pos, 0, ks, "positive")
         g.link(neg, 0, ks, "negative")
         g.link(lat, 0, ks, "latent_image")
-        dec = g.node("VAEDecode", (1170, y), size=(220, 50))
-        g.link(ks, 0, dec, "samples")
-        g.link(ck, 2, dec, "vae")
-        if prev is None:
-            prev = dec
+        if batch is None:
+            batch = ks
+            continue
+        nxt = g.node("LatentBatch", (i * (col + gap) - 110, y + 300), size=(200, 60))
+        g.link(batch, 0, nxt, "samples1")
+        g.link(ks, 0, nxt, "samples2")
+        batch = nxt
+    width = len(samplers) * (col + gap) - gap
+    dec = g.node("VAEDecode", (width - 220, y + 300), size=(220, 50))
+    g.link(batch, 0, dec, "samples")
+    g.link(ck, 2, dec, "vae")
+    save = g.node("SaveImage", (0, y + 420), {"filename_prefix": "ss_comparison"}, size=(width, 330))
+    g.link(dec, 0, save, "images")
+    return g.to_json()
+
+
+# --- template thumbnails: large-type title cards ------------------------------------------
+# The Browse Templates dialog (frontend 1.27) shows <name>.jpg in a 256 x 256 box with the
+# file name as the card's title and, for a custom node pack, the same name again as its
+# description; the square card image carries what the workflow shows, in type that reads
+# at that size.
+CARD_SIZE = (600, 600)
+CARD_TEXT = {
+    "1": ("the stock KSampler,", "sampler_name ss_seeds_2"),
+    "2": ("ER-SDE-Solver node", "logSNR-uniform node"),
+    "3": ("ModelSamplingSD3", "SEEDS-2 node, eta 0.5"),
+    "4": ("KSamplerSelect ss_deis", "DEIS quadratic time", "8 model calls"),
+    "5": ("SEEDS-2, SEEDS-3,", "ER-SDE, DEIS, iPNDM", "side by side"),
+    "6": ("AMED Train Predictor", "AMED-Solver node,", "6 model calls"),
+}
+ACCENTS = ["#4f8fd8", "#d8894f", "#5fb07a", "#b86fd0", "#d0c04f", "#d05f6f"]
+
+
+def _font(size: int, bold: bool = False):
+    from PIL import ImageFont
+
+    path = "/usr/share/fonts/truetype/dejavu/DejaVuSans%s.ttf" % ("-Bold" if bold else "")
+    if os.path.isfile(path):
+        return ImageFont.truetype(path, size)
+    return ImageFont.load_default(size=size)  # Pillow's bundled font
+
+
+def _wrap(draw, text: str, font, width: int) -> List[str]:
+    lines, line = [], ""
+    for word in text.split():
+        trial = (line + " " + word).strip()
+        if draw.textlength(trial, font=font) <= width or not line:
+            line = trial
         else:
-            st = g.node("ImageStitch", (1420, y), {"direction": "right", "match_image_size": True,
-                                                  "spacing_width": 8, "spacing_color": "white"}, size=(300, 170))
-            g.link(prev, 0, st, "image1")
-            g.link(dec, 0, st, "image2")
-            prev = st
-        y += 320
-    save = g.node("SaveImage", (1750, 0), {"filename_prefix": "ss_comparison"}, size=(700, 420))
-    g.link(prev, 0, save, "images")
+            lines.append(line)
+            line = word
+    return lines + ([line] if line else [])
+
+
+def title_card(name: str, ckpt: str, path: str) -> None:
+    """A square JPEG title card for the Browse Templates dialog: number, title, what it
+    shows, and the checkpoint file it needs."""
+    from PIL import Image, ImageDraw
+
+    number, _, rest = name.partition(" ")
+    head, _, sub = rest.partition(" - ")
+    accent = ACCENTS[(int(number) - 1) % len(ACCENTS)] if number.isdigit() else ACCENTS[0]
+    W, Hh = CARD_SIZE
+    img = Image.new("RGB", CARD_SIZE, "#1d2029")
+    d = ImageDraw.Draw(img)
+    d.rectangle([0, 0, 18, Hh], fill=accent)
+    x, width = 48, W - 48 - 28
+    d.text((x, 24), number, font=_font(120, True), fill=accent)
+    big, y = _font(58, True), 44
+    for line in _wrap(d, head, big, width - 100)[:2]:
+        d.text((x + 100, y), line, font=big, fill="#ffffff")
+        y += 66
+    y = max(y + 30, 190)
+    mid = _font(42, True)
+    for line in _wrap(d, sub, mid, width)[:3]:
+        d.text((x, y), line, font=mid, fill="#e8e8e8")
+        y += 50
+    y += 20
+    body = _font(38)
+    for line in CARD_TEXT.get(number, ()):
+        d.text((x, y), line, font=body, fill=accent)
+        y += 46
+    size = 26
+    while size > 12 and d.textlength("needs " + ckpt, font=_font(size)) > W - x - 16:
+        size -= 1
+    d.text((x, Hh - 50), "needs " + ckpt, font=_font(size), fill="#aab0ba")
+    img.save(path, "JPEG", quality=85, optimize=True)
+
+
+def amed_train_and_sample(defs: Dict[str, Any]) -> Dict[str, Any]:
+    """Workflow 6: train an AMED predictor on the loaded model, then sample with it."""
+    g = Graph(defs)
+    ck_name = "v1-5-pruned-emaonly-fp16.safetensors"
+    t = title
+    note = (
+        f"AMED (Zhou et al. 2024): train a predictor for YOUR model, prompt style, CFG and schedule, then sample "
+        f"with it. {t('SS_AMED_Train')} distils a fine ODE solve into one learned intermediate time per step (from "
+        f"the U-Net bottleneck feature); it runs once (ComfyUI caches it) and saves "
+        f"models/amed/amed_sd15_logsnr4_00001.safetensors. Next time use {t('SS_AMED_Load')} instead. "
+        f"{t('SS_Sampler_amed_solver')} then uses the predictor.\n"
+        f"Keep the SIGMAS ({t('SS_Sigmas_logsnr_uniform')}, 4 steps), the CFG and the image size the same for "
+        f"training and sampling: a predictor only works on the grid it was trained on. 4 steps = 3 AMED steps with "
+        f"the analytical first step + the final denoise = 6 model calls (5 with stop_at_sigma_min). Training: 256 "
+        f"trajectories, a few minutes on a GPU (docs/amed.md)."
+    )
+    ck, pos, neg, lat = _sd_front(g, ck_name, "a lighthouse on a rocky coast at sunset, dramatic clouds, photorealistic",
+                                  note)
+    g.nodes[0]["size"] = [770, 300]
+    g.nodes[0]["pos"] = [0, -340]
+    sig = g.node("SS_Sigmas_logsnr_uniform", (0, 520), {"steps": 4, "denoise": 1.0}, size=(340, 86))
+    g.link(ck, 0, sig, "model")
+    tr = g.node("SS_AMED_Train", (800, 0), {"cfg": 7.0, "trajectories": 256, "filename_prefix": "amed_sd15_logsnr4"})
+    for src, name in ((ck, "model"), (pos, "positive"), (neg, "negative"), (sig, "sigmas"), (lat, "latent_image")):
+        g.link(src, 0, tr, name)
+    sm = g.node("SS_Sampler_amed_solver", (1170, 0))
+    g.link(tr, 0, sm, "predictor")
+    sc = g.node("SamplerCustom", (1170, 170), {"noise_seed": SEED, "cfg": 7.0}, size=(340, 300))
+    for src, name in ((ck, "model"), (pos, "positive"), (neg, "negative"), (sm, "sampler"), (sig, "sigmas"),
+                      (lat, "latent_image")):
+        g.link(src, 0, sc, name)
+    _decode_save(g, sc, 0, ck, 1540, "ss_amed")
     return g.to_json()
 
 
@@ -273,26 +465,99 @@ WORKFLOWS = {
     "4 DEIS at 8 steps": deis_low_steps,
     "5 Comparison grid - several samplers, same seed": lambda defs: comparison_grid(
         defs, ["ss_seeds_2", "ss_seeds_3", "ss_er_sde", "ss_deis", "ss_ipndm"]),
+    "6 AMED train and sample": amed_train_and_sample,
 }
+
+
+# --- the generated tables of docs/comfyui.md --------------------------------------------
+DOCS_PAGE = os.path.join(H.REPO, "docs", "comfyui.md")
+
+
+def _fmt(value: Any) -> str:
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def nodes_markdown() -> str:
+    """The node table: one row per node, inputs with the defaults a new node shows."""
+    from seeds_samplers.nodes import node_definitions
+
+    classes, names = node_definitions()
+    rows = ["| node | id | inputs (default) |", "|---|---|---|"]
+    order = sorted(classes, key=lambda k: (getattr(classes[k], "DEPRECATED", False), not k.startswith("SS_Sampler_")))
+    for node_id in order:
+        cls = classes[node_id]
+        req = cls.INPUT_TYPES()["required"]
+        inputs = ", ".join(f"`{k}`" if "default" not in o else f"`{k}` {_fmt(o['default'])}"
+                           for k, (t, o) in req.items())
+        title = names.get(node_id, node_id)
+        if getattr(cls, "DEPRECATED", False):
+            title += " — hidden; loads 0.1.0 workflows"
+        rows.append(f"| **{title}** | `{node_id}` | {inputs} |")
+    return "\n".join(rows) + "\n"
+
+
+def checkpoints_markdown() -> str:
+    """Which example workflow expects which checkpoint file in models/checkpoints/."""
+    used: Dict[str, List[str]] = {}
+    for name, wf in sorted(H.load_workflows().items()):  # every file in workflows/, built here or not
+        for n in wf["nodes"]:
+            if n["type"] == "CheckpointLoaderSimple":
+                used.setdefault(n["widgets_values"][0], []).append(name.split(" ", 1)[0])
+    rows = [f"| file in `{CHECKPOINT_DIR}` | model | where from | workflows | or |", "|---|---|---|---|---|"]
+    for ckpt, wfs in used.items():
+        what, source, alternative = CHECKPOINTS.get(ckpt, ("see the workflow's note", "—", "—"))
+        rows.append(f"| `{ckpt}` | {what} | {source} | {', '.join(wfs)} | {alternative} |")
+    return "\n".join(rows) + "\n"
+
+
+def entries_markdown() -> str:
+    """The dropdown entries: every sampler and schedule of the registries."""
+    from seeds_samplers.nodes.definitions import scheduler_name
+    from seeds_samplers.samplers.registry import SAMPLERS
+    from seeds_samplers.samplers.schedules import SCHEDULES
+
+    samplers = ", ".join(f"`{s.host_name}`" for s in SAMPLERS.values())
+    schedules = ", ".join(f"`{scheduler_name(s)}`" for s in SCHEDULES)
+    return ("| where | what you get |\n|---|---|\n"
+            f"| **KSampler**, **KSamplerAdvanced** `sampler_name`, **KSamplerSelect** | {samplers}: each runs "
+            "its solver with its dropdown settings |\n"
+            f"| **KSampler**, **KSamplerAdvanced**, **BasicScheduler** `scheduler` | {schedules}: the papers' "
+            "schedules over the model's own sigma range (flow models included) |\n")
+
+
+def generated_blocks() -> Dict[str, str]:
+    return {"entries": entries_markdown(), "nodes": nodes_markdown(), "checkpoints": checkpoints_markdown()}
+
+
+def rewrite_docs(path: str = DOCS_PAGE) -> None:
+    import re
+
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    for key, block in generated_blocks().items():
+        text, n = re.subn(rf"(<!-- {key}:start -->\n).*?(<!-- {key}:end -->)",
+                          lambda m: m.group(1) + block + m.group(2), text, flags=re.S)
+        if n != 1:
+            raise ValueError(f"{path} needs one <!-- {key}:start --> ... <!-- {key}:end --> block")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    print("wrote", path)
 
 
 def main() -> None:
     defs = H.offline_definitions()
-    # Workflows may name samplers that another change is still adding to the registry;
-    # let the builder write them (the tests say which are missing).
-    for node in ("KSampler", "KSamplerSelect"):
-        for i, (name, typ, opts) in enumerate(defs[node]["inputs"]):
-            if name == "sampler_name":
-                for extra in ("ss_deis", "ss_ipndm"):
-                    if extra not in typ:
-                        typ.append(extra)
     os.makedirs(H.WORKFLOW_DIR, exist_ok=True)
     for name, build in WORKFLOWS.items():
         path = os.path.join(H.WORKFLOW_DIR, name + ".json")
+        wf = build(defs)
         with open(path, "w", encoding="utf-8") as f:
-            json.dump(build(defs), f, indent=1)
+            json.dump(wf, f, indent=1)
             f.write("\n")
-        print("wrote", path)
+        ckpt = next(n["widgets_values"][0] for n in wf["nodes"] if n["type"] == "CheckpointLoaderSimple")
+        title_card(name, ckpt, os.path.join(H.WORKFLOW_DIR, name + ".jpg"))
+        print("wrote", path, "and its thumbnail")
+    if os.path.isfile(DOCS_PAGE):
+        rewrite_docs()
 
 
 if __name__ == "__main__":

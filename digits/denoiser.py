@@ -1,0 +1,143 @@
+"""The digits networks as the samplers see a host model: ``model(x, sigma) -> x0``.
+
+Each wrapper carries a ``model_sampling`` object with the interface the model-type
+adapter reads from hosts (``sigma_min``, ``sigma_max``, the ascending ``sigmas`` table and,
+for rectified flow, a ``CONST`` class), so :func:`~seeds_samplers.samplers.model_types.
+resolve_model_type` detects it by the same code path as a ComfyUI model.
+
+* ``digits-eps``: x = x0 + sigma eps (VE, as k-diffusion and ComfyUI present SD);
+  the network sees x_t = x / sqrt(1 + sigma^2) at the continuous timestep found by
+  interpolating log sigma in SD's table, predicts eps, and x0 = x - sigma eps.
+* ``digits-flow``: x = (1 - sigma) x0 + sigma eps; the network sees x at timestep
+  1000 sigma, predicts v = eps - x0, and x0 = x - sigma v.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Union
+
+import torch
+from torch import nn
+
+from .schedule import FLOW_SHIFT, eps_sigma_table, flow_sigma_table
+from .unet import UNet, UNetConfig
+from .weights import load_weights, weights_path
+
+__all__ = ["DigitsDenoiser", "ModelSamplingDiscreteEps", "ModelSamplingDiscreteFlowCONST", "load_digits_model",
+           "KINDS"]
+
+KINDS = ("eps", "flow")
+
+
+class _Sampling:
+    """The host-style noise-level description of a digits model."""
+
+    def __init__(self, table: torch.Tensor):
+        self.sigmas = table  # ascending, float64
+        self.sigma_min = float(table[0])
+        self.sigma_max = float(table[-1])
+        self.noise_scale = 1.0
+
+
+class ModelSamplingDiscreteEps(_Sampling):
+    """SD's discrete eps schedule (VE view)."""
+
+    def timestep(self, sigma: torch.Tensor) -> torch.Tensor:
+        """Continuous timestep of sigma, linear in log sigma between table entries."""
+        log_table = self.sigmas.log().to(sigma.device, torch.float32)
+        ls = sigma.float().clamp_min(self.sigma_min).log()
+        idx = torch.searchsorted(log_table, ls).clamp(1, len(log_table) - 1)
+        lo, hi = log_table[idx - 1], log_table[idx]
+        w = ((ls - lo) / (hi - lo)).clamp(0, 1)
+        return idx - 1 + w
+
+
+class CONST:
+    """Marker base class: the adapter recognises rectified-flow model_sampling objects
+    by a base class of this name (as ComfyUI composes its flow models)."""
+
+
+class ModelSamplingDiscreteFlowCONST(_Sampling, CONST):
+    """Rectified flow with SD3's timestep shift (x = (1 - sigma) x0 + sigma eps)."""
+
+    def __init__(self, shift: float = FLOW_SHIFT):
+        super().__init__(flow_sigma_table(shift))
+        self.shift = shift
+
+    def timestep(self, sigma: torch.Tensor) -> torch.Tensor:
+        return 1000.0 * sigma.float()
+
+    def percent_to_sigma(self, percent: float) -> float:
+        if percent <= 0.0:
+            return 1.0
+        if percent >= 1.0:
+            return 0.0
+        t = 1.0 - percent
+        return self.shift * t / (1 + (self.shift - 1) * t)
+
+
+class DigitsDenoiser(nn.Module):
+    """``model(x, sigma) -> x0`` for a trained digits U-Net.
+
+    Args:
+        net: the U-Net.
+        kind: ``"eps"`` or ``"flow"``.
+    Attributes:
+        model_sampling: the noise-level description (see module docstring).
+        calls: number of forward calls (for NFE accounting in tests and benchmarks).
+    """
+
+    def __init__(self, net: UNet, kind: str):
+        super().__init__()
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        self.net = net.eval().requires_grad_(False)
+        self.kind = kind
+        self.model_sampling = ModelSamplingDiscreteEps(eps_sigma_table()) if kind == "eps" \
+            else ModelSamplingDiscreteFlowCONST()
+        self.calls = 0
+
+    @property
+    def sigma_min(self) -> float:
+        return self.model_sampling.sigma_min
+
+    @property
+    def sigma_max(self) -> float:
+        return self.model_sampling.sigma_max
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor, **kwargs) -> torch.Tensor:
+        self.calls += 1
+        sigma = torch.as_tensor(sigma, device=x.device).reshape(-1).expand(x.shape[0])
+        view = (-1,) + (1,) * (x.ndim - 1)
+        s = sigma.to(torch.float32).view(view)
+        xf = x.to(torch.float32)
+        t = self.model_sampling.timestep(sigma)
+        if self.kind == "eps":
+            eps = self.net(xf / (1 + s * s).sqrt(), t)
+            out = xf - s * eps
+        else:
+            out = xf - s * self.net(xf, t)
+        return out.to(x.dtype)
+
+    def prior_sample(self, n: int, generator: Optional[torch.Generator] = None,
+                     dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Initial latents as hosts draw them: sigma_max * eps (eps model), eps (flow)."""
+        eps = torch.randn((n, self.net.config.in_channels, 32, 32), generator=generator, dtype=torch.float64)
+        scale = self.sigma_max if self.kind == "eps" else 1.0
+        return (scale * eps).to(dtype)
+
+
+def load_digits_model(kind: str = "eps", path: Union[str, Path, None] = None) -> DigitsDenoiser:
+    """The shipped ``digits-<kind>`` denoiser (or the weights at ``path``), on the CPU in
+    float32. Raises ``ValueError`` for a missing, corrupt or mismatched weight file."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    path = weights_path(f"digits-{kind}") if path is None else Path(path)
+    state, config = load_weights(path, kind)
+    net = UNet(UNetConfig.from_dict(config))
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise ValueError(f"{Path(path).name} does not match the digits U-Net architecture: {e}") from None
+    return DigitsDenoiser(net, kind)

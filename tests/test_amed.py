@@ -1,0 +1,366 @@
+"""AMED-Solver / AMED-Plugin (docs/amed.md): predictor, r -> sigma_m, equivalence of the
+untrained (r = 1/2) samplers with their base solvers, AFS, feature capture, storage and
+grid checks, and distillation on the digits model."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from seeds_samplers.amed.capture import BottleneckCapture, capture_for, find_bottleneck
+from seeds_samplers.amed.storage import check_compatible, load_predictor, save_predictor
+from seeds_samplers.bench.gmm import AnalyticDenoiser
+from seeds_samplers.samplers import SAMPLERS, sample_amed, sample_amed_plugin
+from seeds_samplers.samplers.amed import AMEDCore, feature_positions
+from seeds_samplers.samplers.amed_predictor import AMEDPredictor, sigma_embedding
+from seeds_samplers.samplers.schedules import SCHEDULES
+
+
+class Counting:
+    def __init__(self, model):
+        self.model, self.calls = model, 0
+        self.seeds_model_type = model.seeds_model_type
+
+    def __call__(self, x, sigma, **kw):
+        self.calls += 1
+        return self.model(x, sigma, **kw)
+
+
+def _setup(kind="vp_discrete", steps=5, batch=3, seed=0):
+    m = AnalyticDenoiser(kind=kind)
+    sig = SCHEDULES["logsnr_uniform"](steps, m.seeds_model_type)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, 3, 32, 32, generator=g, dtype=torch.float64)
+    x = x * (float(sig[0]) if kind != "flow" else 1.0)
+    return m, sig, x
+
+
+def _interleave(sig, r=0.5):
+    """The grid sigma_0, sigma_m0, sigma_1, ..., sigma_{K-1}, 0 with geometric midpoints."""
+    pos = [float(s) for s in sig if s > 0]
+    out = []
+    for a, b in zip(pos, pos[1:]):
+        out += [a, a ** (1 - r) * b ** r]
+    return torch.tensor(out + [pos[-1], 0.0], dtype=torch.float64)
+
+
+# --- predictor ---------------------------------------------------------------------------
+def test_predictor_parameter_names_shapes_and_ranges():
+    p = AMEDPredictor(64, scale_dir=0.05, scale_time=0.2)
+    assert set(p.state_dict()) == {f"{n}.{w}" for n in ("map_layer0", "enc_layer0", "enc_layer1", "fc_r",
+                                                           "fc_scale_dir", "fc_scale_time") for w in ("weight", "bias")}
+    assert p.outputs == 3 and AMEDPredictor(64).outputs == 1 and AMEDPredictor(64, 0.01).outputs == 2
+    assert 8000 < sum(v.numel() for v in AMEDPredictor(64).parameters()) < 9000  # the paper's ~9k
+    # untrained: exactly the base method
+    r, c, a = p(torch.randn(5, 8, 8), 3.0, 1.0)
+    assert r.shape == c.shape == a.shape == (5,)
+    assert torch.equal(r, torch.full((5,), 0.5)) and torch.equal(c, torch.ones(5)) and torch.equal(a, torch.ones(5))
+    with torch.no_grad():
+        for q in p.parameters():
+            q.normal_(0, 5.0)
+    r, c, a = p(torch.randn(256, 64) * 100, 80.0, 0.002)
+    assert r.min() >= 0 and r.max() <= 1 and r.std() > 0
+    assert c.min() >= 0.95 - 1e-6 and c.max() <= 1.05 + 1e-6 and c.std() > 0
+    assert a.min() >= 0.8 - 1e-6 and a.max() <= 1.2 + 1e-6
+    # a time-only call depends on the sigmas only
+    q = AMEDPredictor(64)
+    with torch.no_grad():
+        for w in q.parameters():
+            w.normal_(0, 0.3)
+    r0, _, _ = q(None, 80.0, 10.0, batch=4)
+    r1, _, _ = q(None, 10.0, 1.0, batch=4)
+    assert torch.all(r0 == r0[0]) and not torch.allclose(r0, r1)
+    with pytest.raises(ValueError, match="positions"):
+        p(torch.randn(2, 16), 1.0, 0.5)
+    with pytest.raises(ValueError, match="batch"):
+        p(None, 1.0, 0.5)
+    with pytest.raises(ValueError, match="scale_dir"):
+        AMEDPredictor(64, scale_dir=1.5)
+
+
+def test_sigma_embedding_layout():
+    e = sigma_embedding(torch.tensor([0.0, 2.0]))
+    assert e.shape == (2, 8)
+    torch.testing.assert_close(e[0], torch.tensor([0.0] * 4 + [1.0] * 4))  # sine half first
+    freqs = 10000.0 ** (-torch.arange(4) / 3.0)
+    torch.testing.assert_close(e[1, :4], torch.sin(2.0 * freqs))
+
+
+def test_feature_positions_pools_to_the_predictor_grid():
+    f = torch.randn(2, 16, 16)
+    out = feature_positions(f, 64)
+    torch.testing.assert_close(out.reshape(2, 8, 8), nn.functional.avg_pool2d(f[:, None], 2)[:, 0])
+    assert feature_positions(torch.randn(2, 8, 8), 64).shape == (2, 64)
+
+
+# --- r -> sigma_m ------------------------------------------------------------------------
+def test_r_to_sigma_m_is_linear_in_log_sigma_and_per_sample():
+    r = torch.tensor([1e-9, 0.25, 0.5, 1 - 1e-9])
+    core = AMEDCore("amed", [8.0, 0.5], lambda y, s: y)
+    sm = core.sigma_m(r, 0, torch.float64)
+    torch.testing.assert_close(sm, torch.tensor([8.0, 8.0 ** 0.75 * 0.5 ** 0.25, 2.0, 0.5], dtype=torch.float64))
+    lam = -sm.log()
+    h = math.log(8.0 / 0.5)
+    torch.testing.assert_close(lam, -math.log(8.0) + r.double() * h)
+    torch.testing.assert_close(AMEDPredictor.sigma_m(r.double(), 8.0, 0.5), sm)
+    with pytest.raises(ValueError):
+        AMEDPredictor.sigma_m(r, 1.0, 0.0)  # no degenerate sigma_m = 0
+
+
+# --- r = 1/2: the base solvers -----------------------------------------------------------
+@pytest.mark.parametrize("kind", ["vp_discrete", "edm"])
+def test_solver_and_dpm2_plugin_at_half_equal_dpm_solver_2(kind):
+    import k_diffusion.sampling as K
+
+    m, sig, x = _setup(kind)
+    ref = K.sample_dpm_2(m, x.clone(), sig, disable=True)
+    a = sample_amed(m, x.clone(), sig, afs=False, disable=True)
+    b = sample_amed_plugin(m, x.clone(), sig, base="dpm_2", afs=False, disable=True)
+    torch.testing.assert_close(a, ref, rtol=0, atol=1e-10)
+    torch.testing.assert_close(b, ref, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("base", ["euler", "dpmpp_2m"])
+def test_plugin_at_half_is_its_base_solver_on_the_refined_grid(base):
+    import k_diffusion.sampling as K
+
+    m, sig, x = _setup()
+    fine = _interleave(sig)
+    ref = (K.sample_euler if base == "euler" else K.sample_dpmpp_2m)(m, x.clone(), fine, disable=True)
+    out = sample_amed_plugin(m, x.clone(), sig, base=base, afs=False, lower_order_final=False, disable=True)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-10)
+
+
+def _ab_reference(m, x, fine, order, variable):
+    """Adams-Bashforth on dx/dsigma = (x - D) / sigma over ``fine``: fixed iPNDM weights or
+    exact variable-step weights (numpy polynomial integration); the step to 0 returns D."""
+    fixed = ([1.0], [1.5, -0.5], [23 / 12, -16 / 12, 5 / 12], [55 / 24, -59 / 24, 37 / 24, -9 / 24])
+    s = fine.tolist()
+    hist, nodes = [], []
+    for i in range(len(s) - 1):
+        den = m(x, torch.full((x.shape[0],), s[i], dtype=torch.float64))
+        if s[i + 1] == 0:
+            return den
+        hist.insert(0, (x - den) / s[i])
+        nodes.insert(0, s[i])
+        k = min(order, len(hist))
+        if not variable:
+            w = [(s[i + 1] - s[i]) * c for c in fixed[k - 1]]
+        else:
+            w = []
+            for j in range(k):
+                others = [nodes[q] for q in range(k) if q != j]
+                poly = np.poly1d([1.0])
+                for o in others:
+                    poly = poly * np.poly1d([1.0, -o]) / (nodes[j] - o)
+                integ = poly.integ()
+                w.append(integ(s[i + 1]) - integ(s[i]))
+        x = x + sum(wj * hj for wj, hj in zip(w, hist[:k]))
+    return x
+
+
+@pytest.mark.parametrize("base,variable", [("ipndm", False), ("deis", True)])
+@pytest.mark.parametrize("order", [2, 3])
+def test_multistep_plugins_at_half_are_adams_bashforth_on_the_refined_grid(base, variable, order):
+    m, sig, x = _setup()
+    ref = _ab_reference(m, x.clone(), _interleave(sig), order, variable)
+    out = sample_amed_plugin(m, x.clone(), sig, base=base, max_order=order, afs=False, disable=True)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-9)
+
+
+def test_flow_model_steps_in_ve_equivalent_variables():
+    """On a flow model, r = 1/2 AMED-Solver is DPM-Solver-2 on (x / alpha, sigma / alpha)."""
+    m, sig, x = _setup("flow")
+    out = sample_amed(m, x.clone(), sig, afs=False, disable=True)
+    mt = m.seeds_model_type
+    s = mt.prepare_sigmas(sig.tolist())
+    y = x / mt.alpha(s[0])
+    for i in range(len(s) - 1):
+        if s[i + 1] == 0:
+            y = m(y * mt.alpha(s[i]), torch.full((3,), s[i], dtype=torch.float64))
+            break
+        v0, v1 = mt.ve_sigma(s[i]), mt.ve_sigma(s[i + 1])
+        d = (y - m(y * mt.alpha(s[i]), torch.full((3,), s[i], dtype=torch.float64))) / v0
+        vm = math.sqrt(v0 * v1)
+        ym = y + (vm - v0) * d
+        dm = (ym - m(ym / (1 + vm), torch.full((3,), vm / (1 + vm), dtype=torch.float64))) / vm
+        y = y + (v1 - v0) * dm
+    torch.testing.assert_close(out, y, rtol=0, atol=1e-9)
+
+
+def test_afs_saves_a_call_and_final_step_options():
+    m, sig, x = _setup(steps=4)
+    c = Counting(m)
+    sample_amed(c, x.clone(), sig, disable=True)  # 3 AMED steps, AFS, final denoise
+    assert c.calls == 2 * 3 - 1 + 1
+    c.calls = 0
+    stop = sample_amed_plugin(c, x.clone(), sig, base="ipndm", stop_at_sigma_min=True, disable=True)
+    assert c.calls == 2 * 3 - 1
+    assert stop.abs().mean() > 0
+    # AFS: the first direction is y / sqrt(1 + sigma^2) (a one-interval grid ending above 0)
+    two = torch.tensor([float(sig[0]), float(sig[1])], dtype=torch.float64)
+    out = sample_amed(m, x.clone(), two, disable=True)
+    s0, s1 = two.tolist()
+    d0 = x / math.sqrt(1 + s0 * s0)
+    sm = math.sqrt(s0 * s1)
+    ym = x + (sm - s0) * d0
+    dm = (ym - m(ym, torch.full((3,), sm, dtype=torch.float64))) / sm
+    torch.testing.assert_close(out, x + (s1 - s0) * dm, rtol=0, atol=1e-10)
+
+
+def test_registry_entries_and_bad_input():
+    assert {"amed_solver", "amed_plugin"} <= set(SAMPLERS)
+    assert SAMPLERS["amed_plugin"].calls() == 2
+    m, sig, x = _setup()
+    with pytest.raises(ValueError, match="base"):
+        sample_amed_plugin(m, x, sig, base="heun")
+    with pytest.raises(ValueError, match="max_order"):
+        sample_amed_plugin(m, x, sig, base="ipndm", max_order=7)
+    with pytest.raises(ValueError, match="r must be"):
+        sample_amed(m, x, sig, r=1.0)
+    with pytest.raises(ValueError, match="strictly decreasing"):
+        sample_amed(m, x, sig.flip(0))
+
+
+# --- feature capture -----------------------------------------------------------------------
+class _Net(nn.Module):
+    """A stand-in U-Net: middle_block is a Sequential run layer by layer (as ComfyUI's is),
+    and the forward takes transformer_options like ComfyUI's UNetModel."""
+
+    def __init__(self):
+        super().__init__()
+        self.inp = nn.Conv2d(1, 4, 3, padding=1, stride=4)
+        self.middle_block = nn.Sequential(nn.Conv2d(4, 4, 1), nn.Conv2d(4, 4, 1))
+
+    def forward(self, x, t=None, transformer_options=None):
+        h = self.inp(x)
+        for layer in self.middle_block:
+            h = layer(h)
+        return h
+
+
+def test_capture_takes_the_conditional_chunk_in_the_batch_order():
+    net = _Net()
+    mod, root = find_bottleneck(net)
+    assert mod is net.middle_block[1] and root is net
+    x = torch.randn(4, 1, 32, 32)  # two chunks of a latent batch of 2
+    full = net(x).mean(1)
+    for labels, want in (([1, 0], full[2:]), ([0, 1], full[:2])):
+        cap = BottleneckCapture(mod, root)
+        with cap:
+            cap.clear()
+            net(x, transformer_options={"cond_or_uncond": labels})
+            torch.testing.assert_close(cap.take(), want)
+    # uncond-only call (memory-split CFG), then the cond call: the cond rows are kept
+    cap = BottleneckCapture(mod, root)
+    with cap:
+        cap.clear()
+        net(x[:2], transformer_options={"cond_or_uncond": [1]})
+        net(x[2:], transformer_options={"cond_or_uncond": [0]})
+        torch.testing.assert_close(cap.take(), full[2:])
+    assert not mod._forward_hooks and not root._forward_pre_hooks  # removed on exit
+
+
+def test_capture_on_the_digits_unet_and_error_without_bottleneck():
+    from seeds_samplers.digits.denoiser import DigitsDenoiser
+    from seeds_samplers.digits.unet import UNet
+
+    d = DigitsDenoiser(UNet(), "eps")
+    cap = capture_for(d)
+    assert cap.module is d.net.middle_block
+    with cap:
+        cap.clear()
+        d(torch.randn(3, 1, 32, 32), torch.full((3,), 2.0))
+        f = cap.take()
+    assert f.shape == (3, 8, 8)
+    with pytest.raises(ValueError, match="time-only"):
+        capture_for(AnalyticDenoiser())
+
+
+# --- storage and mismatch checks ---------------------------------------------------------------
+def _trained_like(sig, model_type="ve", mode="time", solver="amed"):
+    p = AMEDPredictor(64, 0.01, 0.0)
+    with torch.no_grad():
+        p.fc_r.bias.fill_(-1.0)
+    cfg = dict(solver=solver, afs=True, feature_mode=mode, feature_size=64, scale_dir=0.01, scale_time=0.0,
+               sigmas=[float(s) for s in sig if s > 0], model_type=model_type, model_family="gmm", cfg=7.0,
+               schedule="logsnr_uniform", max_order=3, prediction="data", lower_order_final=True)
+    return p, cfg
+
+
+def test_save_load_roundtrip_and_grid_mismatch(tmp_path):
+    m, sig, x = _setup(steps=4)
+    p, cfg = _trained_like(sig)
+    path = save_predictor(tmp_path / "p.safetensors", p, cfg)
+    assert path.with_suffix(".json").is_file()
+    q = load_predictor(path)
+    assert q.config["sigmas"] == cfg["sigmas"]
+    out = sample_amed(m, x.clone(), sig, predictor=q, disable=True)
+    r_out = sample_amed(m, x.clone(), sig, r=float(torch.sigmoid(torch.tensor(-1.0))), disable=True)
+    torch.testing.assert_close(out, r_out, rtol=0, atol=1e-8)  # time-only, c = 1 at zero weights: fixed r
+    other = SCHEDULES["logsnr_uniform"](6, m.seeds_model_type)
+    with pytest.raises(ValueError, match="grid mismatch.*trained on 4 positive sigmas"):
+        sample_amed(m, x.clone(), other, predictor=q, disable=True)
+    shifted = sig.clone()
+    shifted[1] *= 1.01
+    with pytest.raises(ValueError, match=r"grid mismatch at sigma\[1\]"):
+        sample_amed(m, x.clone(), shifted, predictor=q, disable=True)
+    flow = AnalyticDenoiser(kind="flow")
+    with pytest.raises(ValueError, match="model family mismatch|model type"):
+        sample_amed(flow, x.clone() / 14.0, SCHEDULES["logsnr_uniform"](4, flow.seeds_model_type),
+                    predictor=q, disable=True)
+    with pytest.raises(ValueError, match="trained for the AMED-Solver"):
+        sample_amed_plugin(m, x.clone(), sig, predictor=q, disable=True)
+    with pytest.raises(ValueError, match="afs"):
+        sample_amed(m, x.clone(), sig, predictor=q, afs=False, disable=True)
+    with pytest.raises(ValueError, match="family mismatch"):
+        check_compatible(q.config, model_family="SDXL")
+    with pytest.raises(ValueError, match="time-only"):
+        check_compatible(dict(q.config, feature_mode="bottleneck"), feature_available=False)
+    with pytest.warns(UserWarning, match="CFG 7.0"):
+        check_compatible(q.config, cfg_scale=4.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_compatible(q.config, cfg_scale=7.0, model_family="gmm", model_type="ve", sigmas=sig.tolist())
+
+
+def test_load_rejects_other_files(tmp_path):
+    from safetensors.torch import save_file
+
+    bad = tmp_path / "other.safetensors"
+    save_file({"w": torch.zeros(2)}, str(bad), metadata={"format": "something-else"})
+    with pytest.raises(ValueError, match="not a SEEDS AMED predictor"):
+        load_predictor(bad)
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a safetensors file")
+    with pytest.raises(ValueError, match="not a readable safetensors"):
+        load_predictor(junk)
+    with pytest.raises(ValueError, match="not found"):
+        load_predictor(tmp_path / "missing.safetensors")
+    p, cfg = _trained_like(torch.tensor([2.0, 1.0, 0.5, 0.0]))
+    with pytest.raises(ValueError, match="lacks"):
+        save_predictor(tmp_path / "x.safetensors", p, {k: v for k, v in cfg.items() if k != "sigmas"})
+
+
+# --- distillation --------------------------------------------------------------------------
+def test_training_reduces_the_distillation_loss_on_the_digits_model():
+    from seeds_samplers.amed.train import TrainSettings, schedule_sigmas, train_predictor
+    from seeds_samplers.digits.weights import weights_path
+
+    if not weights_path("digits-eps").is_file():
+        pytest.skip("digits-eps weights not built (python -m seeds_samplers train-digits --kind eps)")
+    from seeds_samplers.digits.denoiser import load_digits_model
+
+    torch.manual_seed(0)
+    model = load_digits_model("eps")
+    sig = schedule_sigmas(model, "logsnr_uniform", 3)
+    s = TrainSettings(solver="amed", feature_mode="bottleneck", trajectories=16, batch=8, holdout=8,
+                      teacher_substeps=1, lr=2e-2, seed=3)
+    pred, cfg, hist = train_predictor(model, sig, s, latent_shape=(1, 32, 32))
+    assert cfg["loss_after"] < 0.8 * cfg["loss_before"], (cfg["loss_before"], cfg["loss_after"])
+    assert cfg["feature_size"] == 64 and cfg["sigmas"] == [float(v) for v in sig if v > 0]

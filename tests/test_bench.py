@@ -1,0 +1,295 @@
+"""The benchmark's own machinery: host schedules by their definitions (against
+k-diffusion's and the package's independent implementations, and against a real ComfyUI
+checkout when COMFYUI_ROOT is set), mean ± spread and the target verdicts, the sweep's
+parameter grid, and small end-to-end runs of ``bench``, ``bench --sweep`` and ``demo``."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import textwrap
+
+import pytest
+import torch
+
+from seeds_samplers.bench.benchmark import _verdict, main as bench_main, rank_table, sweep_grid, target_lines
+from seeds_samplers.bench.compare import import_kdiffusion, schedule_for
+from seeds_samplers.bench.grid import mean_sd
+from seeds_samplers.bench.host_schedules import HOST_SCHEDULES, flow_shift_of, host_sigmas
+from seeds_samplers.samplers.model_types import ModelType
+from seeds_samplers.samplers.schedules import sd_discrete_sigmas, sd_sigma_table
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+SD = ModelType("ve", None, None, sd_sigma_table())
+SD = ModelType("ve", float(SD.sigma_table[0]), float(SD.sigma_table[-1]), SD.sigma_table)
+_t = torch.arange(1, 1001, dtype=torch.float64) / 1000
+FLOW_TABLE = 3 * _t / (1 + 2 * _t)
+FLOW = ModelType("flow", float(FLOW_TABLE[0]), 1.0, FLOW_TABLE)
+
+
+# --- host schedules -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(HOST_SCHEDULES))
+@pytest.mark.parametrize("mt", [SD, FLOW], ids=["sd", "flow"])
+@pytest.mark.parametrize("n", [1, 4, 10, 33])
+def test_host_schedules_are_valid(name, mt, n):
+    s = host_sigmas(name, n, mt)
+    assert s.dtype == torch.float64 and float(s[-1]) == 0.0
+    assert bool((s[1:] < s[:-1]).all()), s
+    assert len(s) == n + 1 or (name == "beta" and 2 <= len(s) <= n + 1)
+    assert float(s[0]) == pytest.approx(mt.sigma_max, rel=1e-9)
+    assert float(s[-2]) >= mt.sigma_min * (1 - 1e-9)
+
+
+def test_normal_on_sd_is_kdiffusions_discrete_schedule():
+    for n in (5, 10, 20, 50):
+        assert torch.allclose(host_sigmas("normal", n, SD), sd_discrete_sigmas(n), rtol=1e-12)
+
+
+def test_karras_and_exponential_match_kdiffusion():
+    K = import_kdiffusion()
+    for mt in (SD, FLOW):
+        for n in (4, 10, 25):
+            got = host_sigmas("karras", n, mt)
+            want = K.get_sigmas_karras(n, mt.sigma_min, mt.sigma_max, rho=7.0).to(torch.float64)
+            assert torch.allclose(got, want, rtol=1e-5)
+            got = host_sigmas("exponential", n, mt)
+            want = K.get_sigmas_exponential(n, mt.sigma_min, mt.sigma_max).to(torch.float64)
+            assert torch.allclose(got, want, rtol=1e-5)
+
+
+def test_simple_takes_every_kth_table_entry():
+    s = host_sigmas("simple", 10, SD)
+    assert torch.equal(s[:-1], SD.sigma_table.flip(0)[::100])
+    # on a flow model the last positive sigma is the table entry at t = 1/n: about 3/n for shift 3
+    for n in (10, 20, 40):
+        last = float(host_sigmas("simple", n, FLOW)[-2])
+        assert last == pytest.approx(3 * (1 / n) / (1 + 2 / n), rel=1e-12)
+
+
+def test_normal_and_sgm_uniform_on_flow_use_the_hosts_timestep_maps():
+    # timestep(sigma) = 1000 sigma, sigma(t) = shift map of t / 1000: the end timestep is
+    # 1000 * sigma_min, so the last positive sigma is shift(sigma_min), above sigma_min
+    smin = float(FLOW_TABLE[0])
+    s = host_sigmas("normal", 10, FLOW)
+    assert float(s[-2]) == pytest.approx(3 * smin / (1 + 2 * smin), rel=1e-12)
+    t = torch.linspace(1000, 1000 * smin, 11, dtype=torch.float64)[:-1] / 1000
+    assert torch.allclose(host_sigmas("sgm_uniform", 10, FLOW)[:-1], 3 * t / (1 + 2 * t), rtol=1e-12)
+    assert flow_shift_of(FLOW_TABLE) == pytest.approx(3.0, rel=1e-12)
+    with pytest.raises(ValueError, match="shifted"):
+        flow_shift_of(FLOW_TABLE ** 2)
+
+
+def test_beta_schedule_follows_the_beta_quantiles():
+    from scipy.stats import beta
+
+    n = 12
+    s = host_sigmas("beta", n, SD)
+    idx = [round(float(beta.ppf(1 - k / n, 0.6, 0.6)) * 999) for k in range(n)]
+    assert s[:-1].tolist() == [float(SD.sigma_table[i]) for i in idx]
+    # the Beta(0.6, 0.6) density is U-shaped: steps cluster at both ends
+    gaps = torch.tensor(idx[:-1]) - torch.tensor(idx[1:])
+    assert gaps[0] < gaps[n // 2] and gaps[-1] < gaps[n // 2]
+
+
+def test_unknown_schedules_are_named():
+    with pytest.raises(ValueError, match="unknown host schedule"):
+        host_sigmas("uniform", 10, SD)
+    with pytest.raises(ValueError, match="unknown schedule 'uniform'"):
+        schedule_for(type("M", (), {"seeds_model_type": SD})(), 10, "uniform")
+    with pytest.raises(ValueError, match="sigma table"):
+        host_sigmas("simple", 10, ModelType("ve", 0.002, 80.0))
+
+
+def _comfy_python():
+    return os.environ.get("COMFYUI_PYTHON") or __import__("sys").executable
+
+
+@pytest.mark.skipif(not os.environ.get("COMFYUI_ROOT"), reason="COMFYUI_ROOT not set (real-host test)")
+def test_host_schedules_match_a_real_comfyui_checkout():
+    """ComfyUI's own calculate_sigmas on its own model_sampling objects, in its Python."""
+    code = textwrap.dedent("""
+        import json, os
+        from seeds_samplers.bench.comfy_runner import host_model_sampling, import_comfy
+        import_comfy(os.environ["COMFYUI_ROOT"])
+        import comfy.samplers as cs
+        out = {}
+        for kind in ("ve", "flow"):
+            ms = host_model_sampling(kind, 3.0)
+            for name in ("simple", "normal", "karras", "exponential", "sgm_uniform", "beta"):
+                for n in (4, 10, 33):
+                    out[f"{kind}/{name}/{n}"] = cs.calculate_sigmas(ms, name, n).double().tolist()
+        print(json.dumps(out))
+    """)
+    proc = subprocess.run([_comfy_python(), "-c", code], capture_output=True, text=True, timeout=600,
+                          cwd=os.environ["COMFYUI_ROOT"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    host = json.loads(proc.stdout.strip().splitlines()[-1])
+    for key, want in host.items():
+        kind, name, n = key.split("/")
+        got = host_sigmas(name, int(n), SD if kind == "ve" else FLOW)
+        assert torch.allclose(got, torch.tensor(want, dtype=torch.float64), rtol=2e-6, atol=1e-7), key
+
+
+# --- statistics and verdicts ----------------------------------------------------------------------
+
+
+def test_mean_sd_formatting():
+    from seeds_samplers.bench.report import fmt_mean_sd
+
+    assert fmt_mean_sd(12.345, 0.81) == "12.3 ± 0.8"
+    assert fmt_mean_sd(0.0590, 0.0002) == "0.0590 ± 0.0002"
+    assert fmt_mean_sd(0.0590, 0.00002) == "0.0590 ± 2e-05"
+    assert fmt_mean_sd(6.78e-4, 2e-5) == "6.78e-04 ± 2.0e-05"
+    assert fmt_mean_sd(math.inf, math.inf) == "diverged" and fmt_mean_sd(None, None) == "–"
+
+
+def test_mean_sd():
+    m, s = mean_sd([1.0, 2.0, 4.0])
+    assert m == pytest.approx(7 / 3) and s == pytest.approx(math.sqrt(((1 - 7 / 3) ** 2 + (2 - 7 / 3) ** 2
+                                                                     + (4 - 7 / 3) ** 2) / 2))
+    assert mean_sd([1.0, math.inf]) == (math.inf, math.inf)
+    assert mean_sd([None, None]) == (None, None)
+
+
+def _cell(label, source, nfe, mean, sd, stochastic=True, model="m"):
+    return dict(model=model, schedule="karras", label=label, source=source, nfe=nfe, stochastic=stochastic,
+                calls=nfe, mean=mean, sd=sd, n=3, ref_mean=None, ref_sd=None)
+
+
+def test_verdicts_need_the_intervals_apart():
+    assert _verdict(_cell("a", "ours", 10, 1.0, 0.1), _cell("b", "k", 10, 1.5, 0.1)).startswith("met")
+    assert _verdict(_cell("a", "ours", 10, 1.0, 0.3), _cell("b", "k", 10, 1.5, 0.3)) == \
+        "MISSED: level within the spread (ours -33%)"
+    assert _verdict(_cell("a", "ours", 10, 1.6, 0.3), _cell("b", "k", 10, 1.5, 0.3)).startswith("MISSED: level")
+    assert _verdict(_cell("a", "ours", 10, 2.6, 0.3), _cell("b", "k", 10, 1.5, 0.3)).startswith("MISSED (behind beyond")
+
+
+def test_paired_verdicts_use_the_per_seed_differences():
+    a = dict(_cell("a", "ours", 10, 10.0, 5.0), values={0: 5.0, 1: 10.0, 2: 15.0})
+    b = dict(_cell("b", "k", 10, 11.0, 5.0), values={0: 6.0, 1: 11.2, 2: 15.8})
+    assert _verdict(a, b).startswith("met (paired difference -1")  # same seeds: always ahead
+    c = dict(_cell("c", "k", 10, 11.0, 5.0), values={0: 3.0, 1: 11.0, 2: 19.0})
+    assert _verdict(a, c).startswith("MISSED: level")
+
+
+def test_target_lines_pick_our_best_and_every_stochastic_anchor():
+    cells = [_cell("S2", "ours", 10, 3.0, 0.1), _cell("S3", "ours", 10, 2.0, 0.1),
+             _cell("DEIS", "ours", 10, 9.0, 0.1, stochastic=False),
+             _cell("dpmpp_2m_sde", "k-diffusion", 10, 2.5, 0.1), _cell("sa_solver", "ComfyUI", 10, 1.5, 0.1),
+             _cell("dpmpp_2m", "k-diffusion", 10, 8.0, 0.1, stochastic=False),
+             _cell("DEIS", "ours", 5, 4.0, 0.1, stochastic=False), _cell("iPNDM", "ours", 5, 3.0, 0.1, stochastic=False),
+             _cell("res_multistep", "ComfyUI", 5, 3.5, 0.1, stochastic=False),
+             _cell("dpmpp_2m", "k-diffusion", 5, 2.9, 0.5, stochastic=False)]
+    lines = target_lines(cells)
+    assert any("S3" in t and "dpmpp_2m_sde" in t and "met" in t for t in lines)
+    assert any("S3" in t and "sa_solver" in t and "MISSED" in t for t in lines)
+    assert not any("dpmpp_2m (" in t and "NFE 10" in t for t in lines)  # deterministic anchors only at 5 and 8
+    assert any("NFE 5: iPNDM" in t and "res_multistep" in t and ": met" in t for t in lines)
+    assert any("NFE 5: iPNDM" in t and "dpmpp_2m" in t and ": MISSED (at least as close; MISSED: level" in t
+               for t in lines)
+
+
+def test_rank_table_orders_by_mean_rank():
+    cells = [_cell("a", "ours", 5, 1.0, 0.0), _cell("b", "ours", 5, 2.0, 0.0),
+             _cell("a", "ours", 10, 1.0, 0.0), _cell("b", "ours", 10, 0.5, 0.0),
+             _cell("a", "ours", 20, 1.0, 0.0), _cell("b", "ours", 20, 4.0, 0.0)]
+    ranked = rank_table(cells)
+    assert [r[0] for r in ranked] == ["a", "b"]
+    assert ranked[0][2] == pytest.approx(4 / 3) and ranked[0][3] == pytest.approx(2 ** (1 / 3))
+    tied = rank_table([_cell("a", "ours", 5, 1.0, 0.0), _cell("b", "ours", 5, 1.0, 0.0), _cell("c", "ours", 5, 2.0, 0.0)])
+    assert [r[2] for r in tied] == [1.5, 1.5, 3.0]
+
+
+def test_sweep_grid_is_the_product_over_the_dropdown_settings():
+    from seeds_samplers.samplers.registry import get
+
+    spec = get("seeds_2")
+    combos = sweep_grid("seeds_2", ["eta=0,0.5,1", "variant=phi_1,phi_2"])
+    assert len(combos) == 6
+    assert {(c["eta"], c["variant"]) for c in combos} == {(e, v) for e in (0.0, 0.5, 1.0) for v in ("phi_1", "phi_2")}
+    for c in combos:
+        assert {k: c[k] for k in spec.dropdown if k not in ("eta", "variant")} == \
+            {k: v for k, v in spec.dropdown.items() if k not in ("eta", "variant")}
+    assert sweep_grid("seeds_2", []) == [dict(spec.dropdown)]
+    with pytest.raises(ValueError, match="no parameter 'nope'"):
+        sweep_grid("seeds_2", ["nope=1"])
+    with pytest.raises(ValueError, match="eta must be in"):
+        sweep_grid("seeds_2", ["eta=-1"])
+    with pytest.raises(ValueError, match="name=v1,v2"):
+        sweep_grid("seeds_2", ["eta"])
+    with pytest.raises(ValueError, match="unknown sampler"):
+        sweep_grid("nope", [])
+
+
+# --- end to end, small ---------------------------------------------------------------------------------
+
+
+def test_bench_writes_tables_doc_and_readme(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\n<!-- bench:start -->\nold\n<!-- bench:end -->\n")
+    out = tmp_path / "out"
+    assert bench_main(["--models", "photo8", "--budgets", "5", "10", "--seeds", "2", "--samples", "24",
+                       "--ref-samples", "4", "--ref-steps", "20", "--skip-overhead", "--no-comfy", "--out", str(out),
+                       "--readme", str(readme)]) == 0
+    doc = (tmp_path / "docs" / "benchmark.md").read_text()
+    assert "<!-- bench-model-photo8-karras:start -->" in doc and " ± " in doc
+    assert "| dpmpp_2m_sde | k-diffusion |" in doc and "| SEEDS-3 | ours |" in doc
+    assert "target NFE 10:" in doc and "Where ours lose:" in doc
+    assert (tmp_path / "docs" / "images" / "bench_photo8_karras.png").stat().st_size > 5000
+    section = readme.read_text().split("<!-- bench:start -->")[1]
+    assert section.strip().startswith("Command: `python ") and "docs/benchmark.md" in section
+
+
+def test_sweep_command_prints_every_configuration(tmp_path, capsys):
+    assert bench_main(["--sweep", "seeds_3", "--set", "eta=0,1", "--models", "photo8", "--budgets", "5",
+                       "--seeds", "2", "--samples", "16", "--no-comfy", "--out", str(tmp_path)]) == 0
+    md = (tmp_path / "sweep_seeds_3.md").read_text()
+    assert "SEEDS-3 [eta=0]" in md and "SEEDS-3 [eta=1]" in md and "Aggregate rank" in md
+
+
+def test_demo_digits_part(tmp_path):
+    from seeds_samplers.bench import demo
+    from seeds_samplers.samplers.registry import SAMPLERS
+
+    assert demo.main(["--samples", "16", "--budgets", "5", "--digits-samples", "8", "--digits-budgets", "4",
+                      "--out", str(tmp_path)]) == 0
+    md = (tmp_path / "demo.md").read_text()
+    assert "FD" in md and "real training digits score" in md
+    for spec in SAMPLERS.values():
+        assert md.count(f"| {spec.title} | ours |") == 2  # mixture table and digits table
+    assert (tmp_path / "demo_digits_eps_nfe4.png").stat().st_size > 5000
+
+
+@pytest.mark.skipif(not os.environ.get("COMFYUI_ROOT"), reason="COMFYUI_ROOT not set (real-host test)")
+def test_comfyui_anchors_run_in_the_checkouts_python():
+    """ComfyUI's own samplers through the subprocess runner: the call counts of the cost
+    model, and deterministic ones converge to the bench's reference ODE solution."""
+    from seeds_samplers.bench.comfy import COMFY_SAMPLERS, comfy_contenders, run_comfy_jobs
+    from seeds_samplers.bench.grid import reference_final
+    from seeds_samplers.bench.models import build_model
+
+    model = build_model("photo8-flow")
+    x = model.prior(4, 0)
+    ref = reference_final(model, x, steps=100)
+    jobs, expect = [], []
+    for c in comfy_contenders():
+        n = c.intervals_for(10)
+        jobs.append(dict(sampler=c.params["comfy"], x=x, sigmas=schedule_for(model.denoiser, n, "normal"),
+                         noise_seed=1, stochastic=c.stochastic))
+        expect.append(c.calls(n))
+    for name in ("deis", "ipndm"):
+        jobs.append(dict(sampler=name, x=x, sigmas=schedule_for(model.denoiser, 60, "normal"), noise_seed=1,
+                         stochastic=False))
+        expect.append(60)
+    results = run_comfy_jobs(model, jobs)
+    for job, (out, calls), want in zip(jobs, results, expect):
+        assert out.shape == x.shape and bool(torch.isfinite(out).all()), job["sampler"]
+        assert calls == want, (job["sampler"], calls, want)
+    for out, _ in results[-2:]:
+        assert float(((out - ref) ** 2).flatten(1).mean(1).sqrt().max()) < 0.01
+    assert set(COMFY_SAMPLERS) == {"seeds_2", "seeds_3", "er_sde", "sa_solver", "res_multistep", "deis", "ipndm"}

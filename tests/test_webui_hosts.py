@@ -1,0 +1,176 @@
+"""The extension in real webuis: AUTOMATIC1111 v1.10.1, Forge and reForge on the CPU.
+
+Opt-in: set A1111_ROOT / FORGE_ROOT / REFORGE_ROOT to prepared checkouts (pinned
+``repositories/``, a venv in ``<ROOT>/venv`` or ``*_PYTHON``; see docs/a1111.md,
+Testing), e.g.
+
+    A1111_ROOT=/work/hosts/a1111 python -m pytest -q tests/test_webui_hosts.py
+
+For each host, one webui is started (UI + API, 127.0.0.1) with this repository linked
+into ``extensions/`` under an unusual folder name, and a random-weight SD1.5 checkpoint
+built by tests/webui_assets.py: the API lists our samplers and schedules; every sampler
+runs txt2img at 64x64 and is proven to have run (infotext names it and its parameters,
+the image differs from Euler's at the same seed); settings overrides change the image and
+the infotext, and the infotext (read back through /sdapi/v1/png-info) reproduces it; an
+image does not depend on its batch; one schedule and one img2img run; Reload UI twice
+adds nothing twice. Each host needs 5-8 GB of memory; run one host at a time.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import webui_harness as H  # noqa: E402
+
+from seeds_samplers.samplers.registry import SAMPLERS, SCHEDULES  # noqa: E402
+from seeds_samplers.webui.naming import (  # noqa: E402
+    OWNER_OPTION, menu_settings, sampler_label, sampler_settings, schedule_label, schedule_name,
+    values_from_infotext,
+)
+
+LABELS = {spec.id: sampler_label(spec) for spec in SAMPLERS.values()}
+# sampling steps per test image; at least 3: with 2, SD1's default schedule is [sigma_max, sigma_min, 0]
+# and every sampler returns nearly the same image
+STEPS = max(3, int(os.environ.get("SS_WEBUI_STEPS", "3")))
+
+
+@pytest.fixture(scope="module", params=list(H.HOSTS))
+def webui(request):
+    reason = H.skip_reason(request.param)
+    if reason:
+        pytest.skip(reason)
+    w = H.Webui(request.param)
+    try:
+        w.start()
+    except BaseException:
+        w.stop()
+        raise
+    yield w
+    w.stop()
+
+
+@pytest.fixture(scope="module")
+def euler(webui):
+    return webui.txt2img("Euler", seed=7, steps=STEPS)
+
+
+def _ours(items, key="name"):
+    return [i for i in items if i[key] in LABELS.values()]
+
+
+def test_startup_loaded_the_extension_without_errors(webui):
+    log = webui.log
+    assert "SEEDS Samplers: added samplers" in log
+    assert "SEEDS Samplers: failed" not in log and "integration failed" not in log
+    assert webui.install_output[0] == 0 and "SEEDS Samplers" not in webui.install_output[1]
+
+
+def test_api_lists_our_samplers_and_schedules(webui):
+    items = webui.get("/sdapi/v1/samplers")
+    names = [i["name"] for i in items]
+    for spec in SAMPLERS.values():
+        assert names.count(sampler_label(spec)) == 1
+        item = next(i for i in items if i["name"] == sampler_label(spec))
+        assert item["aliases"] == [spec.host_name]
+        assert str(item["options"][OWNER_OPTION]) == spec.id
+    # the host's own entries are still there (reForge's look-alikes included)
+    assert "Euler" in names and len(names) > len(LABELS)
+    scheds = webui.get("/sdapi/v1/schedulers")
+    for spec in SCHEDULES.values():
+        entry = [s for s in scheds if s["name"] == schedule_name(spec)]
+        assert len(entry) == 1 and entry[0]["label"] == schedule_label(spec)
+
+
+@pytest.mark.parametrize("sampler_id", list(SAMPLERS))
+def test_txt2img_runs_our_sampler(webui, euler, sampler_id):
+    spec = SAMPLERS[sampler_id]
+    label = LABELS[sampler_id]
+    r = webui.txt2img(label, seed=7, steps=STEPS)
+    info = r["info"]
+    assert info["sampler_name"] == label  # not silently replaced by the default
+    fields = H.infotext_fields(info["infotexts"][0])
+    assert fields["Sampler"] == label
+    values = menu_settings(spec)
+    for s in sampler_settings(spec):  # every parameter in effect, with the menu entry's values
+        assert s.infotext in fields, s.infotext
+    assert values_from_infotext(sampler_settings(spec), fields) == {s.key: values[s.param.name]
+                                                                     for s in sampler_settings(spec)}
+    size, px = H.pixels(r["images"][0])
+    assert size == (64, 64)
+    assert len(set(px)) > 10  # a real image, not a constant (NaN) one
+    _, ref = H.pixels(euler["images"][0])
+    assert H.mean_abs_diff(px, ref) > 0.5, "same image as Euler: was our sampler used?"
+
+
+def _stochastic_spec():
+    return next(s for s in SAMPLERS.values() if s.is_stochastic(**menu_settings(s)) and
+                any(p.name == "eta" for p in s.params))
+
+
+def test_settings_override_and_infotext_reproduce_the_image(webui):
+    spec = _stochastic_spec()
+    label = LABELS[spec.id]
+    eta = next(s for s in sampler_settings(spec) if s.param.name == "eta")
+    base = webui.txt2img(label, seed=11, steps=STEPS)
+    changed = webui.txt2img(label, seed=11, steps=STEPS, override_settings={eta.key: 0.25})
+    fields = H.infotext_fields(changed["info"]["infotexts"][0])
+    assert fields[eta.infotext] == "0.25"
+    _, a = H.pixels(base["images"][0])
+    _, b = H.pixels(changed["images"][0])
+    assert H.mean_abs_diff(a, b) > 0.5
+    # PNG Info parses the image's infotext; its fields turn back into the same settings
+    parsed = webui.post("/sdapi/v1/png-info", {"image": "data:image/png;base64," + changed["images"][0]})
+    params = parsed.get("parameters") or H.infotext_fields(parsed["info"])
+    overrides = values_from_infotext(sampler_settings(spec), {k: str(v) for k, v in params.items()})
+    assert overrides[eta.key] == 0.25
+    again = webui.txt2img(label, seed=11, steps=STEPS, override_settings=dict(overrides))
+    _, c = H.pixels(again["images"][0])
+    assert c == b  # the same image from the infotext's settings
+
+
+def test_an_image_does_not_depend_on_its_batch(webui):
+    label = LABELS[_stochastic_spec().id]
+    batch = webui.txt2img(label, seed=20, steps=STEPS, batch_size=2)
+    alone = webui.txt2img(label, seed=21, steps=STEPS)
+    assert batch["info"]["all_seeds"] == [20, 21]
+    _, b1 = H.pixels(batch["images"][1])
+    _, a = H.pixels(alone["images"][0])
+    assert H.mean_abs_diff(b1, a) < 1.0  # same image (batched matmuls may round differently)
+    _, b0 = H.pixels(batch["images"][0])
+    assert H.mean_abs_diff(b0, b1) > 0.5
+
+
+def test_our_schedule_in_the_schedule_menu(webui, euler):
+    spec = next(iter(SCHEDULES.values()))
+    r = webui.txt2img("Euler", seed=7, steps=STEPS, scheduler=schedule_label(spec))
+    fields = H.infotext_fields(r["info"]["infotexts"][0])
+    assert fields.get("Schedule type") == schedule_label(spec)
+    _, px = H.pixels(r["images"][0])
+    _, ref = H.pixels(euler["images"][0])
+    assert H.mean_abs_diff(px, ref) > 0.5
+
+
+def test_img2img_with_our_sampler(webui, euler):
+    label = LABELS[next(iter(SAMPLERS))]
+    r = webui.img2img(label, euler["images"][0], seed=3, steps=4)
+    assert r["info"]["sampler_name"] == label
+    size, px = H.pixels(r["images"][0])
+    assert size == (64, 64) and len(set(px)) > 10
+    _, init = H.pixels(euler["images"][0])
+    assert H.mean_abs_diff(px, init) > 0.5
+
+
+def test_reload_ui_twice_adds_nothing_twice(webui):
+    before = webui.get("/sdapi/v1/samplers")
+    before_s = webui.get("/sdapi/v1/schedulers")
+    for _ in range(2):
+        webui.reload_ui()
+    after = webui.get("/sdapi/v1/samplers")
+    assert [i["name"] for i in after] == [i["name"] for i in before]
+    assert [s["name"] for s in webui.get("/sdapi/v1/schedulers")] == [s["name"] for s in before_s]
+    # the refreshed entries still run
+    label = LABELS[next(iter(SAMPLERS))]
+    r = webui.txt2img(label, seed=5, steps=2)
+    assert r["info"]["sampler_name"] == label

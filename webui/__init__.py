@@ -1,0 +1,60 @@
+"""AUTOMATIC1111 / Forge / reForge integration: thin glue generated from the registries.
+
+:func:`setup_webui` (called at import of the extension's ``scripts/seeds_samplers_webui.py``,
+before the webui builds its UI and API) adds
+
+* every sampler of ``SAMPLERS`` to the txt2img/img2img sampler menu and
+  ``/sdapi/v1/samplers`` as ``<title> (SS)`` (:mod:`.registration`, :mod:`.sampler`);
+* every schedule of ``SCHEDULES`` to the "Schedule type" menu and ``/sdapi/v1/schedulers``;
+* a Settings section "SEEDS Samplers" with every parameter (:mod:`.naming`), written to the
+  infotext and read back from it.
+
+All ``modules`` (webui) imports live in this package; :mod:`.naming` needs no host. A
+failure is logged once with its cause and leaves the webui and its own samplers working.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from typing import Any, Dict, Optional
+
+__all__ = ["setup_webui"]
+
+log = logging.getLogger("seeds_samplers")
+
+
+def setup_webui(host: Optional[Dict[str, Any]] = None) -> Optional[type]:
+    """Register everything in the running webui; returns the always-on Script class for
+    the extension's script module to expose (None when there is none, or on failure).
+
+    ``host`` maps ``sd_samplers``, ``sd_samplers_common``, ``sd_samplers_kdiffusion``,
+    ``sd_schedulers``, ``shared``, ``scripts`` to modules (default: the webui's own).
+    Running it again (Reload UI, a second copy of the extension) adds nothing twice.
+    """
+    try:
+        if host is None:
+            from modules import (  # the webui's package
+                scripts, sd_samplers, sd_samplers_common, sd_samplers_kdiffusion, sd_schedulers, shared)
+
+            host = dict(sd_samplers=sd_samplers, sd_samplers_common=sd_samplers_common,
+                        sd_samplers_kdiffusion=sd_samplers_kdiffusion, sd_schedulers=sd_schedulers,
+                        shared=shared, scripts=scripts)
+        from .registration import register_samplers, register_schedulers, register_settings
+        from .script import make_script_class
+
+        register_settings(host["shared"], host.get("components"))
+        schedules = register_schedulers(host["sd_schedulers"], host["shared"])
+        samplers = register_samplers(host["sd_samplers"], host["sd_samplers_common"],
+                                     host["sd_samplers_kdiffusion"], host["sd_schedulers"], host["shared"])
+        script = make_script_class(host["scripts"], host["shared"]) if host.get("scripts") is not None else None
+    except Exception as e:  # noqa: BLE001 - never stop the webui from starting
+        log.error("SEEDS Samplers: webui integration failed to load (%s: %s); the webui's own samplers are "
+                  "unaffected\n%s", type(e).__name__, e, traceback.format_exc())
+        return None
+    if samplers["added"] or schedules["added"]:
+        print(f"SEEDS Samplers: added samplers {samplers['added']} and schedules {schedules['added']}")
+    skipped = samplers["skipped"] + schedules["skipped"]
+    if skipped:
+        log.warning("SEEDS Samplers: names already taken, not added: %s", skipped)
+    return script

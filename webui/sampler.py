@@ -1,0 +1,158 @@
+"""The webui sampler object of a registry entry: a subclass of the host's
+``KDiffusionSampler`` built around the solver function.
+
+What it adds to the host's class (which computes sigmas, the starting latent, the CFG
+wrapper and calls ``self.func``):
+
+* ``initialize(p)`` reads the entry's parameters from the settings (``shared.opts``,
+  where a request's ``override_settings`` are in effect), checks them and writes them to
+  the infotext (``p.extra_generation_params``);
+* ``self.func`` is :meth:`run`, whose signature has ``sigmas`` and nothing else the host
+  fills in (no ``eta``, ``n``, ``sigma_min``): the host passes the schedule, the CFG model,
+  ``extra_args`` (passed through untouched), ``callback`` and ``disable``;
+* per-image seeded noise: ``noise_type="gaussian"`` draws from the webui's own per-image
+  generators ``p.rng`` (the noise Euler a gets: seeds, ENSD and the RNG-source setting
+  apply; an image does not depend on its batch); ``"brownian"`` uses the package's
+  Brownian noise keyed by each image's seed (+ ENSD);
+* the model type (eps/v: VE; SD3/Flux: flow) is detected from the host's denoiser
+  wrapper, and a wrapper nothing here knows is refused with a ValueError that the webui
+  shows, instead of guessing;
+* ``sigmas`` moved to the latent's device (A1111 passes them on the CPU), the callback
+  once per step, and Interrupt / Skip checked after every step (the host's CFG wrapper
+  also checks before every model call).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, Dict, List, Optional
+
+import torch
+
+from ..samplers.model_types import ModelType, resolve_model_type
+from ..samplers.noise import BrownianNoise, GaussianNoise
+from ..samplers.registry import SamplerSpec
+from .naming import infotext_fields, menu_settings, sampler_settings, values_from_options
+
+__all__ = ["make_sampler_class", "steps_factor", "detect_model_type", "batch_seeds_of", "HostRNGNoise",
+           "KNOWN_WRAPPERS"]
+
+# Denoiser wrappers (``model.inner_model`` of the CFG wrapper) whose x-space is known:
+# k-diffusion's CompVis (eps) and CompVisV (v) wrappers present VE space on A1111 and
+# reForge; A1111/reForge's SD3Denoiser is flow; Forge's ForgeScheduleLinker is whatever its
+# predictor says (see samplers/model_types.py).
+KNOWN_WRAPPERS = ("CompVisDenoiser", "CompVisVDenoiser", "DiscreteEpsDDPMDenoiser", "DiscreteVDDPMDenoiser",
+                  "SD3Denoiser", "ForgeScheduleLinker")
+FORGE_PREDICTION_TYPES = ("epsilon", "eps", "v_prediction", "v", "edm", "const")
+
+
+def _class_names(obj: Any) -> set:
+    return {c.__name__ for c in type(obj).__mro__}
+
+
+def detect_model_type(model: Any) -> ModelType:
+    """The model type behind the webui's CFG wrapper ``model``; ValueError for a
+    wrapper or predictor whose parameterisation is unknown."""
+    inner = getattr(model, "inner_model", None)
+    names = _class_names(inner)
+    if not names & set(KNOWN_WRAPPERS):
+        raise ValueError(
+            f"SEEDS Samplers cannot serve this model: its denoiser wrapper {type(inner).__name__!r} is not one "
+            f"whose parameterisation (eps/v or flow) is known ({', '.join(KNOWN_WRAPPERS)}); use another sampler")
+    pred = getattr(inner, "predictor", None)
+    if pred is not None:
+        kind = getattr(pred, "prediction_type", None)
+        if kind is not None and str(kind).lower() not in FORGE_PREDICTION_TYPES:
+            raise ValueError(
+                f"SEEDS Samplers cannot serve this model: its predictor {type(pred).__name__} has prediction type "
+                f"{kind!r} (known: {', '.join(FORGE_PREDICTION_TYPES)}); use another sampler")
+    return resolve_model_type(model)
+
+
+def steps_factor(spec: SamplerSpec, opts: Any) -> int:
+    """Model calls per step with the current settings (the menu entry's when they are invalid)."""
+    try:
+        params = values_from_options(sampler_settings(spec), opts)
+    except ValueError:
+        params = menu_settings(spec)
+    return max(1, int(spec.calls(**params)))
+
+
+def batch_seeds_of(p: Any, batch: int, ensd: int = 0) -> List[int]:
+    """Seeds of the images in this batch (``p.seeds``, else ``p.seed`` + b), plus ENSD."""
+    seeds = [int(s) for s in (getattr(p, "seeds", None) or [])]
+    if len(seeds) != batch:
+        first = seeds[0] if seeds else int(getattr(p, "seed", 0) or 0)
+        seeds = [first + b for b in range(batch)]
+    return [s + int(ensd) for s in seeds]
+
+
+class HostRNGNoise:
+    """``noise_sampler(sigma, sigma_next)`` drawing from the webui's ``p.rng``
+    (``ImageRNG``: one generator per image)."""
+
+    def __init__(self, rng: Any, x: torch.Tensor):
+        self.rng = rng
+        self.device = x.device
+        self.dtype = x.dtype
+
+    def __call__(self, sigma=None, sigma_next=None) -> torch.Tensor:
+        return self.rng.next().to(device=self.device, dtype=self.dtype)
+
+
+def make_sampler_class(kdiffusion_sampler: type, sd_samplers_common: Any, shared: Any) -> type:
+    """A ``KDiffusionSampler`` subclass running registry entries (built per host)."""
+
+    class SeedsKDiffusionSampler(kdiffusion_sampler):
+        def __init__(self, spec: SamplerSpec, sd_model: Any):
+            self.seeds_spec = spec
+            self.seeds_settings = sampler_settings(spec)
+            self.seeds_params: Optional[Dict[str, Any]] = None
+            super().__init__(spec.function, sd_model)
+            self.func = self.run
+
+        def initialize(self, p):
+            kwargs = super().initialize(p)
+            self.seeds_params = values_from_options(self.seeds_settings, shared.opts)
+            p.extra_generation_params.update(infotext_fields(self.seeds_settings, self.seeds_params))
+            return kwargs
+
+        def noise_sampler_for(self, x: torch.Tensor, params: Dict[str, Any]) -> Callable:
+            p = self.p
+            ensd = int(getattr(shared.opts, "eta_noise_seed_delta", 0) or 0)
+            if params.get("noise_type", "gaussian") == "brownian":
+                return BrownianNoise(x, batch_seeds_of(p, x.shape[0], ensd))
+            rng = getattr(p, "rng", None)
+            shape = tuple(getattr(rng, "shape", ()) or ())
+            if rng is not None and shape == tuple(x.shape[1:]) and len(getattr(rng, "seeds", [])) == x.shape[0]:
+                return HostRNGNoise(rng, x)
+            return GaussianNoise(x, batch_seeds_of(p, x.shape[0], ensd))
+
+        def checked_callback(self, callback: Optional[Callable]) -> Callable:
+            state = shared.state
+            interrupted = sd_samplers_common.InterruptedException
+
+            def step_done(d):
+                if callback is not None:
+                    callback(d)
+                if getattr(state, "interrupted", False) or getattr(state, "skipped", False):
+                    raise interrupted
+
+            return step_done
+
+        def run(self, model, x, sigmas, extra_args=None, callback=None, disable=None):
+            spec = self.seeds_spec
+            params = dict(self.seeds_params if self.seeds_params is not None
+                          else values_from_options(self.seeds_settings, shared.opts))
+            accepted = inspect.signature(spec.function).parameters
+            kwargs = dict(params)
+            mt = detect_model_type(model)
+            if "model_type" in accepted:
+                kwargs["model_type"] = mt
+            if "noise_sampler" in accepted and spec.is_stochastic(**params):
+                kwargs["noise_sampler"] = self.noise_sampler_for(x, params)
+            return spec.function(model, x, sigmas.to(x.device), extra_args=extra_args,
+                                 callback=self.checked_callback(callback), disable=disable, **kwargs)
+
+    SeedsKDiffusionSampler.__name__ = SeedsKDiffusionSampler.__qualname__ = "SeedsKDiffusionSampler"
+    return SeedsKDiffusionSampler
