@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import sys
 import time
@@ -33,6 +32,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from ..bench.compare import median_error, reference_solve
 from ..samplers.amed import sample_amed, sample_amed_plugin
 from ..samplers.model_types import resolve_model_type
 from .storage import load_predictor, save_predictor
@@ -50,34 +50,13 @@ def amed_plan(nfe: int) -> Tuple[int, bool, bool]:
 
 
 def reference(model: Any, x: torch.Tensor, sigmas: Sequence[float], steps: int) -> torch.Tensor:
-    """RK4 in lambda on y = x / alpha from sigmas[0] to the last positive sigma, then D there."""
+    """The benchmark's converged ODE solve from sigmas[0] to the last positive sigma, then D there."""
     mt = resolve_model_type(model)
     pos = [s for s in mt.prepare_sigmas([float(v) for v in sigmas]) if s > 0]
-    lam0, lam1 = mt.half_log_snr(pos[0]), mt.half_log_snr(pos[-1])
-    y = x.to(torch.float64) / mt.alpha(pos[0])
-    h = (lam1 - lam0) / steps
-
-    def f(y, lam):
-        s = mt.sigma_at(lam)
-        d = model((y * mt.alpha(s)).float(), torch.full((y.shape[0],), s)).to(torch.float64)
-        return d - y
-
-    lam = lam0
     with torch.no_grad():
-        for _ in range(steps):
-            k1 = f(y, lam)
-            k2 = f(y + 0.5 * h * k1, lam + 0.5 * h)
-            k3 = f(y + 0.5 * h * k2, lam + 0.5 * h)
-            k4 = f(y + h * k3, lam + h)
-            y = y + (h / 6) * (k1 + 2 * k2 + 2 * k3 + k4)
-            lam += h
+        y = reference_solve(model, x, pos[-1], pos[0], steps=steps, model_type=mt)
         s_end = pos[-1]
-        return model((y * mt.alpha(s_end)).float(), torch.full((y.shape[0],), s_end)).to(torch.float64)
-
-
-def median_error(out: torch.Tensor, ref: torch.Tensor) -> float:
-    per = ((out.to(torch.float64) - ref) ** 2).flatten(1).mean(1).sqrt()
-    return float(per.median())
+        return model(y.float(), torch.full((y.shape[0],), s_end)).to(torch.float64)
 
 
 def _fd_metric() -> Optional[Callable[[torch.Tensor], float]]:
