@@ -24,7 +24,9 @@ third-order rule, 4 classic RK4). The DEIS paper's tAB-r / rhoAB-r (``ab_order =
 polynomial degree r) is ``order = r + 1``; diffusers' ``solver_order = k`` is ``order = k``.
 Order 1 is DDIM for every variant.
 
-Warm-up: step i of a multistep variant uses min(order, i + 1) nodes. ``lower_order_final``
+Warm-up: step i of a multistep variant uses min(order, i + 1) nodes; with
+``corrected_start`` (order >= 3) the first step is then redone with two nodes
+(:func:`start_correction`). ``lower_order_final``
 is diffusers' rule: with fewer than 15 steps, the last step uses 1 node and the one before
 at most 2. A final step to sigma = 0 returns the denoised estimate (1 model call), which
 is also every variant's first-order step there.
@@ -46,7 +48,7 @@ import torch
 
 from .lagrange import poly_from_roots, rhoab_coefficients
 from .quadrature import gauss_legendre
-from .params import SIGMA_STEPS, STOP_AT_SIGMA_MIN
+from .params import CORRECTED_START, SIGMA_STEPS, STOP_AT_SIGMA_MIN
 from .registry import Param, SamplerSpec, register
 from .run import SamplerRun
 from .vp_time import TAU_MAPS, TimeMap, model_time
@@ -198,15 +200,38 @@ def multistep_plan(
             plan.append(None)
             continue
         # the final step in sigma uses the nominal order (no lower-order final there)
-        k = min(max(orders), i + 1) if mode == "final_ab" else orders[i]
+        k = min(run.final_nodes(max(orders)), i + 1) if mode == "final_ab" else orders[i]
         nodes = [s[i - j] for j in range(k)]
         rule = weights if mode == "solver" else rhoab_coefficients
         plan.append([float(c) for c in rule(nodes, s[i], s[i + 1])])
     return plan
 
 
-def run_multistep(run: SamplerRun, plan: Sequence[Optional[Sequence[float]]]) -> torch.Tensor:
-    """x_{i+1} = x_i + sum_j C_ij eps_{i-j}; only tensor arithmetic with Python floats."""
+def start_correction(
+    run: SamplerRun, plan: Sequence[Optional[Sequence[float]]], orders: Sequence[int],
+    weights: Callable[[Sequence[float], float, float], List[float]],
+) -> Optional[List[float]]:
+    """Weights (of eps_1, eps_0) that turn the Euler first step into the two-node rule once
+    eps_1 is known: x_1 += W_1 eps_1 + (W_0 - C_00) eps_0, no extra model call.
+
+    A multistep method needs starting values accurate to the order it aims at: an Euler
+    start (local error O(h^2)) caps the global order at 2. The corrected x_1 errs by
+    O(h^3); eps_1, taken at the uncorrected x_1, differs by O(h^2) and enters later steps
+    with weights O(h), so solvers of order 3 keep order 3 (docs/orders.md). None when the
+    order is below 3 or the first two steps are not ordinary steps."""
+    if max(orders) < 3 or run.n_steps < 3 or plan[0] is None or plan[1] is None:
+        return None
+    if run.mode[0] != "solver" or run.mode[1] not in ("solver", "sigma"):
+        return None
+    s = run.sigma
+    w = weights([s[1], s[0]], s[0], s[1])
+    return [float(w[0]), float(w[1] - plan[0][0])]
+
+
+def run_multistep(run: SamplerRun, plan: Sequence[Optional[Sequence[float]]],
+                  start_fix: Optional[Sequence[float]] = None) -> torch.Tensor:
+    """x_{i+1} = x_i + sum_j C_ij eps_{i-j}; only tensor arithmetic with Python floats.
+    ``start_fix``: :func:`start_correction`, applied to x_1 once eps_1 is known."""
     inv_sigma = [1.0 / s if s > 0 else 0.0 for s in run.sigma]
     depth = max((len(c) for c in plan if c is not None), default=1)
     history: List[torch.Tensor] = []  # eps_i, eps_{i-1}, ... (newest first)
@@ -221,6 +246,8 @@ def run_multistep(run: SamplerRun, plan: Sequence[Optional[Sequence[float]]]) ->
         eps = (x - denoised) * inv_sigma[i]
         history.insert(0, eps)
         del history[depth:]
+        if i == 1 and start_fix is not None:
+            x = x + history[0] * start_fix[0] + history[1] * start_fix[1]
         for c, e in zip(coefs, history):
             x = x + e * c
     return run.finish(x)
@@ -231,7 +258,7 @@ def _run_rk(run: SamplerRun, order: int) -> torch.Tensor:
     s = run.sigma
     plans = []
     for i in range(run.n_steps):
-        if run.is_denoise_step(i):
+        if run.mode[i] in ("denoise", "final_ab"):
             plans.append(None)
             continue
         h = s[i + 1] - s[i]
@@ -244,15 +271,23 @@ def _run_rk(run: SamplerRun, order: int) -> torch.Tensor:
     stage_dev = run.to_device(
         [s[i] + ck * (s[i + 1] - s[i]) for i in range(run.n_steps) for ck in c]
     ).view(run.n_steps, len(c))
+    # A flow model's step to 0 (1 call, as the final denoise): Adams-Bashforth over the
+    # eps at the steps' starts (on the solution, unlike the stage values) and at sigma_last.
+    history = run.eps_history(order)
     x = run.x
     for i in run.steps():
         denoised = run.denoise(x, run.sigma_dev[i])
         run.report(i, x, denoised)
         p = plans[i]
         if p is None:
-            x = denoised
+            if run.mode[i] == "final_ab":
+                history.push(s[i], x, denoised)
+                x = history.ab_step(x, s[i], 0.0)
+            else:
+                x = denoised
             continue
         ks = [(x - denoised) * p["inv"][0]]
+        history.push_eps(s[i], ks[0])
         for st in range(1, len(c)):
             x_st = x
             for a, k in zip(p["a"][st], ks):
@@ -286,6 +321,7 @@ def sample_deis(
     model_type: Any = None,
     stop_at_sigma_min: bool = False,
     sigma_steps: bool = True,
+    corrected_start: bool = True,
 ) -> torch.Tensor:
     """DEIS, every published variant (1 model call per step; ``order`` calls for rhoRK).
 
@@ -311,7 +347,11 @@ def sample_deis(
         stop_at_sigma_min: with sigmas ending in 0, stop at the last positive sigma and
             return the state there without the final denoise (as the paper reports FID).
         sigma_steps: multistep variants: long steps near sigma = 0 (tab, logrho) and a flow
-            model's final step to 0 as Adams-Bashforth steps in sigma (see :mod:`.run`).
+            model's final step to 0 as Adams-Bashforth steps in sigma (see :mod:`.run`);
+            rhoRK: that final step over the eps at the last steps' starts (no extra call).
+        corrected_start: multistep, order >= 3: redo the Euler first step with the two-node
+            rule once eps_1 is known (:func:`start_correction`, no extra call); off = the
+            papers' and diffusers' warm-up.
     """
     if variant not in DEIS_VARIANTS:
         raise ValueError(f"variant must be one of {DEIS_VARIANTS}, got {variant!r}")
@@ -320,7 +360,7 @@ def sample_deis(
         raise ValueError(f"tau_map must be one of {TAU_MAPS}, got {tau_map!r}")
     run = SamplerRun(model, x, sigmas, extra_args, callback, disable, model_type=model_type,
                      stop_at_sigma_min=stop_at_sigma_min,
-                     sigma_steps=bool(sigma_steps) and variant in ("tab", "logrho", "rhoab"))
+                     sigma_steps=bool(sigma_steps))  # rhoRK steps in sigma anyway: final step only
     if variant == "rhork":
         return _run_rk(run, order)
     orders = multistep_orders(run.n_steps, order, bool(lower_order_final))
@@ -331,7 +371,8 @@ def sample_deis(
             return tab_coefficients(tau, nodes, s0, s1)
     else:
         weights = rhoab_coefficients if variant == "rhoab" else logrho_coefficients
-    return run_multistep(run, multistep_plan(run, orders, weights))
+    plan = multistep_plan(run, orders, weights)
+    return run_multistep(run, plan, start_correction(run, plan, orders, weights) if corrected_start else None)
 
 
 register(SamplerSpec(
@@ -353,7 +394,7 @@ register(SamplerSpec(
         Param("lower_order_final", True,
               "Multistep only: with fewer than 15 steps, last step order 1 and the one before "
               "at most 2 (diffusers' default)."),
-        STOP_AT_SIGMA_MIN, SIGMA_STEPS,
+        STOP_AT_SIGMA_MIN, SIGMA_STEPS, CORRECTED_START,
     ),
     calls_per_step=lambda p: p["order"] if p["variant"] == "rhork" else 1, stochastic=False,
     # most accurate variant against the converged ODE at 10-50 NFE (README benchmark)

@@ -16,10 +16,14 @@ S and S' are closed forms for power functions and Gauss-Legendre in log s otherw
 Derivatives. The Taylor terms need D'(s_i) and D''(s_i). The official code uses the
 backward difference Delta1_i for D'(s_i), which is only first-order accurate; with the
 O(h^2) weight of that term the third-order method then has global order 2. By default
-(``quadrature="gauss"``) order 3 uses the derivative at s_i of the quadratic through the
-last three points, Delta1_i + (s_i - s_{i-1}) Delta2_i / 2, which makes a step exact
-for a denoiser quadratic in s and the method third order. ``quadrature="riemann100"``
-keeps the official Delta1_i, so that mode reproduces the official algorithm as a whole.
+(``quadrature="gauss"``) D'(s_i) and D''(s_i) are the derivatives at s_i of the polynomial
+through the last k values of D (order 3: Delta1_i + (s_i - s_{i-1}) Delta2_i / 2 and
+Delta2_i), which makes a step exact for a denoiser quadratic in s and the method third
+order. On flow models the polynomial is taken in the flow sigma u = s / (1 + s) and
+differentiated by the chain rule: there s runs from ~1e4 at the head, and differences
+across that first interval misestimate D' at the next steps (measured: order 2 instead
+of 3, docs/sigma_steps.md). ``quadrature="riemann100"`` keeps the official Delta1_i, so
+that mode reproduces the official algorithm as a whole.
 
 The ``eta`` family replaces phi by s^(1 - eta) phi(s)^eta: 0 is the probability-flow
 ODE, 1 the chosen function (ComfyUI PR #15428 extends eta the same way).
@@ -35,7 +39,8 @@ import torch
 
 from .noise import NoiseSampler
 from .quadrature import integrate_log
-from .params import (NOISE_END, NOISE_START, NOISE_TYPE, S_NOISE, SIGMA_STEPS, STOP_AT_SIGMA_MIN, eta_param,
+from .lagrange import lagrange_derivatives
+from .params import (CORRECTED_START, NOISE_END, NOISE_START, NOISE_TYPE, S_NOISE, SIGMA_STEPS, STOP_AT_SIGMA_MIN, eta_param,
                      injects_noise)
 from .registry import Param, SamplerSpec, register
 from .run import SamplerRun
@@ -144,6 +149,7 @@ def sample_er_sde(
     noise_start: float = 0.0,
     noise_end: float = 1.0,
     sigma_steps: bool = True,
+    corrected_start: bool = True,
 ) -> torch.Tensor:
     """ER-SDE-Solver (1 model call per step).
 
@@ -161,6 +167,8 @@ def sample_er_sde(
             it use phi(s) = s, the ODE.
         sigma_steps: long deterministic steps near sigma = 0 (and a flow model's final
             step) as Adams-Bashforth steps in sigma (see :mod:`.run`).
+        corrected_start: order 3 with a deterministic first step: once D_1 is known, add
+            the first step's Delta1 term (no extra call); off = the paper's warm-up.
         Other arguments as :func:`~seeds_samplers.samplers.seeds.sample_seeds_1`.
     """
     if order not in (1, 2, 3):
@@ -187,6 +195,11 @@ def sample_er_sde(
         mine = [i for i in solver_steps if phis[i] is f]
         S_all, S1_all = f.integrals_many([s[i + 1] for i in mine], [s[i] for i in mine])
         integrals.update({i: (float(a), float(b)) for i, a, b in zip(mine, S_all, S1_all)})
+    # the variable the D history is interpolated in, with du/ds and d2u/ds2
+    if run.mt.is_flow:  # u = s / (1 + s) = sigma, alpha = 1 / (1 + s)
+        u, du, ddu = run.sigma, [a * a for a in run.alpha], [-2.0 * a ** 3 for a in run.alpha]
+    else:
+        u, du, ddu = s, [1.0] * len(s), [0.0] * len(s)
     coef: List[Optional[dict]] = [None] * run.n_steps
     for i in solver_steps:
         f = phis[i]
@@ -197,27 +210,46 @@ def sample_er_sde(
         a_t = run.alpha[i + 1]
         k = min(order, i + 1)  # warm-up while the history builds
         w = [a_t * (1.0 - r)]  # weight of D_i: the first-order term
-        if k >= 2:
+        if k >= 2 and not official:
+            # D'(s_i), D''(s_i) from the polynomial through the last k values of D in the
+            # model's own sigma u (chain rule; u = s on VE/VP models, the flow sigma on flow
+            # models, where s reaches ~1e4 at the head and differences in s are useless)
+            d1, d2 = lagrange_derivatives([u[i - j] for j in range(k)])
+            c1 = a_t * (ds + p_t * S)  # weight of D'(s_i)
+            c2 = a_t * (ds * ds / 2.0 + p_t * S1) if k >= 3 else 0.0  # weight of D''(s_i)
+            g1, g2 = du[i], ddu[i]
+            w += [0.0] * (k - 1)
+            for j in range(k):
+                w[j] += c1 * d1[j] * g1 + c2 * (d2[j] * g1 * g1 + d1[j] * g2)
+        elif k >= 2:  # the official estimates: backward divided differences in s
             c1 = a_t * (ds + p_t * S)  # weight of Delta1 = (D_i - D_{i-1}) / h1
             h1 = s[i] - s[i - 1]
             w[0] += c1 / h1
             w.append(-c1 / h1)
-        if k >= 3:
-            # weight of Delta2 once D'(s_i) = Delta1 + (s_i - s_{i-1}) Delta2 / 2 (see module
-            # doc); the official estimate (riemann100) drops that correction.
-            c2 = a_t * (ds * ds / 2.0 + p_t * S1 + (0.0 if official else (ds + p_t * S) * h1 / 2.0))
+        if k >= 3 and official:
+            c2 = a_t * (ds * ds / 2.0 + p_t * S1)  # weight of Delta2 ~ D''(s_i)
             h2 = s[i - 1] - s[i - 2]
             k2 = c2 * 2.0 / (s[i] - s[i - 2])  # Delta2 = k2-scaled (Delta1_i - Delta1_{i-1})
             w[0] += k2 / h1
             w[1] += -k2 / h1 - k2 / h2
             w.append(k2 / h2)
         noisy = f is phi and stochastic
+        if i == 0:  # the first step's first-order weight, for the corrected start
+            start_c1 = a_t * (ds + p_t * S) * du[0] / (u[1] - u[0])
         coef[i] = dict(
             cx=a_t / run.alpha[i] * r,
             w=w,
             noise=a_t * math.sqrt(max(s[i + 1] ** 2 - (r * s[i]) ** 2, 0.0)) * nf if noisy else 0.0,
             bounds=SamplerRun.host_pair(run.sigma[i], run.sigma[i + 1]),
         )
+
+    # Corrected start (order 3, deterministic first step): once D_1 is known, add the
+    # first step's missing Delta1 term, its D' estimated by (D_1 - D_0) / (s_1 - s_0). The
+    # Euler start errs by O(h^2), which would cap the global order at 2 (docs/orders.md).
+    fix = None
+    if (corrected_start and order >= 3 and run.n_steps >= 3 and coef[0] is not None
+            and run.mode[1] in ("solver", "sigma") and phis[0] is ode):
+        fix = start_c1
 
     x = run.x
     history = []  # D_i, D_{i-1}, D_{i-2} (newest first)
@@ -226,12 +258,14 @@ def sample_er_sde(
         denoised = run.denoise(x, run.sigma_dev[i])
         run.report(i, x, denoised)
         history = [denoised] + history[:2]
+        if i == 1 and fix is not None:
+            x = x + (history[0] - history[1]) * fix
         mode, c = run.mode[i], coef[i]
         eps_history.push(run.sigma[i], x, denoised)
         if mode == "denoise":
             x = denoised
         elif mode in ("final_ab", "sigma"):  # Adams-Bashforth in sigma (see run.py)
-            x = eps_history.ab_step(x, run.sigma[i], run.sigma[i + 1])
+            x = eps_history.ab_step(x, run.sigma[i], run.sigma[i + 1], None if mode == "final_ab" else order)
         else:
             x = torch.mul(x, c["cx"])
             for d, w in zip(history, c["w"]):
@@ -254,8 +288,10 @@ register(SamplerSpec(
         S_NOISE,
         Param("quadrature", "gauss", "gauss: exact float64 integrals; riemann100: the official 100-point rule.",
               choices=("gauss", "riemann100")),
-        NOISE_START, NOISE_END, NOISE_TYPE, STOP_AT_SIGMA_MIN, SIGMA_STEPS,
+        NOISE_START, NOISE_END, NOISE_TYPE, STOP_AT_SIGMA_MIN, SIGMA_STEPS, CORRECTED_START,
     ),
     calls_per_step=1,
     stochastic=lambda p: p["noise_scale_function"] != "ode" and injects_noise(p),
+    # best rank on the trained digits models, weighed first (docs/sweeps.md)
+    dropdown={"noise_scale_function": "original_sde", "noise_start": 0.2},
 ))

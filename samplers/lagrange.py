@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import List, Sequence
 
-__all__ = ["poly_from_roots", "rhoab_coefficients"]
+__all__ = ["poly_from_roots", "rhoab_coefficients", "lagrange_derivatives"]
 
 
 def poly_from_roots(roots: Sequence[float]) -> List[float]:
@@ -41,3 +41,24 @@ def rhoab_coefficients(nodes: Sequence[float], s0: float, s1: float) -> List[flo
             den *= vj - vm
         out.append(h * integral / den)
     return out
+
+
+def lagrange_derivatives(nodes: Sequence[float]) -> tuple:
+    """Weights of the first and second derivatives at ``nodes[0]`` of the polynomial
+    through values at ``nodes``: P'(u_0) = sum_j d1_j f_j, P''(u_0) = sum_j d2_j f_j.
+
+    In the shifted variable v = u - u_0 each basis polynomial is prod_{m!=j} (v - v_m) /
+    prod_{m!=j} (v_j - v_m), whose derivatives at v = 0 are its ascending coefficients
+    c_1 and 2 c_2.
+    """
+    v = [u - nodes[0] for u in nodes]
+    d1, d2 = [], []
+    for j, vj in enumerate(v):
+        others = [vm for m, vm in enumerate(v) if m != j]
+        c = poly_from_roots(others) + [0.0, 0.0]
+        den = 1.0
+        for vm in others:
+            den *= vj - vm
+        d1.append(c[1] / den)
+        d2.append(2.0 * c[2] / den)
+    return d1, d2

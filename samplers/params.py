@@ -7,7 +7,7 @@ from typing import Any, Mapping
 from .registry import Param
 
 __all__ = ["eta_param", "S_NOISE", "NOISE_TYPE", "PREDICTION", "STOP_AT_SIGMA_MIN", "NOISE_START", "NOISE_END",
-           "SIGMA_STEPS", "COMMON_SDE", "injects_noise"]
+           "SIGMA_STEPS", "CORRECTED_START", "COMMON_SDE", "injects_noise"]
 
 
 def eta_param(default: float = 1.0, maximum: float = 10.0,
@@ -44,6 +44,11 @@ SIGMA_STEPS = Param(
     "sigma_steps", True,
     "Take long deterministic steps near the end in sigma (keeps full order on 'normal'/'simple' schedules) "
     "and, on flow models, the step to 0 from the stored history; off = every step as in the paper.",
+)
+CORRECTED_START = Param(
+    "corrected_start", True,
+    "Multistep, order 3+: once the second model output is known, redo the first (Euler) step with both "
+    "(no extra call); the papers' Euler start caps the order at 2. Off = the papers' warm-up.",
 )
 COMMON_SDE = (S_NOISE, NOISE_START, NOISE_END, NOISE_TYPE, PREDICTION, STOP_AT_SIGMA_MIN, SIGMA_STEPS)
 

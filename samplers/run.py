@@ -9,15 +9,19 @@ tensor arithmetic with Python-float coefficients: no host-device synchronisation
 It also decides, once per call, how each step is taken (:attr:`SamplerRun.mode`):
 
 * ``"solver"``: the solver's own update (in half-log-SNR lambda for SEEDS / ER-SDE);
-* ``"sigma"``: a deterministic step in the tail (lambda > 0) whose lambda-width exceeds
-  ``tail_h``, taken on
+* ``"sigma"``: a deterministic step deep in the tail (lambda > ``TAIL_LAMBDA``), or in the
+  tail (lambda > 0) with a lambda-width above ``tail_h``, taken on
   dx/dsigma = (x - D) / sigma in the model's own sigma (Runge-Kutta with the solver's
   number of stages for single-step solvers, variable-step Adams-Bashforth from the stored
   eps history for multistep ones). Near sigma = 0, D is smooth in sigma but not in
-  lambda = -log sigma, so long lambda-steps there lose the solver's order (docs/tail.md);
+  lambda = -log sigma, so lambda-steps there lose the solver's order (docs/sigma_steps.md);
 * ``"final_ab"``: on flow models (velocity finite at sigma = 0), the step from the last
   positive sigma to 0 as an Adams-Bashforth step in sigma over the stored eps history at
-  no extra model call, instead of the first-order x = D(x, sigma_last);
+  no extra model call, instead of the first-order x = D(x, sigma_last). When that step is
+  short beside the previous one (a schedule that ends at the model's sigma_min, such as
+  *normal*), its length does not shrink with the step count, so it uses one stored value
+  more than the solver's order (:meth:`SamplerRun.final_nodes`): an extrapolation over a
+  fixed interval from k nodes spaced h apart errs by O(h^(k-1));
 * ``"denoise"``: the step to sigma = 0 returns D (VE models: no model below sigma_min).
 
 and which steps inject noise (:meth:`SamplerRun.noise_on`): the noise window
@@ -40,8 +44,11 @@ from .noise import NOISE_TYPES, NoiseSampler, make_noise_sampler
 __all__ = ["SamplerRun", "EpsHistory", "check_sigmas", "check_latent", "check_window", "SIGMA_RK",
            "DEFAULT_TAIL_H"]
 
-# Lambda-width above which a deterministic step is taken in sigma (measured: docs/tail.md).
-DEFAULT_TAIL_H = 1.0  # module attribute, read at each call
+# Which deterministic steps are taken in sigma (measured: docs/sigma_steps.md): every step
+# below sigma_ve = e^-TAIL_LAMBDA, and between lambda = 0 and TAIL_LAMBDA those whose
+# lambda-width exceeds DEFAULT_TAIL_H. Module attributes, read at each call.
+DEFAULT_TAIL_H = 1.0
+TAIL_LAMBDA = 2.0
 
 # Explicit Runge-Kutta tableaus (c, A, b) without a node at the step's end (usable for a
 # step to sigma = 0): Euler; Ralston's 2nd order; Heun's 3rd order.
@@ -122,6 +129,7 @@ class SamplerRun:
         sigma_steps: bool = True,
         stages: int = 1,
         tail_h: Optional[float] = None,
+        tail_lambda: Optional[float] = None,
     ):
         values = check_sigmas(sigmas)
         check_window(*noise_window)
@@ -154,21 +162,38 @@ class SamplerRun:
         self.noise_window = tuple(float(v) for v in noise_window)
         self.stages = int(stages)
         self.tail_h = DEFAULT_TAIL_H if tail_h is None else float(tail_h)
+        self.tail_lambda = TAIL_LAMBDA if tail_lambda is None else float(tail_lambda)
         self.mode = [self._mode(i, bool(sigma_steps)) for i in range(self.n_steps)]
         # eps values are kept only if an Adams-Bashforth step in sigma will use them
         self.needs_history = "final_ab" in self.mode
 
     def eps_history(self, depth: int, for_sigma_steps: bool = False) -> "EpsHistory":
         """History for Adams-Bashforth steps in sigma; inactive (no cost) when no step
-        uses it. ``for_sigma_steps``: the solver takes its "sigma" steps with it too."""
-        return EpsHistory(depth, active=self.needs_history or (for_sigma_steps and "sigma" in self.mode))
+        uses it. ``for_sigma_steps``: the solver takes its "sigma" steps with it too.
+        ``depth``: the solver's order; one more value is kept for a short final step."""
+        return EpsHistory(self.final_nodes(depth), active=self.needs_history or (for_sigma_steps and "sigma" in self.mode))
+
+    def final_nodes(self, k: int) -> int:
+        """Stored values the final Adams-Bashforth step to 0 uses for a solver of order k:
+        k + 1 when that step is shorter than half the step before it (its length is then
+        fixed by the schedule, see the module doc), else k."""
+        if "final_ab" not in self.mode or len(self.sigma) < 3:
+            return k
+        last, before = self.sigma[-2], self.sigma[-3] - self.sigma[-2]
+        return k + 1 if last < 0.5 * before else k
 
     def _mode(self, i: int, sigma_steps: bool) -> str:
         if self.is_denoise_step(i):
             return "final_ab" if (sigma_steps and self.mt.is_flow) else "denoise"
-        # the tail only (signal above noise, lambda > 0): at the head lambda-steps are right
-        tail = self.lam[i] > 0.0
-        if sigma_steps and tail and self.lam[i + 1] - self.lam[i] > self.tail_h and not self.noise_on(i):
+        # the tail only (signal above noise, lambda > 0): at the head lambda-steps are right.
+        # There D varies like sigma^2 along the solution: a lambda-step errs by about
+        # sigma^2 h^(p+1) (h its lambda-width), a sigma-step by dsigma^(p+1). Schedules that
+        # reach sigma_min linearly (flow simple) or in one long step (normal) keep h of
+        # order 1 however many steps there are, so only sigma-steps keep the order there.
+        lam, h = self.lam[i], self.lam[i + 1] - self.lam[i]
+        deep = lam > self.tail_lambda
+        long_tail = lam > 0.0 and h > self.tail_h
+        if sigma_steps and (deep or long_tail) and not self.noise_on(i):
             return "sigma"
         return "solver"
 
@@ -278,8 +303,10 @@ class EpsHistory:
         self.sigmas.clear()
         self.eps.clear()
 
-    def ab_step(self, x: torch.Tensor, s0: float, s1: float) -> torch.Tensor:
-        """x + int_{s0}^{s1} P(sigma) dsigma, P through the stored eps (s0 = newest node)."""
-        for c, e in zip(rhoab_coefficients(self.sigmas, s0, s1), self.eps):
+    def ab_step(self, x: torch.Tensor, s0: float, s1: float, nodes: Optional[int] = None) -> torch.Tensor:
+        """x + int_{s0}^{s1} P(sigma) dsigma, P through the newest ``nodes`` stored eps
+        (all by default; s0 = newest node)."""
+        k = len(self.sigmas) if nodes is None else min(nodes, len(self.sigmas))
+        for c, e in zip(rhoab_coefficients(self.sigmas[:k], s0, s1), self.eps):
             x = x + e * c
         return x

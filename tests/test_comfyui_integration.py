@@ -166,7 +166,10 @@ def test_our_nodes_are_registered(object_info):
         theirs = info["input"]["required"]
         assert list(theirs) == list(ours)
         for name, spec in ours.items():
-            assert theirs[name][0] == spec[0]
+            if name == "predictor_name":  # the files in the server's models/amed: its own listing
+                assert isinstance(theirs[name][0], list)
+            else:
+                assert theirs[name][0] == spec[0]
             assert theirs[name][1].get("tooltip") == spec[1]["tooltip"]
 
 

@@ -26,7 +26,7 @@ from seeds_samplers.samplers.deis import (
     tab_coefficients,
 )
 from seeds_samplers.samplers.ipndm import sample_ipndm
-from seeds_samplers.samplers.model_types import ModelType
+from seeds_samplers.samplers.model_types import VE, ModelType
 from seeds_samplers.samplers.registry import SAMPLERS
 from seeds_samplers.samplers.schedules import edm_sigmas, fit_vp_betas, sd_sigma_table
 from seeds_samplers.samplers.vp_time import (
@@ -39,7 +39,7 @@ from seeds_samplers.samplers.vp_time import (
 )
 
 
-from solver_doubles import F64, Counting, PolyEpsModel, record
+from solver_doubles import F64, Counting, PolyEpsModel, polynomial, record
 
 
 
@@ -272,7 +272,7 @@ def test_multistep_steps_are_exact_for_eps_polynomial_in_tau(variant, map_name, 
     x = torch.zeros(2, 1, 2, 2, dtype=F64)
     # the variant's own steps (no steps in sigma): exactness is a property of its polynomial
     xs, _ = record(sample_deis, model, x, sig, variant=variant, order=order, lower_order_final=False,
-                   sigma_steps=False)
+                   sigma_steps=False, corrected_start=False)
     s = sig.tolist()
     for i in range(order - 1, len(s) - 1):
         exact = float(_integrate_pieces(lambda v: g(np.array([v])), s[i], s[i + 1], tau.breakpoints)[0])
@@ -326,7 +326,7 @@ def test_logrho_matches_diffusers(order, steps, lower_order_final, mix):
     ref.append(x_vp * math.sqrt(1 + float(sigmas[-1]) ** 2))
 
     ours, _ = record(sample_deis, model, x, sigmas, variant="logrho", order=order, lower_order_final=lower_order_final,
-                     sigma_steps=False)  # diffusers' steps
+                     sigma_steps=False, corrected_start=False)  # diffusers' steps and warm-up
     assert len(ours) == len(ref) == steps + 1
     rel = max(float((a - b).abs().max() / b.abs().max()) for a, b in zip(ours, ref))
     assert rel <= 1e-10, rel
@@ -568,3 +568,33 @@ def test_convergence_order(convergence_problems, param, family, variant, order, 
 def test_convergence_order_tab_fitted_vp_map(convergence_problems, order):
     measured, errors = _measured_order(convergence_problems["edm"], "deis", "tab", order)
     assert abs(measured - order) <= 0.3, (measured, errors)
+
+
+@pytest.mark.parametrize("variant", ["rhoab", "logrho", "tab"])
+def test_corrected_start_makes_the_first_step_exact_for_linear_eps(variant):
+    """With eps linear in the solver's variable, every step of an order-3 multistep run is
+    exact once the Euler first step is corrected (two-node rule); with the papers' warm-up
+    the first step is not, and its error stays in the result (the order-2 cap)."""
+    mt = VE
+    sig = edm_sigmas(8, 0.5, 20.0)
+    sig = sig[:-1]  # end above 0: every step is a multistep step
+    s0, s_end = float(sig[0]), float(sig[-1])
+    if variant == "rhoab":
+        g, exact = polynomial([0.3, 0.7]), 0.3 * (s_end - s0) + 0.35 * (s_end**2 - s0**2)
+    else:  # linear in log sigma (log-rho) or in the model's time (tab): integrate numerically
+        tau = model_time(mt, [float(v) for v in sig], "auto") if variant == "tab" else None
+
+        def g(s, tau=tau):
+            u = np.log(np.asarray(s, dtype=np.float64)) if tau is None else tau(np.asarray(s, dtype=np.float64))
+            return 0.3 + 0.7 * u
+
+        grid = np.linspace(s_end, s0, 200001)
+        vals = g(grid)
+        exact = -float(np.sum((vals[1:] + vals[:-1]) / 2 * np.diff(grid)))
+    model = PolyEpsModel(g, mt)
+    x = torch.zeros(1, 1, dtype=F64)
+    on = float(sample_deis(model, x, sig, variant=variant, order=3, lower_order_final=False, disable=True))
+    off = float(sample_deis(model, x, sig, variant=variant, order=3, lower_order_final=False, disable=True,
+                            corrected_start=False))
+    assert on == pytest.approx(exact, rel=1e-7, abs=1e-9)
+    assert abs(off - exact) > 1e-4

@@ -12,6 +12,11 @@ import pytest
 import torch
 
 from seeds_samplers.bench.compare import reference_solve
+from seeds_samplers.bench.sigma_steps import CASES as CASES_ORDER
+from seeds_samplers.bench.sigma_steps import EXCEPTIONS as ORDER_EXCEPTIONS
+from seeds_samplers.bench.sigma_steps import SOLVERS as SOLVERS_ORDER
+from seeds_samplers.bench.sigma_steps import errors as order_errors
+from seeds_samplers.bench.sigma_steps import slope as order_slope
 from seeds_samplers.bench.gmm import AnalyticDenoiser, GaussianMixture
 from seeds_samplers.samplers import SAMPLERS
 from seeds_samplers.samplers.lagrange import rhoab_coefficients
@@ -74,13 +79,18 @@ def _modes(fn_sigmas, mt, **kw):
     return SamplerRun(model, torch.zeros(1, 1, dtype=F64), fn_sigmas, **kw).mode
 
 
-def test_modes_follow_lambda_width_and_model_type():
+def test_modes_follow_lambda_and_model_type():
     vp = AnalyticDenoiser(kind="vp_discrete").seeds_model_type
     karras = edm_sigmas(20, vp.sigma_min, vp.sigma_max)
     normal = sd_discrete_sigmas(20, vp.sigma_table)
-    assert _modes(karras, vp) == ["solver"] * 19 + ["denoise"]  # no lambda-step above the threshold
+    m = _modes(karras, vp)
+    lam = [math.log(1.0 / float(s)) for s in karras[:-1]]  # VE: lambda = -log sigma
+    # karras has no long step: sigma-steps exactly below sigma = e^-2 (lambda > 2)
+    assert m == ["sigma" if lam[i] > 2.0 else "solver" for i in range(19)] + ["denoise"]
+    assert "sigma" in m and m[0] == "solver"
     m = _modes(normal, vp)
     assert m[-1] == "denoise" and "sigma" in m and m.index("sigma") > 10  # only the tail
+    assert m[-2] == "sigma"  # the long step into sigma_min (h_lambda ~ 2)
     assert _modes(normal, vp, sigma_steps=False) == ["solver"] * 19 + ["denoise"]
     flow = FLOW
     assert _modes(torch.linspace(1, 0, 11, dtype=F64), flow)[-1] == "final_ab"
@@ -89,6 +99,18 @@ def test_modes_follow_lambda_width_and_model_type():
     assert "sigma" not in m
     m = _modes(normal, vp, stochastic=True, noise_window=(0.0, 0.5))
     assert "sigma" in m
+
+
+def test_final_step_uses_one_more_node_when_short():
+    """flow + normal ends at the model's sigma_min for every n: the final step keeps a
+    fixed length, so it extrapolates from k + 1 stored values; simple's does not."""
+    short = torch.tensor([1.0, 0.6, 0.3, 0.1, 0.01, 0.0], dtype=F64)
+    even = torch.tensor([1.0, 0.8, 0.6, 0.4, 0.2, 0.0], dtype=F64)
+    model = PolyEpsModel(lambda s: s * 0 + 1.0, FLOW)
+    x = torch.zeros(1, 1, dtype=F64)
+    assert SamplerRun(model, x, short).final_nodes(3) == 4
+    assert SamplerRun(model, x, even).final_nodes(3) == 3
+    assert SamplerRun(model, x, short, sigma_steps=False).final_nodes(3) == 3
 
 
 # --- what they buy: error against the converged ODE on host schedules -----------------------
@@ -150,10 +172,11 @@ def test_sigma_steps_reduce_error_on_host_schedules(sid, params, kind, schedule,
     assert off / on >= gain, (off, on)
 
 
-def test_karras_schedule_unchanged():
-    """No lambda-step of a Karras schedule on SD is long enough to switch: bit-identical."""
+def test_no_qualifying_step_is_bit_identical():
+    """A schedule with no step deep in the tail (lambda > 2) and no long tail step runs
+    exactly as with sigma_steps=False."""
     model = AnalyticDenoiser(_mixture(), kind="vp_discrete")
-    sig = edm_sigmas(20, model.sigma_min, model.sigma_max)
+    sig = edm_sigmas(20, 0.2, model.sigma_max)  # ends at lambda = 1.6, short steps
     x = model.prior_sample(2, model.sigma_max, torch.Generator().manual_seed(1))
     for sid, p in (("seeds_3", dict(eta=0.0)), ("er_sde", dict(eta=0.0)), ("deis", dict(variant="logrho"))):
         fn = SAMPLERS[sid].function
@@ -189,35 +212,24 @@ def test_noise_window(sid):
 # --- orders on the hosts' schedules ----------------------------------------------------------
 
 ORDER_NS = (80, 160, 320)
-ORDER_CASES = [  # (sampler, params, theory, model kind, host schedule)
-    ("seeds_1", dict(eta=0.0), 1, "flow", "simple"),
-    ("seeds_2", dict(eta=0.0, variant="phi_2"), 2, "flow", "simple"),
-    ("seeds_3", dict(eta=0.0), 3, "flow", "simple"),
-    ("seeds_3", dict(eta=0.0), 3, "flow", "normal"),
-    ("seeds_1", dict(eta=0.0), 1, "vp_discrete", "karras"),
-    ("seeds_2", dict(eta=0.0, variant="phi_2"), 2, "vp_discrete", "karras"),
-    ("seeds_3", dict(eta=0.0), 3, "vp_discrete", "karras"),
-    ("er_sde", dict(eta=0.0, order=2), 2, "vp_discrete", "karras"),
-    ("deis", dict(variant="tab", order=3), 3, "vp_discrete", "karras"),
-    ("deis", dict(variant="rhoab", order=3), 3, "vp_discrete", "karras"),
-    ("ipndm", dict(variant="variable", order=3), 3, "vp_discrete", "normal"),
-]
+ORDER_ROWS = [(case, label) for case in CASES_ORDER for label in SOLVERS_ORDER]
 
 
-@pytest.mark.parametrize("sid, params, theory, kind, schedule", ORDER_CASES)
-def test_order_on_host_schedules(sid, params, theory, kind, schedule):
+@pytest.mark.parametrize("case, label", ORDER_ROWS)
+def test_order_on_host_schedules(case, label):
     """The order seen over 80 / 160 / 320 steps against the converged ODE (at sigma = 0 on
-    flow models, at the final denoise on SD) is at least the theory - 0.3. Cases where it is
-    not (multistep solvers on flow schedules, every lambda-solver on SD + normal, whose
-    sigma(t) ~ sqrt(t) end makes the last steps singular) are listed in docs/sigma_steps.md."""
-    from seeds_samplers.bench.host_schedules import host_sigmas
-
-    model = AnalyticDenoiser(_mixture(), kind=kind, shift=3.0)
-    x = model.prior_sample(4, model.sigma_max, torch.Generator().manual_seed(1))
-    errs = []
-    for n in ORDER_NS:
-        sig = host_sigmas(schedule, n, model.seeds_model_type)
-        ref = _reference(kind, model, x, sig)
-        errs.append((SAMPLERS[sid].function(model, x.clone(), sig, disable=True, **params) - ref).abs().max().item())
-    slope = -math.log(errs[-1] / errs[0]) / math.log(ORDER_NS[-1] / ORDER_NS[0])
-    assert slope >= theory - 0.3, (slope, errs)
+    flow models, at the final denoise on SD), with the default steps in sigma, is at least
+    the theory - 0.3; the rows that do not reach it (docs/sigma_steps.md explains each) are
+    held to their documented bound, so they cannot get worse unnoticed."""
+    kind, schedule = CASES_ORDER[case]
+    sid, params, theory = SOLVERS_ORDER[label]
+    errs = order_errors(sid, params, kind, schedule, ORDER_NS)
+    got = order_slope(ORDER_NS, errs)
+    if (case, label) in ORDER_EXCEPTIONS:
+        bound = ORDER_EXCEPTIONS[(case, label)]
+        if bound is None:  # documented to stall: only finite and below 1e-3
+            assert max(errs) < 1e-3, errs
+            return
+        assert bound <= got < theory - 0.3, (got, errs)  # if it reaches the theory, update the doc
+    else:
+        assert got >= theory - 0.3, (got, errs)
