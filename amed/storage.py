@@ -23,6 +23,7 @@ import torch
 
 from ..samplers.amed import AMED_SOLVERS, PREDICTIONS, check_grid
 from ..samplers.amed_predictor import AMEDPredictor
+from ..tensor_files import read_tagged, write_tagged
 
 __all__ = ["FORMAT", "FEATURE_MODES", "save_predictor", "load_predictor", "predictor_from_state",
            "check_compatible", "describe", "REQUIRED_KEYS"]
@@ -70,8 +71,6 @@ def save_predictor(path: Union[str, Path], predictor: AMEDPredictor, config: Map
                    sidecar: bool = True) -> Path:
     """Write ``predictor`` with ``config`` (JSON in the safetensors metadata; with
     ``sidecar`` also ``<name>.json`` beside it). Returns the path written."""
-    from safetensors.torch import save_file
-
     path = Path(path)
     cfg = dict(config)
     cfg.setdefault("feature_size", predictor.feature_size)
@@ -79,8 +78,7 @@ def save_predictor(path: Union[str, Path], predictor: AMEDPredictor, config: Map
     cfg.setdefault("scale_time", predictor.scale_time)
     _validate_config(cfg, path.name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in predictor.state_dict().items()}
-    save_file(tensors, str(path), metadata={"format": FORMAT, "config": json.dumps(cfg)})
+    write_tagged(path, {k: v.to(torch.float32) for k, v in predictor.state_dict().items()}, FORMAT, cfg)
     if sidecar:
         path.with_suffix(".json").write_text(json.dumps(cfg, indent=1) + "\n")
     return path
@@ -91,25 +89,10 @@ def load_predictor(path: Union[str, Path]) -> AMEDPredictor:
 
     Raises ``ValueError`` naming the file and the problem (missing, not safetensors, not an
     AMED predictor, inconsistent metadata or shapes)."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"AMED predictor not found: {path}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        state = load_file(str(path))
-    except Exception as e:  # noqa: BLE001 - any parse failure is a corrupt file
-        raise ValueError(f"{path.name} is not a readable safetensors file ({e}); official .pkl/.pt predictors "
-                         f"need `python -m seeds_samplers amed-train --convert` first") from None
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{path.name} is not a SEEDS AMED predictor (format {meta.get('format')!r})")
-    try:
-        cfg = json.loads(meta["config"])
-    except Exception:  # noqa: BLE001
-        raise ValueError(f"{path.name} has no valid AMED configuration in its metadata") from None
+    state, _, cfg = read_tagged(path, FORMAT, "AMED predictor", "SEEDS AMED predictor", "AMED configuration",
+                                hint="; official .pkl/.pt predictors need "
+                                     "`python -m seeds_samplers amed-train --convert` first")
     pred = predictor_from_state(state, cfg, path.name)
     pred.source = str(path)
     return pred
