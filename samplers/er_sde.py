@@ -226,13 +226,13 @@ def sample_er_sde(
             h1 = s[i] - s[i - 1]
             w[0] += c1 / h1
             w.append(-c1 / h1)
-        if k >= 3 and official:
-            c2 = a_t * (ds * ds / 2.0 + p_t * S1)  # weight of Delta2 ~ D''(s_i)
-            h2 = s[i - 1] - s[i - 2]
-            k2 = c2 * 2.0 / (s[i] - s[i - 2])  # Delta2 = k2-scaled (Delta1_i - Delta1_{i-1})
-            w[0] += k2 / h1
-            w[1] += -k2 / h1 - k2 / h2
-            w.append(k2 / h2)
+            if k >= 3:
+                c2 = a_t * (ds * ds / 2.0 + p_t * S1)  # weight of Delta2 ~ D''(s_i)
+                h2 = s[i - 1] - s[i - 2]
+                k2 = c2 * 2.0 / (s[i] - s[i - 2])  # Delta2 = k2-scaled (Delta1_i - Delta1_{i-1})
+                w[0] += k2 / h1
+                w[1] += -k2 / h1 - k2 / h2
+                w.append(k2 / h2)
         noisy = f is phi and stochastic
         if i == 0:  # the first step's first-order weight, for the corrected start
             start_c1 = a_t * (ds + p_t * S) * du[0] / (u[1] - u[0])
@@ -244,8 +244,8 @@ def sample_er_sde(
         )
 
     # Corrected start (order 3, deterministic first step): once D_1 is known, add the
-    # first step's missing Delta1 term, its D' estimated by (D_1 - D_0) / (s_1 - s_0). The
-    # Euler start errs by O(h^2), which would cap the global order at 2 (docs/orders.md).
+    # first step's missing D' term, D'(s_0) = u'(s_0) (D_1 - D_0) / (u_1 - u_0). The Euler
+    # start errs by O(h^2), which would cap the global order at 2 (docs/orders.md).
     fix = None
     if (corrected_start and order >= 3 and run.n_steps >= 3 and coef[0] is not None
             and run.mode[1] in ("solver", "sigma") and phis[0] is ode):
