@@ -20,6 +20,17 @@ def load():
     return mod
 
 
+def _run_install_main(tmp_path, body: str) -> subprocess.CompletedProcess:
+    """Run ``body`` in a fresh Python with install.py loaded as ``m`` and ``tmp_path`` (where
+    a test writes its stand-in ``launch.py``) on the path."""
+    code = ("import importlib.util\n"
+            f"spec = importlib.util.spec_from_file_location('inst', {INSTALL!r})\n"
+            "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n" + body)
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    return subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
 def test_requirements_match_the_project_dependencies():
     import tomllib
 
@@ -47,18 +58,12 @@ def test_missing_package_goes_through_launch_run_pip(tmp_path):
         "calls = []\n"
         "def is_installed(name):\n    return False\n"
         "def run_pip(command, desc=None):\n    calls.append(command)\n")
-    code = (
-        "import importlib.util, sys\n"
-        f"spec = importlib.util.spec_from_file_location('inst', {INSTALL!r})\n"
-        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
-        "m.REQUIREMENTS = [('seeds_samplers_no_such_module', 'seeds-samplers-no-such-package'),"
-        " ('seeds_samplers_no_torch', 'torch-lookalike')]\n"
-        "m.NEVER_INSTALL = {'seeds_samplers_no_torch'}\n"
-        "todo = m.main()\n"
-        "import launch; print(launch.calls, len(todo))\n")
-    env = dict(os.environ, PYTHONPATH=str(tmp_path))
-    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-                       timeout=120)
+    r = _run_install_main(tmp_path,
+                          "m.REQUIREMENTS = [('seeds_samplers_no_such_module', 'seeds-samplers-no-such-package'),"
+                          " ('seeds_samplers_no_torch', 'torch-lookalike')]\n"
+                          "m.NEVER_INSTALL = {'seeds_samplers_no_torch'}\n"
+                          "todo = m.main()\n"
+                          "import launch; print(launch.calls, len(todo))\n")
     assert r.returncode == 0, r.stderr
     assert "['install seeds-samplers-no-such-package'] 2" in r.stdout
     assert "install the build that matches your GPU" in r.stdout
@@ -68,14 +73,8 @@ def test_a_failing_install_is_reported_not_raised(tmp_path):
     (tmp_path / "launch.py").write_text(
         "def is_installed(name):\n    return False\n"
         "def run_pip(command, desc=None):\n    raise RuntimeError('pip failed: no network')\n")
-    code = (
-        "import importlib.util\n"
-        f"spec = importlib.util.spec_from_file_location('inst', {INSTALL!r})\n"
-        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
-        "m.REQUIREMENTS = [('seeds_samplers_no_such_module', 'seeds-samplers-no-such-package')]\n"
-        "m.main()\n")
-    env = dict(os.environ, PYTHONPATH=str(tmp_path))
-    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-                       timeout=120)
+    r = _run_install_main(tmp_path,
+                          "m.REQUIREMENTS = [('seeds_samplers_no_such_module', 'seeds-samplers-no-such-package')]\n"
+                          "m.main()\n")
     assert r.returncode == 0, r.stderr
     assert "could not install seeds-samplers-no-such-package: pip failed: no network" in r.stdout
