@@ -49,10 +49,6 @@ STDS = (0.5, 0.6, 0.8, 0.7)
 
 # Rows below theory - 0.3, with the bound the tests hold them to and the reason (NOTES).
 EXCEPTIONS: Dict[Tuple[str, str], float] = {
-    ("flow + simple", "SEEDS-3 (eta 0)"): 2.3,
-    ("flow + normal", "SEEDS-3 (eta 0)"): 2.3,
-    ("flow + simple", "ER-SDE-3 (eta 0)"): 2.2,
-    ("flow + normal", "ER-SDE-3 (eta 0)"): 2.2,
     ("SD + normal", "DEIS log-rho 3"): 2.3,
     ("SD + normal", "DEIS rhoAB 3"): 2.4,
     ("SD + normal", "DEIS rhoRK 3"): 2.4,
@@ -76,10 +72,6 @@ which `tests/test_sigma_steps.py` holds to the bounds in `bench/sigma_steps.py`
   proportional to n^-1/2 until n approaches the 1,000 timesteps. A method of order p errs
   there by about n^-(p+1)/2: the measured slope lies between (p + 1) / 2 and p at every
   step count a host offers. The steps in sigma still cut the error 2-7x at 80-320 steps.
-* **SEEDS-3 and ER-SDE-3 on flow models** (about 2.5): stopping the runs early shows that
-  the error is made in the first steps, where a flow schedule starts at sigma ~ 1 (VE s
-  ~ 10^4) and the first lambda-step is of width ~log n. Taking ER-SDE's derivative
-  estimates in the flow sigma halved its errors but not the slope; not mended yet.
 * **iPNDM fixed**: its constant-step weights assume equal steps. On *simple*, whose steps
   differ by a whole timestep of the table (a relative jitter that grows with n), its error
   stalls; elsewhere it is about second order. `variant="variable"` has the full order.

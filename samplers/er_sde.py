@@ -178,7 +178,8 @@ def sample_er_sde(
     # the noise window chooses phi per step; s_noise only scales the injected noise
     run = SamplerRun(model, x, sigmas, extra_args, callback, disable,
                      model_type=model_type, stop_at_sigma_min=stop_at_sigma_min, stochastic=not phi.is_ode,
-                     noise_window=(noise_start, noise_end), sigma_steps=sigma_steps)
+                     noise_window=(noise_start, noise_end), sigma_steps=sigma_steps,
+                     head_steps=order >= 3)  # see run.py, HEAD_LAMBDA
     stochastic = not phi.is_ode and s_noise != 0
     ns = run.noise_sampler(noise_sampler, noise_type) if stochastic else None
     nf = run.noise_factor(s_noise)

@@ -10,14 +10,16 @@ It also decides, once per call, how each step is taken (:attr:`SamplerRun.mode`)
 
 * ``"solver"``: the solver's own update (in half-log-SNR lambda for SEEDS / ER-SDE);
 * ``"sigma"``: a deterministic step deep in the tail (lambda > ``TAIL_LAMBDA``), or in the
-  tail (lambda > 0) with a lambda-width above ``tail_h``, taken on
+  tail (lambda > 0) with a lambda-width above ``tail_h``, or (order-3 solvers on flow
+  models, ``head_steps``) in the head below lambda = -``HEAD_LAMBDA``, taken on
   dx/dsigma = (x - D) / sigma in the model's own sigma (Runge-Kutta with the solver's
   number of stages for single-step solvers, variable-step Adams-Bashforth from the stored
   eps history for multistep ones). Near sigma = 0, D is smooth in sigma but not in
   lambda = -log sigma, so lambda-steps there lose the solver's order (docs/sigma_steps.md);
 * ``"final_ab"``: on flow models (velocity finite at sigma = 0), the step from the last
   positive sigma to 0 as an Adams-Bashforth step in sigma over the stored eps history at
-  no extra model call, instead of the first-order x = D(x, sigma_last). When that step is
+  no extra model call, instead of the first-order x = D(x, sigma_last), when sigma_last is
+  small enough (lambda above ``FINAL_AB_LAMBDA``) for the extrapolation. When that step is
   short beside the previous one (a schedule that ends at the model's sigma_min, such as
   *normal*), its length does not shrink with the step count, so it uses one stored value
   more than the solver's order (:meth:`SamplerRun.final_nodes`): an extrapolation over a
@@ -42,13 +44,23 @@ from .model_types import ModelType, resolve_model_type
 from .noise import NOISE_TYPES, NoiseSampler, make_noise_sampler
 
 __all__ = ["SamplerRun", "EpsHistory", "check_sigmas", "check_latent", "check_window", "SIGMA_RK",
-           "DEFAULT_TAIL_H"]
+           "DEFAULT_TAIL_H", "FINAL_AB_LAMBDA", "HEAD_LAMBDA"]
 
 # Which deterministic steps are taken in sigma (measured: docs/sigma_steps.md): every step
 # below sigma_ve = e^-TAIL_LAMBDA, and between lambda = 0 and TAIL_LAMBDA those whose
 # lambda-width exceeds DEFAULT_TAIL_H. Module attributes, read at each call.
 DEFAULT_TAIL_H = 1.0
 TAIL_LAMBDA = 2.0
+# A flow model's final step to 0 extrapolates the velocity from the stored values over
+# [0, sigma_last]. It is taken only when the last positive sigma lies above lambda =
+# FINAL_AB_LAMBDA (flow sigma below 1 / (1 + e) ~ 0.27); from a longer last step (5-8
+# steps on *simple*) the extrapolation loses to x = D on sharp data (docs/sigma_steps.md).
+FINAL_AB_LAMBDA = 1.0
+# The head of a flow schedule (sigma -> 1, alpha -> 0): step i has a lambda-width of about
+# log((i + 1) / i) whatever the step count, and D moves there like alpha^2 ~ (i / n)^2, so
+# lambda-steps err by O(n^-2) in total, whatever their order. Solvers of order 3 opt in
+# (``head_steps``) to take the steps that end below lambda = -HEAD_LAMBDA in sigma.
+HEAD_LAMBDA = 2.0
 
 # Explicit Runge-Kutta tableaus (c, A, b) without a node at the step's end (usable for a
 # step to sigma = 0): Euler; Ralston's 2nd order; Heun's 3rd order.
@@ -130,6 +142,7 @@ class SamplerRun:
         stages: int = 1,
         tail_h: Optional[float] = None,
         tail_lambda: Optional[float] = None,
+        head_steps: bool = False,
     ):
         values = check_sigmas(sigmas)
         check_window(*noise_window)
@@ -163,6 +176,7 @@ class SamplerRun:
         self.stages = int(stages)
         self.tail_h = DEFAULT_TAIL_H if tail_h is None else float(tail_h)
         self.tail_lambda = TAIL_LAMBDA if tail_lambda is None else float(tail_lambda)
+        self.head_steps = bool(head_steps) and self.mt.is_flow
         self.mode = [self._mode(i, bool(sigma_steps)) for i in range(self.n_steps)]
         # eps values are kept only if an Adams-Bashforth step in sigma will use them
         self.needs_history = "final_ab" in self.mode
@@ -184,7 +198,8 @@ class SamplerRun:
 
     def _mode(self, i: int, sigma_steps: bool) -> str:
         if self.is_denoise_step(i):
-            return "final_ab" if (sigma_steps and self.mt.is_flow) else "denoise"
+            extrapolate = sigma_steps and self.mt.is_flow and self.lam[i] > FINAL_AB_LAMBDA
+            return "final_ab" if extrapolate else "denoise"
         # the tail only (signal above noise, lambda > 0): at the head lambda-steps are right.
         # There D varies like sigma^2 along the solution: a lambda-step errs by about
         # sigma^2 h^(p+1) (h its lambda-width), a sigma-step by dsigma^(p+1). Schedules that
@@ -193,7 +208,8 @@ class SamplerRun:
         lam, h = self.lam[i], self.lam[i + 1] - self.lam[i]
         deep = lam > self.tail_lambda
         long_tail = lam > 0.0 and h > self.tail_h
-        if sigma_steps and (deep or long_tail) and not self.noise_on(i):
+        head = self.head_steps and self.lam[i + 1] < -HEAD_LAMBDA
+        if sigma_steps and (deep or long_tail or head) and not self.noise_on(i):
             return "sigma"
         return "solver"
 
@@ -256,12 +272,10 @@ class SamplerRun:
         h = s1 - s0
         sig = [s0 + ck * h for ck in c]
         return dict(a=[[aij * h for aij in row] for row in A], b=[bj * h for bj in b],
-                    inv=[1.0 / v for v in sig], sig=self.to_device(sig), sigmas=sig)
+                    inv=[1.0 / v for v in sig], sig=self.to_device(sig))
 
-    def sigma_rk_step(self, x: torch.Tensor, denoised: torch.Tensor, plan: dict,
-                      history: Optional["EpsHistory"] = None) -> torch.Tensor:
-        """x + h sum_j b_j k_j with k = (x - D) / sigma at the stages (stages - 1 calls);
-        the stage values also go into ``history``."""
+    def sigma_rk_step(self, x: torch.Tensor, denoised: torch.Tensor, plan: dict) -> torch.Tensor:
+        """x + h sum_j b_j k_j with k = (x - D) / sigma at the stages (stages - 1 calls)."""
         ks = [(x - denoised) * plan["inv"][0]]
         for st in range(1, len(plan["b"])):
             x_st = x
@@ -270,8 +284,6 @@ class SamplerRun:
                     x_st = x_st + k * a
             d_st = self.denoise(x_st, plan["sig"][st])
             ks.append((x_st - d_st) * plan["inv"][st])
-            if history is not None:
-                history.push_eps(plan["sigmas"][st], ks[-1])
         for bj, k in zip(plan["b"], ks):
             if bj != 0.0:
                 x = x + k * bj

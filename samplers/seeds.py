@@ -120,7 +120,11 @@ class _Stages:
         self.stage_dev = run.to_device(
             [v for p in self.plans for v in (p.sig if isinstance(p, _Step) else [0.0] * n)]
         ).view(run.n_steps, n)
-        self.history = run.eps_history(n)  # for a flow model's final step in sigma
+        # For a flow model's final step in sigma: the values at the steps' starts only.
+        # Stage values are accurate to a lower order than the step (the stage order of
+        # an explicit Runge-Kutta method is below its order), and an extrapolation
+        # through them would cap the final step's order (docs/sigma_steps.md).
+        self.history = run.eps_history(n)
         self.noise: Optional[torch.Tensor] = None
 
     def point(self, x: torch.Tensor, base: torch.Tensor, st: "_Step", p: int,
@@ -137,7 +141,6 @@ class _Stages:
     def evaluate(self, y: torch.Tensor, i: int, st: "_Step", p: int) -> torch.Tensor:
         """The model output at stage p: D (data prediction) or eps (noise prediction)."""
         d = self.run.denoise(y, self.stage_dev[i, p])
-        self.history.push(st.sig[p], y, d)
         return d if self.prediction == "data" else _eps(y, d, st.alpha[p], st.sig[p])
 
 
@@ -157,7 +160,7 @@ def _seeds(stages: _Stages, update: Callable[[int, torch.Tensor, torch.Tensor, "
         elif mode == "final_ab":
             x = history.ab_step(x, run.sigma[i], 0.0)
         elif mode == "sigma":
-            x = run.sigma_rk_step(x, denoised, st, history)
+            x = run.sigma_rk_step(x, denoised, st)
         else:
             base = denoised if stages.prediction == "data" else _eps(x, denoised, run.alpha[i], run.sigma[i])
             x = update(i, x, base, st)
@@ -171,7 +174,8 @@ def _common(model, x, sigmas, extra_args, callback, disable, model_type, stop_at
     _check(eta, prediction, fractions)
     run = SamplerRun(model, x, sigmas, extra_args, callback, disable,
                      model_type=model_type, stop_at_sigma_min=stop_at_sigma_min, stochastic=eta > 0,
-                     noise_window=(noise_start, noise_end), sigma_steps=sigma_steps, stages=len(fractions) + 1)
+                     noise_window=(noise_start, noise_end), sigma_steps=sigma_steps, stages=len(fractions) + 1,
+                     head_steps=len(fractions) >= 2)  # order 3 (see run.py, HEAD_LAMBDA)
     ns = run.noise_sampler(noise_sampler, noise_type) if eta > 0 else None
     return _Stages(run, fractions, eta, prediction, run.noise_factor(s_noise), ns)
 

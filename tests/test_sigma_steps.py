@@ -21,7 +21,7 @@ from seeds_samplers.bench.gmm import AnalyticDenoiser, GaussianMixture
 from seeds_samplers.samplers import SAMPLERS
 from seeds_samplers.samplers.lagrange import rhoab_coefficients
 from seeds_samplers.samplers.model_types import FLOW, VE
-from seeds_samplers.samplers.run import SIGMA_RK, EpsHistory, SamplerRun
+from seeds_samplers.samplers.run import FINAL_AB_LAMBDA, HEAD_LAMBDA, SIGMA_RK, EpsHistory, SamplerRun
 from seeds_samplers.samplers.schedules import edm_sigmas, sd_discrete_sigmas
 from solver_doubles import PolyEpsModel
 
@@ -83,7 +83,7 @@ def test_modes_follow_lambda_and_model_type():
     vp = AnalyticDenoiser(kind="vp_discrete").seeds_model_type
     karras = edm_sigmas(20, vp.sigma_min, vp.sigma_max)
     normal = sd_discrete_sigmas(20, vp.sigma_table)
-    m = _modes(karras, vp)
+    m = m_karras = _modes(karras, vp)
     lam = [math.log(1.0 / float(s)) for s in karras[:-1]]  # VE: lambda = -log sigma
     # karras has no long step: sigma-steps exactly below sigma = e^-2 (lambda > 2)
     assert m == ["sigma" if lam[i] > 2.0 else "solver" for i in range(19)] + ["denoise"]
@@ -94,6 +94,17 @@ def test_modes_follow_lambda_and_model_type():
     assert _modes(normal, vp, sigma_steps=False) == ["solver"] * 19 + ["denoise"]
     flow = FLOW
     assert _modes(torch.linspace(1, 0, 11, dtype=F64), flow)[-1] == "final_ab"
+    # the final extrapolation only from a last sigma above lambda = FINAL_AB_LAMBDA
+    lam_cut = 1.0 / (1.0 + math.exp(FINAL_AB_LAMBDA))  # flow sigma at that lambda
+    assert _modes(torch.tensor([1.0, 0.6, lam_cut * 0.99, 0.0], dtype=F64), flow)[-1] == "final_ab"
+    assert _modes(torch.tensor([1.0, 0.6, lam_cut * 1.01, 0.0], dtype=F64), flow)[-1] == "denoise"
+    # head steps (order-3 solvers): on flow models, the steps ending below lambda = -HEAD_LAMBDA
+    sig = torch.linspace(1, 0, 41, dtype=F64)
+    run = SamplerRun(PolyEpsModel(lambda s: s * 0 + 1.0, flow), torch.zeros(1, 1, dtype=F64), sig, head_steps=True)
+    head = [i for i in range(40) if run.lam[i + 1] < -HEAD_LAMBDA]
+    assert head and all(run.mode[i] == "sigma" for i in head) and run.mode[head[-1] + 1] == "solver"
+    assert "sigma" not in _modes(sig, flow)[: head[-1] + 1]  # not without head_steps
+    assert _modes(karras, vp, head_steps=True) == m_karras  # VP: alpha never reaches 0
     # a stochastic step is never taken in sigma
     m = _modes(normal, vp, stochastic=True)
     assert "sigma" not in m
