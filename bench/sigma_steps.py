@@ -76,6 +76,10 @@ which `tests/test_sigma_steps.py` holds to the bounds in `bench/sigma_steps.py`
   differ by a whole timestep of the table (a relative jitter that grows with n), its error
   stalls; elsewhere it is about second order. `variant="variable"` has the full order.
 
+On flow models SEEDS-3 and ER-SDE-3 also take the head steps (ending below lambda = -2)
+in sigma: near sigma = 1 a lambda-step's width does not shrink with n, so the head's
+lambda-steps err by O(n^-2) whatever the order ([algorithms.md](algorithms.md)).
+
 Without the steps in sigma ("off"), the lambda-solvers are about second order on the flow
 schedules and on SD + normal, as the module docstring of `samplers/run.py` explains. Rules
 and reasons: [algorithms.md](algorithms.md) ("Steps in sigma", "Corrected start").
