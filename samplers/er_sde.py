@@ -255,6 +255,7 @@ def sample_er_sde(
     x = run.x
     history = []  # D_i, D_{i-1}, D_{i-2} (newest first)
     eps_history = run.eps_history(order, for_sigma_steps=True)
+    final_nodes = run.final_nodes(order)
     for i in run.steps():
         denoised = run.denoise(x, run.sigma_dev[i])
         run.report(i, x, denoised)
@@ -266,7 +267,7 @@ def sample_er_sde(
         if mode == "denoise":
             x = denoised
         elif mode in ("final_ab", "sigma"):  # Adams-Bashforth in sigma (see run.py)
-            x = eps_history.ab_step(x, run.sigma[i], run.sigma[i + 1], None if mode == "final_ab" else order)
+            x = eps_history.ab_step(x, run.sigma[i], run.sigma[i + 1], final_nodes if mode == "final_ab" else order)
         else:
             x = torch.mul(x, c["cx"])
             for d, w in zip(history, c["w"]):

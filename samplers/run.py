@@ -18,8 +18,9 @@ It also decides, once per call, how each step is taken (:attr:`SamplerRun.mode`)
   lambda = -log sigma, so lambda-steps there lose the solver's order (docs/sigma_steps.md);
 * ``"final_ab"``: on flow models (velocity finite at sigma = 0), the step from the last
   positive sigma to 0 as an Adams-Bashforth step in sigma over the stored eps history at
-  no extra model call, instead of the first-order x = D(x, sigma_last), when sigma_last is
-  small enough (lambda above ``FINAL_AB_LAMBDA``) for the extrapolation. When that step is
+  no extra model call, instead of the first-order x = D(x, sigma_last): with the solver's
+  order when sigma_last is small (lambda above ``FINAL_AB_LAMBDA``), linear (2 values)
+  from a longer last step, and x = D from sigma_last >= 0.5. When that step is
   short beside the previous one (a schedule that ends at the model's sigma_min, such as
   *normal*), its length does not shrink with the step count, so it uses one stored value
   more than the solver's order (:meth:`SamplerRun.final_nodes`): an extrapolation over a
@@ -44,7 +45,8 @@ from .model_types import ModelType, resolve_model_type
 from .noise import NOISE_TYPES, NoiseSampler, make_noise_sampler
 
 __all__ = ["SamplerRun", "EpsHistory", "check_sigmas", "check_latent", "check_window", "SIGMA_RK",
-           "DEFAULT_TAIL_H", "FINAL_AB_LAMBDA", "HEAD_LAMBDA"]
+           "DEFAULT_TAIL_H", "FINAL_AB_LAMBDA",
+           "FINAL_LINEAR_LAMBDA", "HEAD_LAMBDA"]
 
 # Which deterministic steps are taken in sigma (measured: docs/sigma_steps.md): every step
 # below sigma_ve = e^-TAIL_LAMBDA, and between lambda = 0 and TAIL_LAMBDA those whose
@@ -52,10 +54,13 @@ __all__ = ["SamplerRun", "EpsHistory", "check_sigmas", "check_latent", "check_wi
 DEFAULT_TAIL_H = 1.0
 TAIL_LAMBDA = 2.0
 # A flow model's final step to 0 extrapolates the velocity from the stored values over
-# [0, sigma_last]. It is taken only when the last positive sigma lies above lambda =
-# FINAL_AB_LAMBDA (flow sigma below 1 / (1 + e) ~ 0.27); from a longer last step (5-8
-# steps on *simple*) the extrapolation loses to x = D on sharp data (docs/sigma_steps.md).
+# [0, sigma_last] (measured: docs/algorithms.md, "Steps in sigma"). With the solver's
+# order when lambda at sigma_last is above FINAL_AB_LAMBDA (flow sigma_last below
+# 1 / (1 + e) ~ 0.27); from a longer last step (5-8 calls on *simple*) a quadratic
+# extrapolation overshoots on sharp data, so it is linear (2 values) down to lambda =
+# FINAL_LINEAR_LAMBDA (sigma_last = 0.5), and x = D above that.
 FINAL_AB_LAMBDA = 1.0
+FINAL_LINEAR_LAMBDA = 0.0
 # The head of a flow schedule (sigma -> 1, alpha -> 0): step i has a lambda-width of about
 # log((i + 1) / i) whatever the step count, and D moves there like alpha^2 ~ (i / n)^2, so
 # lambda-steps err by O(n^-2) in total, whatever their order. Solvers of order 3 opt in
@@ -185,20 +190,24 @@ class SamplerRun:
         """History for Adams-Bashforth steps in sigma; inactive (no cost) when no step
         uses it. ``for_sigma_steps``: the solver takes its "sigma" steps with it too.
         ``depth``: the solver's order; one more value is kept for a short final step."""
-        return EpsHistory(self.final_nodes(depth), active=self.needs_history or (for_sigma_steps and "sigma" in self.mode))
+        active = self.needs_history or (for_sigma_steps and "sigma" in self.mode)
+        return EpsHistory(max(depth, self.final_nodes(depth)), active=active)
 
     def final_nodes(self, k: int) -> int:
         """Stored values the final Adams-Bashforth step to 0 uses for a solver of order k:
+        at most 2 from a long last step (lambda at sigma_last up to ``FINAL_AB_LAMBDA``);
         k + 1 when that step is shorter than half the step before it (its length is then
-        fixed by the schedule, see the module doc), else k."""
+        fixed by the schedule, see the module doc); else k."""
         if "final_ab" not in self.mode or len(self.sigma) < 3:
             return k
+        if self.lam[-2] <= FINAL_AB_LAMBDA:
+            return min(k, 2)
         last, before = self.sigma[-2], self.sigma[-3] - self.sigma[-2]
         return k + 1 if last < 0.5 * before else k
 
     def _mode(self, i: int, sigma_steps: bool) -> str:
         if self.is_denoise_step(i):
-            extrapolate = sigma_steps and self.mt.is_flow and self.lam[i] > FINAL_AB_LAMBDA
+            extrapolate = sigma_steps and self.mt.is_flow and self.lam[i] > FINAL_LINEAR_LAMBDA
             return "final_ab" if extrapolate else "denoise"
         # the tail only (signal above noise, lambda > 0): at the head lambda-steps are right.
         # There D varies like sigma^2 along the solution: a lambda-step errs by about

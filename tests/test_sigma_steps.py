@@ -21,7 +21,7 @@ from seeds_samplers.bench.gmm import AnalyticDenoiser, GaussianMixture
 from seeds_samplers.samplers import SAMPLERS
 from seeds_samplers.samplers.lagrange import rhoab_coefficients
 from seeds_samplers.samplers.model_types import FLOW, VE
-from seeds_samplers.samplers.run import FINAL_AB_LAMBDA, HEAD_LAMBDA, SIGMA_RK, EpsHistory, SamplerRun
+from seeds_samplers.samplers.run import FINAL_AB_LAMBDA, FINAL_LINEAR_LAMBDA, HEAD_LAMBDA, SIGMA_RK, EpsHistory, SamplerRun
 from seeds_samplers.samplers.schedules import edm_sigmas, sd_discrete_sigmas
 from solver_doubles import PolyEpsModel
 
@@ -94,10 +94,20 @@ def test_modes_follow_lambda_and_model_type():
     assert _modes(normal, vp, sigma_steps=False) == ["solver"] * 19 + ["denoise"]
     flow = FLOW
     assert _modes(torch.linspace(1, 0, 11, dtype=F64), flow)[-1] == "final_ab"
-    # the final extrapolation only from a last sigma above lambda = FINAL_AB_LAMBDA
-    lam_cut = 1.0 / (1.0 + math.exp(FINAL_AB_LAMBDA))  # flow sigma at that lambda
-    assert _modes(torch.tensor([1.0, 0.6, lam_cut * 0.99, 0.0], dtype=F64), flow)[-1] == "final_ab"
-    assert _modes(torch.tensor([1.0, 0.6, lam_cut * 1.01, 0.0], dtype=F64), flow)[-1] == "denoise"
+    # the final extrapolation: the solver's order from a last sigma above lambda =
+    # FINAL_AB_LAMBDA, linear (2 values) down to FINAL_LINEAR_LAMBDA, x = D beyond
+    def final(last):
+        run = SamplerRun(PolyEpsModel(lambda s: s * 0 + 1.0, flow), torch.zeros(1, 1, dtype=F64),
+                         torch.tensor([1.0, 0.8, 0.6, last, 0.0], dtype=F64))
+        return run.mode[-1], run.final_nodes(3)
+
+    def flow_sigma(lam):
+        return 1.0 / (1.0 + math.exp(lam))
+
+    assert final(flow_sigma(FINAL_AB_LAMBDA) * 0.99) == ("final_ab", 3)
+    assert final(flow_sigma(FINAL_AB_LAMBDA) * 1.01) == ("final_ab", 2)
+    assert final(flow_sigma(FINAL_LINEAR_LAMBDA) * 0.99) == ("final_ab", 2)
+    assert final(flow_sigma(FINAL_LINEAR_LAMBDA) * 1.01)[0] == "denoise"
     # head steps (order-3 solvers): on flow models, the steps ending below lambda = -HEAD_LAMBDA
     sig = torch.linspace(1, 0, 41, dtype=F64)
     run = SamplerRun(PolyEpsModel(lambda s: s * 0 + 1.0, flow), torch.zeros(1, 1, dtype=F64), sig, head_steps=True)
