@@ -42,8 +42,9 @@ NOISE_END = Param(
 )
 SIGMA_STEPS = Param(
     "sigma_steps", True,
-    "Take long deterministic steps near the end in sigma (keeps full order on 'normal'/'simple' schedules) "
-    "and, on flow models, the step to 0 from the stored history; off = every step as in the paper.",
+    "Take long deterministic steps near the end in sigma (keeps full order on 'normal'/'simple' schedules); "
+    "on flow models also the first steps of order-3 solvers, and the step to 0 from the stored history "
+    "(linear after a long last step); off = every step as in the paper.",
 )
 CORRECTED_START = Param(
     "corrected_start", True,

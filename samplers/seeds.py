@@ -123,7 +123,7 @@ class _Stages:
         # For a flow model's final step in sigma: the values at the steps' starts only.
         # Stage values are accurate to a lower order than the step (the stage order of
         # an explicit Runge-Kutta method is below its order), and an extrapolation
-        # through them would cap the final step's order (docs/sigma_steps.md).
+        # through them would cap the final step's order (docs/algorithms.md, "Steps in σ").
         self.history = run.eps_history(n)
         self.final_nodes = run.final_nodes(n)
         self.noise: Optional[torch.Tensor] = None
