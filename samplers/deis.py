@@ -282,7 +282,7 @@ def _run_rk(run: SamplerRun, order: int) -> torch.Tensor:
         if p is None:
             if run.mode[i] == "final_ab":
                 history.push(s[i], x, denoised)
-                x = history.ab_step(x, s[i], 0.0, run.final_nodes(order))
+                x = history.final_step(x, s[i])
             else:
                 x = denoised
             continue

@@ -211,24 +211,23 @@ def sample_er_sde(
         a_t = run.alpha[i + 1]
         k = min(order, i + 1)  # warm-up while the history builds
         w = [a_t * (1.0 - r)]  # weight of D_i: the first-order term
+        c1 = a_t * (ds + p_t * S)  # weight of D'(s_i)
+        c2 = a_t * (ds * ds / 2.0 + p_t * S1) if k >= 3 else 0.0  # weight of D''(s_i)
         if k >= 2 and not official:
             # D'(s_i), D''(s_i) from the polynomial through the last k values of D in the
             # model's own sigma u (chain rule; u = s on VE/VP models, the flow sigma on flow
             # models, where s reaches ~1e4 at the head and differences in s are useless)
             d1, d2 = lagrange_derivatives([u[i - j] for j in range(k)])
-            c1 = a_t * (ds + p_t * S)  # weight of D'(s_i)
-            c2 = a_t * (ds * ds / 2.0 + p_t * S1) if k >= 3 else 0.0  # weight of D''(s_i)
             g1, g2 = du[i], ddu[i]
             w += [0.0] * (k - 1)
             for j in range(k):
                 w[j] += c1 * d1[j] * g1 + c2 * (d2[j] * g1 * g1 + d1[j] * g2)
         elif k >= 2:  # the official estimates: backward divided differences in s
-            c1 = a_t * (ds + p_t * S)  # weight of Delta1 = (D_i - D_{i-1}) / h1
+            # c1 weighs Delta1 = (D_i - D_{i-1}) / h1 ~ D', c2 weighs Delta2 ~ D''
             h1 = s[i] - s[i - 1]
             w[0] += c1 / h1
             w.append(-c1 / h1)
             if k >= 3:
-                c2 = a_t * (ds * ds / 2.0 + p_t * S1)  # weight of Delta2 ~ D''(s_i)
                 h2 = s[i - 1] - s[i - 2]
                 k2 = c2 * 2.0 / (s[i] - s[i - 2])  # Delta2 = k2-scaled (Delta1_i - Delta1_{i-1})
                 w[0] += k2 / h1
@@ -236,7 +235,7 @@ def sample_er_sde(
                 w.append(k2 / h2)
         noisy = f is phi and stochastic
         if i == 0:  # the first step's first-order weight, for the corrected start
-            start_c1 = a_t * (ds + p_t * S) * du[0] / (u[1] - u[0])
+            start_c1 = c1 * du[0] / (u[1] - u[0])
         coef[i] = dict(
             cx=a_t / run.alpha[i] * r,
             w=w,
@@ -255,7 +254,6 @@ def sample_er_sde(
     x = run.x
     history = []  # D_i, D_{i-1}, D_{i-2} (newest first)
     eps_history = run.eps_history(order, for_sigma_steps=True)
-    final_nodes = run.final_nodes(order)
     for i in run.steps():
         denoised = run.denoise(x, run.sigma_dev[i])
         run.report(i, x, denoised)
@@ -266,8 +264,10 @@ def sample_er_sde(
         eps_history.push(run.sigma[i], x, denoised)
         if mode == "denoise":
             x = denoised
-        elif mode in ("final_ab", "sigma"):  # Adams-Bashforth in sigma (see run.py)
-            x = eps_history.ab_step(x, run.sigma[i], run.sigma[i + 1], final_nodes if mode == "final_ab" else order)
+        elif mode == "final_ab":  # Adams-Bashforth in sigma (see run.py)
+            x = eps_history.final_step(x, run.sigma[i])
+        elif mode == "sigma":
+            x = eps_history.ab_step(x, run.sigma[i], run.sigma[i + 1], order)
         else:
             x = torch.mul(x, c["cx"])
             for d, w in zip(history, c["w"]):

@@ -191,7 +191,8 @@ class SamplerRun:
         uses it. ``for_sigma_steps``: the solver takes its "sigma" steps with it too.
         ``depth``: the solver's order; one more value is kept for a short final step."""
         active = self.needs_history or (for_sigma_steps and "sigma" in self.mode)
-        return EpsHistory(max(depth, self.final_nodes(depth)), active=active)
+        final = self.final_nodes(depth)
+        return EpsHistory(max(depth, final), active=active, final_nodes=final)
 
     def final_nodes(self, k: int) -> int:
         """Stored values the final Adams-Bashforth step to 0 uses for a solver of order k:
@@ -209,11 +210,11 @@ class SamplerRun:
         if self.is_denoise_step(i):
             extrapolate = sigma_steps and self.mt.is_flow and self.lam[i] > FINAL_LINEAR_LAMBDA
             return "final_ab" if extrapolate else "denoise"
-        # the tail only (signal above noise, lambda > 0): at the head lambda-steps are right.
-        # There D varies like sigma^2 along the solution: a lambda-step errs by about
-        # sigma^2 h^(p+1) (h its lambda-width), a sigma-step by dsigma^(p+1). Schedules that
-        # reach sigma_min linearly (flow simple) or in one long step (normal) keep h of
-        # order 1 however many steps there are, so only sigma-steps keep the order there.
+        # In the tail (signal above noise, lambda > 0) D varies like sigma^2 along the
+        # solution: a lambda-step errs by about sigma^2 h^(p+1) (h its lambda-width), a
+        # sigma-step by dsigma^(p+1). Schedules that reach sigma_min linearly (flow simple)
+        # or in one long step (normal) keep h of order 1 however many steps there are, so
+        # only sigma-steps keep the order there. The head: see HEAD_LAMBDA.
         lam, h = self.lam[i], self.lam[i + 1] - self.lam[i]
         deep = lam > self.tail_lambda
         long_tail = lam > 0.0 and h > self.tail_h
@@ -304,8 +305,9 @@ class EpsHistory:
     first), for Adams-Bashforth steps in sigma. Cleared when noise is injected: values
     from before an injection belong to another trajectory."""
 
-    def __init__(self, depth: int, active: bool = True):
+    def __init__(self, depth: int, active: bool = True, final_nodes: Optional[int] = None):
         self.depth = max(1, int(depth)) if active else 0
+        self.final_nodes = final_nodes  # values the final step to 0 uses (SamplerRun.final_nodes)
         self.sigmas: List[float] = []
         self.eps: List[torch.Tensor] = []
 
@@ -331,3 +333,7 @@ class EpsHistory:
         for c, e in zip(rhoab_coefficients(self.sigmas[:k], s0, s1), self.eps):
             x = x + e * c
         return x
+
+    def final_step(self, x: torch.Tensor, sigma_last: float) -> torch.Tensor:
+        """A flow model's step from ``sigma_last`` to 0 (mode ``"final_ab"``)."""
+        return self.ab_step(x, sigma_last, 0.0, self.final_nodes)

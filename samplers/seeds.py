@@ -125,7 +125,6 @@ class _Stages:
         # an explicit Runge-Kutta method is below its order), and an extrapolation
         # through them would cap the final step's order (docs/algorithms.md, "Steps in σ").
         self.history = run.eps_history(n)
-        self.final_nodes = run.final_nodes(n)
         self.noise: Optional[torch.Tensor] = None
 
     def point(self, x: torch.Tensor, base: torch.Tensor, st: "_Step", p: int,
@@ -159,7 +158,7 @@ def _seeds(stages: _Stages, update: Callable[[int, torch.Tensor, torch.Tensor, "
         if mode == "denoise":
             x = denoised
         elif mode == "final_ab":
-            x = history.ab_step(x, run.sigma[i], 0.0, stages.final_nodes)
+            x = history.final_step(x, run.sigma[i])
         elif mode == "sigma":
             x = run.sigma_rk_step(x, denoised, st)
         else:
