@@ -56,7 +56,14 @@ class Param:
                 raise ValueError(f"{self.name} must be one of {list(self.choices)}, got {value!r}")
             return value
         if self.kind == "bool":
-            return bool(value)
+            # No truthiness: bool("False") is True. Hosts hand bools back as text (the webui
+            # writes str(bool) to the infotext; override_settings and PNG Info return it).
+            if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
+                return bool(value)
+            text = value.strip().lower() if isinstance(value, str) else None
+            if text in ("true", "false"):
+                return text == "true"
+            raise ValueError(f"{self.name} must be True or False, got {value!r}")
         v = int(value) if self.kind == "int" else float(value)
         if (self.minimum is not None and v < self.minimum) or (self.maximum is not None and v > self.maximum):
             raise ValueError(f"{self.name} must be in [{self.minimum}, {self.maximum}], got {value!r}")

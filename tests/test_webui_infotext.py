@@ -16,6 +16,7 @@ from seeds_samplers.samplers.registry import SAMPLERS, SCHEDULES  # noqa: E402
 from seeds_samplers.webui import setup_webui  # noqa: E402
 from seeds_samplers.webui.naming import (  # noqa: E402
     infotext_fields, infotext_title, sampler_settings, schedule_settings, values_from_infotext,
+    values_from_options,
 )
 
 ALL = [(spec.id, sampler_settings(spec)) for spec in SAMPLERS.values()] + [
@@ -90,3 +91,25 @@ def test_infotext_names_are_unique_and_valid_keys():
         assert FIELD.fullmatch(f"{n}: 1") is not None, n
     assert infotext_title("EDM (rho)") == "EDM"
     assert infotext_title("ER-SDE-Solver") == "ER-SDE-Solver"
+
+
+@pytest.mark.parametrize("text,expected", [("False", False), ("True", True), ("false", False),
+                                           ("true", True), (False, False), (True, True), (0, False), (1, True)])
+def test_a_bool_setting_given_as_text_is_read_as_written(text, expected):
+    """override_settings / PNG Info hand bools back as the text the infotext holds:
+    ``"False"`` must run False (``bool("False")`` is True, seen in A1111 v1.10.1)."""
+    settings = sampler_settings(SAMPLERS["deis"])
+    s = next(s for s in settings if s.param.name == "stop_at_sigma_min")
+    opts = type("Opts", (), {s.key: text})()
+    assert values_from_options(settings, opts)["stop_at_sigma_min"] is expected
+    assert s.param.check(text) is expected
+
+
+@pytest.mark.parametrize("text", ["maybe", "", "2", 2, 0.5, None, "Falsey"])
+def test_a_bool_setting_refuses_other_text_naming_the_parameter(text):
+    settings = sampler_settings(SAMPLERS["deis"])
+    s = next(s for s in settings if s.param.name == "stop_at_sigma_min")
+    with pytest.raises(ValueError, match="stop_at_sigma_min"):
+        s.param.check(text)
+    with pytest.raises(ValueError, match=s.key):
+        values_from_options(settings, type("Opts", (), {s.key: text or "maybe"})())
