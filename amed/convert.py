@@ -17,10 +17,15 @@ is interpreted by :class:`SafeUnpickler`, whose ``find_class`` never imports any
   records its name, arguments and state; EDM's ``_reconstruct_persistent_obj`` maps to a
   function that keeps the metadata (the embedded source stays an unexecuted string);
 * every other global (``os.system``, ``builtins.eval``, ``subprocess.*``, ...) is refused
-  with :class:`UnsafePickleError` naming it.
+  with :class:`UnsafePickleError` naming it;
+* the ``BUILD`` opcode (set an object's state) is allowed on the stubs only: elsewhere it
+  would set attributes on whatever is on the stack, this module's own helper functions
+  included (``_rebuild_tensor.__defaults__``), and the change would outlive the load.
 
 ``.pt`` zip archives (``torch.save``) are read entry by entry with :mod:`zipfile`: the
-``data.pkl`` stream through the same unpickler, the tensor bytes from ``data/<key>``.
+``data.pkl`` stream through the same unpickler, the tensor bytes from ``data/<key>``. The
+old non-zip ``torch.save`` layout (``_use_new_zipfile_serialization=False``) is refused as
+an unsupported format.
 
 The predictor's attributes (``sampler_stu``, ``afs``, ``scale_dir``, ``schedule_type``, ...)
 become the pack's metadata; the grid is rebuilt from the official schedule formulas
@@ -133,8 +138,23 @@ def _reconstructor(cls: Any, base: Any = None, state: Any = None) -> Any:
     return _new_object(cls)
 
 
-class SafeUnpickler(pickle.Unpickler):
-    """Unpickler that never imports: see the module docstring for what it maps."""
+class SafeUnpickler(pickle._Unpickler):
+    """Unpickler that never imports: see the module docstring for what it maps.
+
+    Built on the pure-Python unpickler because its opcode table can be changed: the C one
+    applies ``BUILD`` to any object, and only the stubs may take state here.
+    """
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+
+    def load_build(self) -> None:
+        target = self.stack[-2] if len(self.stack) >= 2 else None
+        if not isinstance(target, Stub):
+            raise UnsafePickleError(f"refusing BUILD (set state) on {type(target).__name__} {target!r:.80}: "
+                                    f"only the stand-ins of pickled objects take state")
+        super().load_build()  # calls Stub.__setstate__
+
+    dispatch[pickle.BUILD[0]] = load_build
 
     def __init__(self, file: Any, storages: Optional[Dict[str, _Storage]] = None,
                  zip_reader: Optional[Any] = None):
@@ -231,7 +251,11 @@ def safe_load(path: Union[str, Path]) -> Any:
     data = path.read_bytes()
     if data[:2] == b"PK":
         return _load_zip(io.BytesIO(data))
-    return SafeUnpickler(io.BytesIO(data)).load()
+    root = SafeUnpickler(io.BytesIO(data)).load()
+    if type(root) is int and root == _LEGACY_MAGIC:  # the first of the old layout's pickles
+        raise ValueError(f"{path.name}: unsupported format: an old (non-zip) torch.save file; load it in "
+                         f"a trusted environment and save it again with torch.save's default (zip) format")
+    return root
 
 
 def _state_of(obj: Any) -> Dict[str, Any]:

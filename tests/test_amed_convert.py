@@ -120,3 +120,48 @@ def test_official_grids():
     assert all(a > b for a, b in zip(g, g[1:]))
     with pytest.raises(ValueError, match="schedule_type"):
         official_grid(4, 0.002, 80.0, "bogus", 1.0)
+
+
+def _build_on_rebuild_helper(state: bytes) -> bytes:
+    """A pickle that puts the converter's tensor-rebuild helper on the stack and BUILDs
+    ``state`` (pickle opcodes) onto it; no global outside the allow-list."""
+    return (pickle.PROTO + b"\x02" + pickle.GLOBAL + b"torch._utils\n_rebuild_tensor_v2\n" + state
+            + pickle.BUILD + pickle.STOP)
+
+
+@pytest.mark.parametrize("how", ["slots", "dict"])
+def test_a_pickle_cannot_set_attributes_on_the_converters_helpers(tmp_path, how):
+    from seeds_samplers.amed import convert
+
+    before = convert._rebuild_tensor.__defaults__, dict(convert._rebuild_tensor.__dict__)
+    # (None, {"__defaults__": (7,)}) is setattr per key; {"marker": 7} goes into __dict__
+    key, value = ("__defaults__", pickle.BININT1 + b"\x07" + pickle.TUPLE1) if how == "slots" else \
+        ("marker", pickle.BININT1 + b"\x07")
+    entry = pickle.MARK + pickle.SHORT_BINUNICODE + bytes([len(key)]) + key.encode() + value + pickle.DICT
+    state = pickle.NONE + entry + pickle.TUPLE2 if how == "slots" else entry
+    raw = _build_on_rebuild_helper(state)
+    path = tmp_path / "build.pkl"
+    path.write_bytes(raw)
+    with pytest.raises(UnsafePickleError, match="BUILD.*function"):
+        safe_load(path)
+    assert (convert._rebuild_tensor.__defaults__, dict(convert._rebuild_tensor.__dict__)) == before
+    # the same bytes through a plain unpickler do change the function they name (here torch's own)
+    target = torch._utils._rebuild_tensor_v2
+    saved = target.__defaults__, dict(target.__dict__)
+    try:
+        assert pickle.loads(raw) is target
+        assert (target.__defaults__, dict(target.__dict__)) != saved
+    finally:
+        target.__defaults__ = saved[0]
+        target.__dict__.pop("marker", None)
+
+
+def test_an_old_format_torch_save_file_is_refused_as_unsupported(tmp_path, persistence_module):
+    marker = tmp_path / "marker.txt"
+    obj, _ = _official_like(persistence_module, marker)
+    path = tmp_path / "network-snapshot-000010.pt"
+    torch.save(obj, path, _use_new_zipfile_serialization=False)
+    for read in (safe_load, convert_official):
+        with pytest.raises(ValueError, match="unsupported format: an old \\(non-zip\\) torch.save"):
+            read(path)
+    assert not marker.exists()
