@@ -15,7 +15,6 @@ __version__ = "0.1.0"
 
 NODE_CLASS_MAPPINGS: dict = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict = {}
-WEB_DIRECTORY = None
 
 if "comfy.samplers" in sys.modules:  # loaded by ComfyUI
     try:

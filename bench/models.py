@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Optional, Tuple
 
-import numpy as np
 import torch
 
 from ..samplers.model_types import ModelType, resolve_model_type
@@ -160,7 +159,3 @@ def build_model(name: str) -> TestModel:
     if name == "digits-flow":
         return _digits_model(name, "flow")
     raise ValueError(f"unknown test model {name!r}; known: {list(MODELS)}")
-
-
-def comfy_arrays(model: TestModel) -> Dict[str, np.ndarray]:
-    return dict(model.payload.get("arrays", {}))

@@ -1,4 +1,4 @@
-"""Putting the samplers and schedules into ComfyUI's dropdowns (COMFYUI.md §1.4, §1.5).
+"""Putting the samplers and schedules into ComfyUI's dropdowns.
 
 * Samplers: ``setattr(comfy.k_diffusion.sampling, "sample_" + name, fn)`` and the name
   appended in place to ``comfy.samplers.KSAMPLER_NAMES`` and ``SAMPLER_NAMES`` (the very
@@ -13,8 +13,8 @@ name that someone else already uses is left alone and logged.
 
 Combo snapshots: a node class registered before us whose RETURN_TYPES holds a *copy* of
 ``SAMPLER_NAMES`` / ``SCHEDULER_NAMES`` taken at its import would no longer equal the
-live list once we append, and every link from it into KSampler would fail validation
-("Return type mismatch between linked nodes", COMFYUI.md §1.7). Copies still equal to
+live list once we append, and every link from it into KSampler would fail ComfyUI's
+prompt validation ("Return type mismatch between linked nodes"). Copies still equal to
 the list as it was just before our additions get the same names appended, so the link
 validates as it did before this pack was installed.
 """
