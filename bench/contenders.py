@@ -1,0 +1,45 @@
+"""The benchmark's contenders: each registered sampler at its dropdown settings (and, on
+request, its other variants), and the anchors it is measured against -- k-diffusion's
+samplers and, when ``COMFYUI_ROOT`` names a ComfyUI checkout, ComfyUI's own (:mod:`.comfy`)."""
+
+from __future__ import annotations
+
+from typing import List
+
+from ..samplers.registry import SAMPLERS
+from .compare import Contender, kdiffusion, ours
+
+QUALITY_BASELINES = ("euler", "euler_ancestral", "dpmpp_2m", "dpmpp_2m_sde", "dpmpp_3m_sde", "dpmpp_sde", "lms",
+                     "heun")
+
+
+def configurations() -> List[Contender]:
+    """Each registered sampler at its dropdown settings, plus its deterministic (eta = 0)
+    form and every value of a ``variant`` choice."""
+    out = []
+    for spec in SAMPLERS.values():
+        base = ours(spec.id)
+        out.append(base)
+        names = {p.name: p for p in spec.params}
+        if "variant" in names:
+            for v in names["variant"].choices:
+                if v != base.params.get("variant", names["variant"].default):
+                    out.append(ours(spec.id, f"{spec.title} {v}", variant=v))
+        if base.stochastic and "eta" in names:
+            out.append(ours(spec.id, f"{spec.title} (eta=0)", eta=0.0))
+    return out
+
+
+def dropdown_contenders() -> List[Contender]:
+    """Every registered sampler at its dropdown settings."""
+    return [ours(spec.id) for spec in SAMPLERS.values()]
+
+
+def anchor_contenders(comfy: bool = True) -> List[Contender]:
+    out = [kdiffusion(k) for k in QUALITY_BASELINES]
+    if comfy:
+        from .comfy import comfy_contenders, comfy_root
+
+        if comfy_root() is not None:
+            out += comfy_contenders()
+    return out

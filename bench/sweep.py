@@ -1,0 +1,115 @@
+"""``bench --sweep SAMPLER --set name=v1,v2 ...``: every combination of the given parameter
+values (others at the dropdown settings) on the test models, mean ± spread per model x NFE
+and an aggregate rank."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any, Dict, List, Optional, Sequence
+
+from ..samplers import registry
+from .compare import ours
+from .contenders import anchor_contenders
+from .grid import run_grid, summarise
+from .models import build_model
+from .report import pivot_mean_sd
+
+
+def _parse_value(p: registry.Param, text: str) -> Any:
+    if p.kind == "bool":
+        low = text.strip().lower()
+        if low not in ("true", "false", "1", "0", "yes", "no"):
+            raise ValueError(f"{p.name} is true/false, got {text!r}")
+        return low in ("true", "1", "yes")
+    if p.kind == "int":
+        return p.check(int(text))
+    if p.kind == "float":
+        return p.check(float(text))
+    return p.check(text.strip())
+
+
+def sweep_grid(sampler: str, sets: Sequence[str]) -> List[Dict[str, Any]]:
+    """Every combination of ``name=v1,v2,...`` values over the sampler's dropdown settings."""
+    spec = registry.get(sampler)
+    by_name = {p.name: p for p in spec.params}
+    axes = []
+    for s in sets:
+        if "=" not in s:
+            raise ValueError(f"--set takes name=v1,v2,..., got {s!r}")
+        name, values = s.split("=", 1)
+        name = name.strip()
+        if name not in by_name:
+            raise ValueError(f"{sampler} has no parameter {name!r}; it has {list(by_name)}")
+        axes.append([(name, _parse_value(by_name[name], v)) for v in values.split(",") if v.strip()])
+    combos = []
+    for combo in itertools.product(*axes) if axes else [()]:
+        params = {**spec.dropdown, **dict(combo)}
+        spec.resolve(**params)  # validates the combination
+        combos.append(params)
+    return combos
+
+
+def sweep_label(sampler: str, params: Dict[str, Any], varied: Sequence[str]) -> str:
+    spec = registry.get(sampler)
+    shown = ", ".join(f"{k}={params[k]:g}" if isinstance(params[k], float) else f"{k}={params[k]}" for k in varied)
+    return f"{spec.title} [{shown}]" if shown else f"{spec.title} [dropdown]"
+
+
+def rank_table(cells: Sequence[dict]) -> List[tuple]:
+    """(label, source, mean rank, geometric-mean ratio to the best, cells) over every
+    (model, schedule, NFE) cell; lower is better."""
+    groups: Dict[tuple, List[dict]] = {}
+    for c in cells:
+        groups.setdefault((c["model"], c["schedule"], c["nfe"]), []).append(c)
+    ranks: Dict[tuple, List[float]] = {}
+    ratios: Dict[tuple, List[float]] = {}
+    for group in groups.values():
+        finite = [c for c in group if c["mean"] is not None and math.isfinite(c["mean"])]
+        if not finite:
+            continue
+        best = min(c["mean"] for c in finite)
+
+        def val(c):
+            return c["mean"] if c["mean"] is not None and math.isfinite(c["mean"]) else math.inf
+
+        for c in group:  # ties (identical results) share their average rank
+            below = sum(1 for o in group if val(o) < val(c))
+            equal = sum(1 for o in group if val(o) == val(c))
+            ranks.setdefault((c["label"], c["source"]), []).append(below + (equal + 1) / 2)
+        for c in group:
+            key = (c["label"], c["source"])
+            ok = c["mean"] is not None and math.isfinite(c["mean"]) and best > 0
+            ratios.setdefault(key, []).append(math.log(c["mean"] / best) if ok else math.log(1e3))
+    out = [(k[0], k[1], sum(v) / len(v), math.exp(sum(ratios[k]) / len(ratios[k])), len(v)) for k, v in ranks.items()]
+    return sorted(out, key=lambda r: (r[2], r[3]))
+
+
+def sweep(sampler: str, sets: Sequence[str], models: Sequence[str], schedules: Optional[Sequence[str]],
+          budgets: Sequence[int], seeds: Sequence[int], samples: int, digits_samples: int, anchors: bool,
+          comfy: bool, log=print) -> tuple:
+    combos = sweep_grid(sampler, sets)
+    varied = [s.split("=", 1)[0].strip() for s in sets]
+    spec = registry.get(sampler)
+    contenders = [ours(spec.id, sweep_label(sampler, p, varied), **p) for p in combos]
+    if anchors:
+        contenders += [c for c in anchor_contenders(comfy) if c.stochastic == spec.is_stochastic(**spec.dropdown)]
+    all_cells = []
+    for name in models:
+        model = build_model(name)
+        for schedule in (schedules or [model.default_schedule]):
+            n = digits_samples if model.metric == "FD" else samples
+            log(f"[sweep {sampler}] {name} / {schedule}: {len(contenders)} configurations x {len(seeds)} seeds, {n} samples")
+            rows = run_grid(model, contenders, budgets, seeds, schedule, n, 0, log=lambda s: None)
+            all_cells += summarise(rows)
+    lines = []
+    for name in models:
+        for schedule in sorted({c["schedule"] for c in all_cells if c["model"] == name}):
+            sel = [c for c in all_cells if c["model"] == name and c["schedule"] == schedule]
+            lines += [f"#### {name}, schedule `{schedule}`", "", pivot_mean_sd(sel, budgets), ""]
+    ranked = rank_table(all_cells)
+    lines += ["#### Aggregate rank (mean rank over every model x NFE cell; ratio = geometric mean of "
+              "distance / best distance in the cell)", "", "| configuration | source | mean rank | ratio to best | cells |",
+              "|---|---|---:|---:|---:|"]
+    lines += [f"| {r[0]} | {r[1]} | {r[2]:.2f} | {r[3]:.3f} | {r[4]} |" for r in ranked]
+    return "\n".join(lines), all_cells
