@@ -8,7 +8,7 @@ COMMANDS = {  # command: (module, what it does)
     "docs": ("bench.docs", "the sampler reference from the registry (README, docs/reference.md)"),
     "sigma-steps": ("bench.sigma_steps", "what the steps in sigma change (docs/sigma_steps.md)"),
     "train-digits": ("digits.train", "train a digits model or the FD classifier"),
-    "amed-train": ("amed.train", "train an AMED predictor by distillation"),
+    "amed-train": ("bench.amed_train", "train an AMED predictor by distillation (test models) or convert one"),
 }
 
 

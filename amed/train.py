@@ -1,6 +1,6 @@
 """Training AMED predictors by distillation (Zhou et al., CVPR 2024, arXiv 2312.00094,
-Sec. 3.3 and Algorithm 1; restated in docs/amed.md), and ``python -m seeds_samplers
-amed-train``.
+Sec. 3.3 and Algorithm 1; restated in docs/amed.md). The command line on the test models,
+``python -m seeds_samplers amed-train``, is :mod:`seeds_samplers.bench.amed_train`.
 
 * Teacher: the same ODE on the student grid refined uniformly in lambda, ``teacher_substeps``
   third-order variable-step Adams-Bashforth steps in sigma per student interval (1 model
@@ -23,28 +23,24 @@ reports what it gained over the untrained predictor (r = 1/2: the base solver).
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
-import json
 import math
-import sys
 import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 
-from ..samplers.amed import AMEDCore, MAX_ORDERS, PLUGIN_BASES, AMED_SOLVERS, DEFAULT_ORDERS, \
-    check_solver_config, feature_positions
+from ..samplers.amed import AMEDCore, MAX_ORDERS, check_solver_config, feature_positions
+from ..samplers.amed_capture import capture_for
 from ..samplers.amed_predictor import AMEDPredictor
+from ..samplers.lagrange import rhoab_coefficients
 from ..samplers.model_types import ModelType, resolve_model_type
 from ..samplers.run import check_latent, check_sigmas
-from .capture import capture_for
-from .storage import FEATURE_MODES, save_predictor
+from .storage import FEATURE_MODES
 
 __all__ = ["TrainSettings", "TeacherBatch", "teacher_batch", "train_predictor", "distillation_loss",
-           "student_nfe", "main"]
+           "student_nfe", "schedule_sigmas"]
 
 SINGLE_STEP = ("amed", "euler", "dpm_2")
 
@@ -138,8 +134,6 @@ def teacher_batch(call: Callable, grid_ve: Sequence[float], y0: torch.Tensor, su
     """The teacher: variable-step Adams-Bashforth of order ``order`` in s (rhoAB-DEIS weights,
     float64 on the host) on the grid refined uniformly in lambda, ``substeps`` steps (1 model
     call each) per student interval; no AFS, no predictor."""
-    from ..samplers.lagrange import rhoab_coefficients
-
     fine: List[float] = []
     for j in range(len(grid_ve) - 1):
         la, lb = -math.log(grid_ve[j]), -math.log(grid_ve[j + 1])
@@ -352,24 +346,6 @@ class _Null:
         return False
 
 
-# --- command line --------------------------------------------------------------------------
-
-def _load_model(name: str):
-    """``digits-eps``, ``digits-flow`` (trained digits models) or ``gmm-vp`` / ``gmm-flow``
-    (the exact analytic mixture; time-only mode only). Returns (model, latent shape, family)."""
-    if name.startswith("digits-"):
-        from ..digits.denoiser import load_digits_model
-
-        m = load_digits_model(name.split("-", 1)[1])
-        return m, (m.net.config.in_channels, 32, 32), name
-    if name in ("gmm-vp", "gmm-flow"):
-        from ..bench.gmm import AnalyticDenoiser
-
-        m = AnalyticDenoiser(kind="vp_discrete" if name == "gmm-vp" else "flow", shift=1.0 if name == "gmm-vp" else 3.0)
-        return m, (3, 32, 32), name
-    raise ValueError(f"unknown model {name!r}; use digits-eps, digits-flow, gmm-vp or gmm-flow")
-
-
 def schedule_sigmas(model: Any, schedule: str, steps: int) -> torch.Tensor:
     """``steps`` + 1 sigmas ending in 0: a registered schedule id or ``uniform`` (uniform in
     the model's discrete timesteps, ComfyUI's "simple"/A1111's "Uniform")."""
@@ -383,69 +359,3 @@ def schedule_sigmas(model: Any, schedule: str, steps: int) -> torch.Tensor:
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {schedule!r}; use uniform or one of {sorted(SCHEDULES)}")
     return SCHEDULES[schedule](steps, mt)
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m seeds_samplers amed-train",
-                                description="Train an AMED predictor by distillation, or convert an official one.")
-    p.add_argument("--model", default="digits-eps", help="digits-eps | digits-flow | gmm-vp | gmm-flow")
-    p.add_argument("--schedule", default="logsnr_uniform", help="uniform or a registered schedule id")
-    p.add_argument("--steps", type=int, default=4, help="sampler steps (sigma intervals incl. the final one to 0)")
-    p.add_argument("--solver", default="amed", choices=AMED_SOLVERS, help="amed = AMED-Solver; else the plugin base")
-    p.add_argument("--no-afs", dest="afs", action="store_false", help="no analytical first step")
-    p.add_argument("--feature-mode", default="bottleneck", choices=FEATURE_MODES)
-    p.add_argument("--scale-dir", type=float, default=0.01)
-    p.add_argument("--scale-time", type=float, default=0.0)
-    p.add_argument("--max-order", type=int, default=None, help="ipndm/deis 1-4 (default 3), dpmpp_2m 1-2 (default 2)")
-    p.add_argument("--prediction", default="data", choices=("data", "noise"))
-    p.add_argument("--teacher-substeps", type=int, default=8)
-    p.add_argument("--trajectories", type=int, default=512)
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--lr", type=float, default=5e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
-    p.add_argument("--out", default=None, help="output .safetensors (default amed_weights/<name>.safetensors)")
-    p.add_argument("--convert", default=None, help="convert an official .pkl/.pt predictor instead of training")
-    p.add_argument("--sigma-min", type=float, default=None, help="--convert: the model's sigma_min")
-    p.add_argument("--sigma-max", type=float, default=None, help="--convert: the model's sigma_max")
-    a = p.parse_args(list(argv) if argv is not None else None)
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    command = "python -m seeds_samplers amed-train " + " ".join(sys.argv[2:] if argv is None else list(argv))
-    if a.convert:
-        from .convert import convert_official
-
-        out = Path(a.out or Path(a.convert).with_suffix(".safetensors"))
-        pred, cfg = convert_official(a.convert, sigma_min=a.sigma_min, sigma_max=a.sigma_max)
-        cfg["command"] = command
-        save_predictor(out, pred, cfg)
-        print(f"wrote {out}: {json.dumps({k: cfg[k] for k in ('solver', 'afs', 'feature_mode')})}")
-        return 0
-    model, shape, family = _load_model(a.model)
-    order = a.max_order if a.max_order is not None else DEFAULT_ORDERS.get(a.solver, 1)
-    s = TrainSettings(solver=a.solver, afs=a.afs, feature_mode=a.feature_mode, scale_dir=a.scale_dir,
-                      scale_time=a.scale_time, max_order=order, prediction=a.prediction,
-                      teacher_substeps=a.teacher_substeps, trajectories=a.trajectories, batch=a.batch, lr=a.lr,
-                      seed=a.seed)
-    sigmas = schedule_sigmas(model, a.schedule, a.steps)
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=math.ceil(a.trajectories / a.batch), desc=f"amed-train {a.solver}")
-
-    def progress(done, total, loss):
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss:.4g}")
-
-    pred, cfg, _ = train_predictor(model, sigmas, s, latent_shape=shape, progress=progress, log=print)
-    bar.close()
-    cfg.update(model_family=family, cfg=None, schedule=a.schedule, steps=a.steps, command=command)
-    name = f"{family}-{a.solver}-{a.schedule}-{a.steps}steps-{'afs' if a.afs else 'noafs'}-{a.feature_mode}"
-    out = Path(a.out) if a.out else Path(__file__).resolve().parent.parent / "amed_weights" / f"{name}.safetensors"
-    save_predictor(out, pred, cfg)
-    print(f"wrote {out}  (NFE {student_nfe(len(cfg['sigmas']), a.afs, True)} with the final denoise, "
-          f"{student_nfe(len(cfg['sigmas']), a.afs, False)} stopping at sigma_min)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

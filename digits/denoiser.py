@@ -3,7 +3,8 @@
 Each wrapper carries a ``model_sampling`` object with the interface the model-type
 adapter reads from hosts (``sigma_min``, ``sigma_max``, the ascending ``sigmas`` table and,
 for rectified flow, a ``CONST`` class), so :func:`~seeds_samplers.samplers.model_types.
-resolve_model_type` detects it by the same code path as a ComfyUI model.
+resolve_model_type` reads it with the function the ComfyUI glue reads a ComfyUI model's with
+(:func:`~seeds_samplers.samplers.model_types.model_type_from_model_sampling`).
 
 * ``digits-eps``: x = x0 + sigma eps (VE, as k-diffusion and ComfyUI present SD);
   the network sees x_t = x / sqrt(1 + sigma^2) at the continuous timestep found by

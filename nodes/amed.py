@@ -30,6 +30,7 @@ import torch
 
 from ..samplers.amed import AMED_SOLVERS, DEFAULT_ORDERS, sample_amed, sample_amed_plugin
 from ..samplers.registry import SAMPLERS
+from .model_type import comfy_model_type
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "register_model_folder", "comfyui_setup", "FOLDER_NAME",
            "AMED_TYPE", "amed_sampler_function", "train_in_comfy"]
@@ -89,6 +90,7 @@ def amed_sampler_function(predictor: Any, stop_at_sigma_min: bool = False):
         family, cfg_scale = _guider_info(model)
         check_compatible(cfg, model_family=family, cfg_scale=cfg_scale)
         fn = sample_amed if cfg["solver"] == "amed" else sample_amed_plugin
+        options.setdefault("model_type", comfy_model_type(model))
         return fn(model, x, sigmas, extra_args=extra_args, callback=callback, disable=disable,
                   predictor=predictor, stop_at_sigma_min=stop_at_sigma_min, **options)
 
@@ -177,8 +179,8 @@ def train_in_comfy(model: Any, positive: Any, negative: Any, sigmas: torch.Tenso
         with torch.inference_mode(False), torch.enable_grad():
             _make_weights_trainable_through(model_k)
             box.append(train_predictor(model_k, sigmas_.detach().clone(), settings, prior=prior,
-                                       extra_args=dict(extra_args or {}), device=noise.device, dtype=work,
-                                       progress=progress))
+                                       extra_args=dict(extra_args or {}), model_type=comfy_model_type(model_k),
+                                       device=noise.device, dtype=work, progress=progress))
         return noise
 
     latent_image = comfy.sample.fix_empty_latent_channels(model, latent["samples"])

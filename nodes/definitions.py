@@ -3,8 +3,9 @@
 * one SAMPLER node per registered sampler (``SS_Sampler_<id>``), with one widget per
   parameter of that sampler only (range, step and tooltip from its ``Param``) and its
   ``SamplerSpec.dropdown`` settings as defaults, so a new node runs exactly what the
-  ``ss_<id>`` dropdown entry runs; it returns ``comfy.samplers.KSAMPLER(spec.function,
-  params)`` for SamplerCustom(Advanced);
+  ``ss_<id>`` dropdown entry runs; it returns ``comfy.samplers.KSAMPLER(fn, params)`` for
+  SamplerCustom(Advanced), ``fn`` being the solver with the model type read from ComfyUI's
+  objects (:func:`.model_type.comfy_solver`);
 * one SIGMAS node per schedule in ``SCHEDULES`` with ``model``, ``steps``, ``denoise``
   and the schedule's own parameters;
 * for saved workflows of 0.1.0: the combined node of each family in
@@ -32,6 +33,7 @@ import torch
 from ..samplers.model_types import model_type_from_model_sampling
 from ..samplers.registry import HOST_PREFIX, SAMPLERS, SamplerSpec
 from ..samplers.schedules import SCHEDULES, ScheduleSpec
+from .model_type import comfy_solver
 from .widgets import exact_values, float_steps, merge_params, param_input
 
 __all__ = [
@@ -140,7 +142,7 @@ def _run_values(spec: SamplerSpec, settings: Dict[str, Any], kwargs: Dict[str, A
 def _ksampler(spec: SamplerSpec, params: Dict[str, Any]) -> Tuple[Any]:
     import comfy.samplers
 
-    return (comfy.samplers.KSAMPLER(spec.function, params),)
+    return (comfy.samplers.KSAMPLER(comfy_solver(spec.function), params),)
 
 
 def _sampler_node(spec: SamplerSpec) -> Tuple[type, str]:

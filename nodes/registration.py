@@ -28,6 +28,7 @@ from typing import Any, Callable, Dict, List, Tuple
 from ..samplers.registry import SAMPLERS, SamplerSpec
 from ..samplers.schedules import SCHEDULES, ScheduleSpec
 from .definitions import dropdown_settings, schedule_sigmas, scheduler_name
+from .model_type import comfy_solver
 
 log = logging.getLogger("seeds_samplers")
 
@@ -38,12 +39,7 @@ def dropdown_function(spec: SamplerSpec) -> Callable:
     """``sample_<host name>``: the solver with its dropdown settings; keyword options
     (``comfy.samplers.ksampler(name, extra_options)``) override them."""
     settings = dropdown_settings(spec)
-    solver = spec.function
-
-    def sample(model, x, sigmas, extra_args=None, callback=None, disable=None, **options):
-        return solver(model, x, sigmas, extra_args=extra_args, callback=callback, disable=disable,
-                      **{**settings, **options})
-
+    sample = comfy_solver(spec.function, settings)
     sample.__name__ = sample.__qualname__ = "sample_" + spec.host_name
     sample.__doc__ = f"{spec.title} ({spec.summary}) with {settings}."
     setattr(sample, MARK, spec.id)

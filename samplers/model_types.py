@@ -13,8 +13,9 @@ Every solver works in half-log-SNR ``lambda = log(alpha / sigma)`` with
 "VE-equivalent" pair (x / alpha, sigma / alpha) in which every VE formula of the
 papers applies unchanged.
 
-This module never imports a host: it recognises host objects by their attributes
-and class names only.
+This module never imports a host and knows no host's wrapper objects: it reads what
+any model can carry (:func:`resolve_model_type`). The host glue (``nodes/``, ``webui/``)
+finds the model type behind its host's wrappers and passes it to the solvers.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from typing import Any, Optional, Sequence
 
 import torch
 
-__all__ = ["ModelType", "resolve_model_type", "model_type_from_model_sampling", "VE", "FLOW"]
+__all__ = ["ModelType", "resolve_model_type", "stated_model_type", "model_sampling_type",
+           "model_type_from_model_sampling", "sigma_table_of", "class_names", "VE", "FLOW"]
 
 # ComfyUI replaces a flow model's first sigma of 1 (lambda = -inf) by
 # percent_to_sigma(1e-4); without a model_sampling object we use the same offset in sigma.
@@ -116,11 +118,15 @@ def _from_name(name: str) -> ModelType:
     return ModelType(kind)
 
 
-def _class_names(obj: Any) -> set:
+def class_names(obj: Any) -> set:
+    """Names of the classes of ``obj`` (its type and every base): hosts compose their model
+    descriptions from mixins, whose names are the parameterisation (ComfyUI's ``CONST``)."""
     return {c.__name__ for c in type(obj).__mro__}
 
 
-def _table(obj: Any) -> Optional[torch.Tensor]:
+def sigma_table_of(obj: Any) -> Optional[torch.Tensor]:
+    """``obj.sigmas`` as an ascending float64 CPU table, when it is one (k-diffusion's
+    ``DiscreteSchedule`` wrappers, ComfyUI's model_sampling objects); else None."""
     t = getattr(obj, "sigmas", None)
     if isinstance(t, torch.Tensor) and t.ndim == 1 and t.numel() > 1:
         t = t.detach().to("cpu", torch.float64)
@@ -128,13 +134,17 @@ def _table(obj: Any) -> Optional[torch.Tensor]:
     return None
 
 
-def _from_comfy_model_sampling(ms: Any) -> ModelType:
-    flow = "CONST" in _class_names(ms)
+def model_type_from_model_sampling(model_sampling: Any) -> ModelType:
+    """The :class:`ModelType` of a ``model_sampling`` object: ``sigma_min``, ``sigma_max``,
+    optionally ``sigmas``, ``noise_scale`` and ``percent_to_sigma``, flow when one of its
+    classes is named ``CONST`` (ComfyUI's objects and the digits models' imitations)."""
+    ms = model_sampling
+    flow = "CONST" in class_names(ms)
     kw = dict(
         kind="flow" if flow else "ve",
         sigma_min=float(ms.sigma_min),
         sigma_max=float(ms.sigma_max),
-        sigma_table=_table(ms),
+        sigma_table=sigma_table_of(ms),
         noise_scale=float(getattr(ms, "noise_scale", 1.0)),
     )
     if flow and hasattr(ms, "percent_to_sigma"):
@@ -142,52 +152,35 @@ def _from_comfy_model_sampling(ms: Any) -> ModelType:
     return ModelType(**kw)
 
 
-def model_type_from_model_sampling(model_sampling: Any) -> ModelType:
-    """The :class:`ModelType` of a ComfyUI ``model_sampling`` object (what a scheduler
-    handler or a SIGMAS node receives); the same code path as :func:`resolve_model_type`."""
-    return _from_comfy_model_sampling(model_sampling)
+def model_sampling_type(obj: Any) -> Optional[ModelType]:
+    """The type of the ``model_sampling`` object ``obj`` carries (a host's model, the digits
+    models), or None when it carries none."""
+    ms = getattr(obj, "model_sampling", None)
+    if ms is not None and hasattr(ms, "sigma_min"):
+        return model_type_from_model_sampling(ms)
+    return None
 
 
-def _comfy_model_sampling(model: Any) -> Any:
-    """ComfyUI: model is KSamplerX0Inpaint; its inner_model is the CFGGuider."""
-    guider = getattr(model, "inner_model", None)
-    patcher = getattr(guider, "model_patcher", None)
-    if patcher is not None and hasattr(patcher, "get_model_object"):
-        try:
-            return patcher.get_model_object("model_sampling")
-        except Exception:  # older ComfyUI: fall back to the base model's attribute
-            pass
-    base = getattr(guider, "inner_model", None)
-    return getattr(base, "model_sampling", None)
-
-
-def _forge_predictor_type(model: Any) -> Optional[ModelType]:
-    """Forge: model.inner_model is ForgeScheduleLinker(predictor)."""
-    pred = getattr(getattr(model, "inner_model", None), "predictor", None)
-    if pred is None:
-        return None
-    flow = any("Flux" in n or "Flow" in n for n in _class_names(pred))
-    # Forge's predictors name their parameterisation; "const" is flow (ComfyUI's CONST)
-    flow = flow or str(getattr(pred, "prediction_type", "")).lower() == "const"
-    smin = getattr(pred, "sigma_min", None)
-    smax = getattr(pred, "sigma_max", None)
-    return ModelType(
-        "flow" if flow else "ve",
-        sigma_min=float(smin) if smin is not None else None,
-        sigma_max=float(smax) if smax is not None else None,
-        sigma_table=_table(pred),
-    )
+def stated_model_type(model: Any) -> Optional[ModelType]:
+    """What ``model`` says about itself: a ``seeds_model_type`` attribute (the package's
+    analytic test models), else the ``model_sampling`` object it carries; None if neither."""
+    own = getattr(model, "seeds_model_type", None)
+    if isinstance(own, ModelType):
+        return own
+    return model_sampling_type(model)
 
 
 def resolve_model_type(model: Any, model_type: Any = None) -> ModelType:
-    """Find out how ``model`` parameterises x.
+    """Find out how ``model`` parameterises x, from what any model can carry.
 
-    Order: an explicit ``model_type`` (a :class:`ModelType` or a name such as
-    ``"ve"``, ``"eps"``, ``"flow"``, ``"const"``); a ``seeds_model_type`` attribute on the
-    model (the package's analytic test models); ComfyUI's ``model_sampling`` reached
-    through the model patcher, or carried by the model itself (the digits models); Forge's predictor (flow for Flux/Flow classes and
-    prediction type "const"); A1111's/reForge's SD3 denoiser (flow) or CompVis denoiser (VE
-    with its discrete sigma table); otherwise VE.
+    Order: an explicit ``model_type`` (a :class:`ModelType` or a name such as ``"ve"``,
+    ``"eps"``, ``"flow"``, ``"const"``); what the model states itself
+    (:func:`stated_model_type`); the discrete sigma table of a k-diffusion wrapper in
+    ``model.inner_model`` (VE, e.g. ``CFGDenoiser(CompVisDenoiser(...))``); otherwise VE.
+
+    Hosts wrap the model in objects this module does not know: the ComfyUI glue
+    (``nodes/``) and the webui glue (``webui/``) read the model type from their host's
+    objects and pass it as ``model_type``.
     """
     if model_type is not None:
         if isinstance(model_type, ModelType):
@@ -195,37 +188,14 @@ def resolve_model_type(model: Any, model_type: Any = None) -> ModelType:
         if isinstance(model_type, str):
             return _from_name(model_type)
         raise ValueError(f"model_type must be a ModelType or a name, got {type(model_type).__name__}")
-    own = getattr(model, "seeds_model_type", None)
-    if isinstance(own, ModelType):
-        return own
-    ms = _comfy_model_sampling(model)
-    if ms is None:  # a model that carries a host-style model_sampling itself
-        ms = getattr(model, "model_sampling", None)
-    if ms is not None and hasattr(ms, "sigma_min"):
-        return _from_comfy_model_sampling(ms)
-    forge = _forge_predictor_type(model)
-    if forge is not None:
-        return forge
+    stated = stated_model_type(model)
+    if stated is not None:
+        return stated
     inner = getattr(model, "inner_model", None)
-    table = _table(inner) if inner is not None else None
+    table = sigma_table_of(inner) if inner is not None else None
     if table is not None:
-        if _is_webui_flow_denoiser(inner):
-            return ModelType("flow", float(table[0]), float(table[-1]), table)
         return ModelType("ve", float(table[0]), float(table[-1]), table)
     return VE
-
-
-def _is_webui_flow_denoiser(inner: Any) -> bool:
-    """A1111's (and reForge's) SD3 denoiser: a k-diffusion DiscreteSchedule named
-    ``SD3Denoiser`` over the flow model's sigmas, whose model noises a latent as
-    (1 - sigma) x0 + sigma eps (it has ``add_noise_to_latent``). Recognised by class name
-    or by that method together with a sigma table inside [0, 1]."""
-    if "SD3Denoiser" in _class_names(inner):
-        return True
-    base = getattr(inner, "inner_model", None)
-    table = _table(inner)
-    return (base is not None and callable(getattr(base, "add_noise_to_latent", None))
-            and table is not None and float(table[-1]) <= 1.0)
 
 
 def with_range(mt: ModelType, sigma_min: float, sigma_max: float) -> ModelType:

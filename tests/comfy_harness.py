@@ -544,7 +544,7 @@ class SSTestProbeSampler:
 
         def probe(model, x, sigmas, extra_args=None, callback=None, disable=None, **kw):
             pack = sys.modules[PACK_MODULE]
-            mt = pack.samplers.model_types.resolve_model_type(model)
+            mt = pack.nodes.model_type.comfy_model_type(model)
             ms = model.inner_model.model_patcher.get_model_object("model_sampling")
             mask = extra_args.get("denoise_mask")
             rec = {"sampler": sampler_name, "calls": 0, "same_mask": [], "seeds": [], "keys": [],

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from seeds_samplers.amed.capture import BottleneckCapture, capture_for, find_bottleneck
+from seeds_samplers.samplers.amed_capture import BottleneckCapture, capture_for, find_bottleneck
 from seeds_samplers.amed.storage import check_compatible, load_predictor, save_predictor
 from seeds_samplers.bench.gmm import AnalyticDenoiser
 from seeds_samplers.samplers import SAMPLERS, sample_amed, sample_amed_plugin

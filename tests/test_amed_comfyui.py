@@ -76,7 +76,7 @@ def _run_probe(patcher, positive, negative, fn, cfg=3.0, batch=2, steps=4):
 def test_hook_takes_the_conditional_rows_of_the_cfg_batch(comfy_model):
     import torch
 
-    from seeds_samplers.amed.capture import capture_for
+    from seeds_samplers.samplers.amed_capture import capture_for
 
     patcher, positive, negative = comfy_model
     seen = {}

@@ -83,7 +83,7 @@ def test_a_new_node_runs_exactly_its_dropdown_entry(fake_comfy, monkeypatch, sam
     spec = SAMPLERS[sampler_id]
     cls = node_definitions()[0][f"SS_Sampler_{sampler_id}"]
     ks = _run_node(cls, monkeypatch, fake_comfy)
-    assert ks.sampler_function is spec.function
+    assert ks.sampler_function.__wrapped__ is spec.function
     assert ks.extra_options == D.dropdown_settings(spec)
     for k, v in spec.dropdown.items():
         shown = cls.INPUT_TYPES()["required"][k][1]["default"]
@@ -209,11 +209,11 @@ def test_legacy_seeds_node_is_hidden_but_loads_and_runs_old_values(fake_comfy, m
     values = dict(zip(D.RELEASED_WIDGETS["SS_Sampler_seeds"], old))
     spec = SAMPLERS["seeds_2"]
     (ks,) = cls().get_sampler(**values)
-    assert ks.sampler_function is spec.function
+    assert ks.sampler_function.__wrapped__ is spec.function
     assert ks.extra_options == spec.resolve(eta=0.5, r=0.5, variant="phi_1")
     values.update(solver="seeds_3", r1=0.33)
     (ks,) = cls().get_sampler(**values)
-    assert ks.sampler_function is SAMPLERS["seeds_3"].function
+    assert ks.sampler_function.__wrapped__ is SAMPLERS["seeds_3"].function
     assert ks.extra_options["r1"] == 1.0 / 3.0 and "r" not in ks.extra_options
     values["solver"] = "seeds_9"
     with pytest.raises(ValueError, match="solver must be one of"):
@@ -375,12 +375,20 @@ def test_dropdown_entry_runs_with_the_dropdown_settings(monkeypatch):
 
 
 def test_sampler_node_returns_ksampler_with_the_node_values(fake_comfy, monkeypatch):
-    spec, _ = _record(monkeypatch, "seeds_3")
+    spec, seen = _record(monkeypatch, "seeds_3")
     cls = node_definitions()[0]["SS_Sampler_seeds_3"]
     values = {k: v[1]["default"] for k, v in cls.INPUT_TYPES()["required"].items()}
     values.update(eta=0.3, r1=0.25, r2=0.75)
     (ks,) = cls().get_sampler(**values)
-    assert isinstance(ks, FakeKSAMPLER) and ks.sampler_function is spec.function
+    assert isinstance(ks, FakeKSAMPLER) and ks.sampler_function.__wrapped__ is spec.function
+
+    class CONST:  # ComfyUI's flow parameterisation, reached through guider -> patcher
+        sigma_min, sigma_max = 0.001, 1.0
+
+    patcher = types.SimpleNamespace(get_model_object=lambda name: CONST())
+    model_k = types.SimpleNamespace(inner_model=types.SimpleNamespace(model_patcher=patcher))
+    ks.sampler_function(model_k, torch.zeros(1, 4, 2, 2), torch.tensor([1.0, 0.0]), **ks.extra_options)
+    assert seen["model_type"].is_flow and seen["model_type"].sigma_max == 1.0 and seen["eta"] == 0.3
     assert ks.extra_options == spec.resolve(eta=0.3, r1=0.25, r2=0.75, s_noise=values["s_noise"],
                                             noise_type=values["noise_type"], prediction=values["prediction"],
                                             stop_at_sigma_min=values["stop_at_sigma_min"])

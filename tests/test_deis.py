@@ -21,11 +21,11 @@ from seeds_samplers.samplers.deis import (
     RK_TABLEAUS,
     logrho_coefficients,
     multistep_orders,
-    rhoab_coefficients,
     sample_deis,
     tab_coefficients,
 )
 from seeds_samplers.samplers.ipndm import sample_ipndm
+from seeds_samplers.samplers.lagrange import rhoab_coefficients
 from seeds_samplers.samplers.model_types import VE, ModelType
 from seeds_samplers.samplers.registry import SAMPLERS
 from seeds_samplers.samplers.schedules import edm_sigmas, fit_vp_betas, sd_sigma_table

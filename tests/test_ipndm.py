@@ -14,8 +14,9 @@ import pytest
 import torch
 
 from seeds_samplers.bench.gmm import AnalyticDenoiser
-from seeds_samplers.samplers.deis import rhoab_coefficients, sample_deis
+from seeds_samplers.samplers.deis import sample_deis
 from seeds_samplers.samplers.ipndm import IPNDM_VARIANTS, IPNDM_WEIGHTS, ipndm_coefficients, sample_ipndm
+from seeds_samplers.samplers.lagrange import rhoab_coefficients
 from seeds_samplers.samplers.registry import SAMPLERS
 from seeds_samplers.samplers.schedules import edm_sigmas
 

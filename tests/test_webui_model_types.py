@@ -1,7 +1,7 @@
-"""Model-type detection of the webuis' denoiser wrappers (samplers/model_types.py and
-the glue's check): objects named and shaped like the hosts' (A1111's CompVis(V)Denoiser
-and SD3Denoiser, Forge's ForgeScheduleLinker with its predictors) are recognised by
-attributes and class names, and the detected type decides the math."""
+"""Model-type detection of the webuis' denoiser wrappers (webui/model_type.py): objects
+named and shaped like the hosts' (A1111's CompVis(V)Denoiser and SD3Denoiser, Forge's
+ForgeScheduleLinker with its predictors) are recognised by attributes and class names, and
+the detected type decides the math."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import webui_standins as S  # noqa: E402
 
 from seeds_samplers.bench.gmm import AnalyticDenoiser  # noqa: E402
 from seeds_samplers.samplers import sample_deis  # noqa: E402
-from seeds_samplers.samplers.model_types import resolve_model_type  # noqa: E402
+from seeds_samplers.samplers.model_types import VE, resolve_model_type  # noqa: E402
 from seeds_samplers.samplers.schedules import sd_sigma_table  # noqa: E402
-from seeds_samplers.webui.sampler import detect_model_type  # noqa: E402
+from seeds_samplers.webui.model_type import denoiser_model_type, detect_model_type  # noqa: E402
 
 
 class CFG(torch.nn.Module):
@@ -98,10 +98,12 @@ class PredictionDiscreteFlow(Prediction):
 
 
 def test_a1111_sd3_denoiser_is_flow():
-    mt = resolve_model_type(CFG(SD3Denoiser(None)))
+    mt = denoiser_model_type(CFG(SD3Denoiser(None)))
     assert mt.kind == "flow" and mt.sigma_max == pytest.approx(1.0) and mt.sigma_min < 0.01
-    assert resolve_model_type(CFG(OtherFlowDenoiser())).kind == "flow"
+    assert denoiser_model_type(CFG(OtherFlowDenoiser())).kind == "flow"
     assert detect_model_type(CFG(SD3Denoiser(None))).kind == "flow"
+    # the solvers read no host wrapper: without the glue the SD3 model looks VE
+    assert resolve_model_type(CFG(SD3Denoiser(None))).kind == "ve"
 
 
 def test_a1111_compvis_denoiser_is_ve_with_its_table():
@@ -110,7 +112,7 @@ def test_a1111_compvis_denoiser_is_ve_with_its_table():
     assert mt.kind == "ve"
     torch.testing.assert_close(mt.sigma_table, sd_sigma_table())
     # a table inside [0, 1] alone does not make a model flow
-    assert resolve_model_type(CFG(DiscreteSchedule(flow_table()))).kind == "ve"
+    assert denoiser_model_type(CFG(DiscreteSchedule(flow_table()))).kind == "ve"
 
 
 @pytest.mark.parametrize("cls,kind,expected", [
@@ -122,6 +124,45 @@ def test_forge_predictors(cls, kind, expected):
     mt = detect_model_type(CFG(ForgeScheduleLinker(cls(table, kind))))
     assert mt.kind == expected
     assert mt.sigma_max == pytest.approx(float(table[-1]))
+
+
+def test_forge_predictor_without_a_prediction_type():
+    """The predictor's class name alone: Flux / Flow classes are flow, others VE with the
+    predictor's table."""
+    class PredictionFlux:
+        sigma_min, sigma_max = 0.0, 1.0
+        sigmas = torch.linspace(0.001, 1.0, 1000)
+
+    class PredictionDiscreteEps:
+        sigmas = torch.linspace(0.03, 14.6, 1000)
+        sigma_min, sigma_max = 0.03, 14.6
+
+    class Linker:
+        def __init__(self, predictor):
+            self.predictor = predictor
+
+    flux = denoiser_model_type(CFG(Linker(PredictionFlux())))
+    assert flux.is_flow and flux.sigma_max == 1.0
+    eps = denoiser_model_type(CFG(Linker(PredictionDiscreteEps())))
+    assert eps.kind == "ve" and eps.sigma_table is not None and eps.sigma_max == pytest.approx(14.6)
+
+
+def test_a_model_sampling_on_the_wrapped_model_decides():
+    """reForge-style: the denoiser wrapper's model carries a ComfyUI-style model_sampling."""
+    class CONST:
+        pass
+
+    class FlowSampling(CONST):
+        sigma_min, sigma_max = 0.001, 1.0
+        sigmas = flow_table()
+
+    class Model(torch.nn.Module):
+        model_sampling = FlowSampling()
+
+    inner = S.CompVisDenoiser()
+    inner.inner_model = Model()
+    assert detect_model_type(CFG(inner)).is_flow
+    assert denoiser_model_type(CFG(None)) == VE
 
 
 def test_unknown_prediction_type_or_wrapper_is_refused():

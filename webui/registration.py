@@ -27,9 +27,10 @@ from typing import Any, Callable, Dict, List, Optional
 
 import torch
 
-from ..samplers.model_types import VE, resolve_model_type
+from ..samplers.model_types import VE
 from ..samplers.registry import SAMPLERS, SamplerSpec
 from ..samplers.schedules import SCHEDULES, ScheduleSpec
+from .model_type import denoiser_model_type
 from .naming import (
     OWNER_OPTION, SECTION, Setting, check_unique, ends_with_scheduler_word, sampler_label, sampler_settings,
     schedule_label, schedule_name, schedule_settings, values_from_options,
@@ -138,7 +139,7 @@ def scheduler_function(spec: ScheduleSpec, settings: List[Setting], shared: Any)
 
     def schedule(n, sigma_min=None, sigma_max=None, device="cpu", inner_model=None, **_ignored):
         params = values_from_options(settings, getattr(shared, "opts", None))
-        mt = resolve_model_type(_Wrap(inner_model)) if inner_model is not None else VE
+        mt = denoiser_model_type(_Wrap(inner_model)) if inner_model is not None else VE
         if sigma_min is not None and sigma_max is not None:
             mt = replace(mt, sigma_min=float(sigma_min), sigma_max=float(sigma_max))
         elif mt.sigma_min is None or mt.sigma_max is None:

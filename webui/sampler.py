@@ -14,9 +14,9 @@ wrapper and calls ``self.func``):
   generators ``p.rng`` (the noise Euler a gets: seeds, ENSD and the RNG-source setting
   apply; an image does not depend on its batch); ``"brownian"`` uses the package's
   Brownian noise keyed by each image's seed (+ ENSD);
-* the model type (eps/v: VE; SD3/Flux: flow) is detected from the host's denoiser
-  wrapper, and a wrapper nothing here knows is refused with a ValueError that the webui
-  shows, instead of guessing;
+* the model type (eps/v: VE; SD3/Flux: flow) is read from the host's denoiser wrapper
+  (:mod:`.model_type`) and passed to the solver; a wrapper nothing here knows is refused
+  with a ValueError that the webui shows, instead of guessing;
 * ``sigmas`` moved to the latent's device (A1111 passes them on the CPU), the callback
   once per step, and Interrupt / Skip checked after every step (the host's CFG wrapper
   also checks before every model call).
@@ -29,44 +29,12 @@ from typing import Any, Callable, Dict, List, Optional
 
 import torch
 
-from ..samplers.model_types import ModelType, resolve_model_type
 from ..samplers.noise import BrownianNoise, GaussianNoise
 from ..samplers.registry import SamplerSpec
+from .model_type import detect_model_type
 from .naming import infotext_fields, menu_settings, sampler_settings, values_from_options
 
-__all__ = ["make_sampler_class", "steps_factor", "detect_model_type", "batch_seeds_of", "HostRNGNoise",
-           "KNOWN_WRAPPERS"]
-
-# Denoiser wrappers (``model.inner_model`` of the CFG wrapper) whose x-space is known:
-# k-diffusion's CompVis (eps) and CompVisV (v) wrappers present VE space on A1111 and
-# reForge; A1111/reForge's SD3Denoiser is flow; Forge's ForgeScheduleLinker is whatever its
-# predictor says (see samplers/model_types.py).
-KNOWN_WRAPPERS = ("CompVisDenoiser", "CompVisVDenoiser", "DiscreteEpsDDPMDenoiser", "DiscreteVDDPMDenoiser",
-                  "SD3Denoiser", "ForgeScheduleLinker")
-FORGE_PREDICTION_TYPES = ("epsilon", "eps", "v_prediction", "v", "edm", "const")
-
-
-def _class_names(obj: Any) -> set:
-    return {c.__name__ for c in type(obj).__mro__}
-
-
-def detect_model_type(model: Any) -> ModelType:
-    """The model type behind the webui's CFG wrapper ``model``; ValueError for a
-    wrapper or predictor whose parameterisation is unknown."""
-    inner = getattr(model, "inner_model", None)
-    names = _class_names(inner)
-    if not names & set(KNOWN_WRAPPERS):
-        raise ValueError(
-            f"SEEDS Samplers cannot serve this model: its denoiser wrapper {type(inner).__name__!r} is not one "
-            f"whose parameterisation (eps/v or flow) is known ({', '.join(KNOWN_WRAPPERS)}); use another sampler")
-    pred = getattr(inner, "predictor", None)
-    if pred is not None:
-        kind = getattr(pred, "prediction_type", None)
-        if kind is not None and str(kind).lower() not in FORGE_PREDICTION_TYPES:
-            raise ValueError(
-                f"SEEDS Samplers cannot serve this model: its predictor {type(pred).__name__} has prediction type "
-                f"{kind!r} (known: {', '.join(FORGE_PREDICTION_TYPES)}); use another sampler")
-    return resolve_model_type(model)
+__all__ = ["make_sampler_class", "steps_factor", "batch_seeds_of", "HostRNGNoise"]
 
 
 def steps_factor(spec: SamplerSpec, opts: Any) -> int:

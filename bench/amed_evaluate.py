@@ -2,7 +2,7 @@
 FD helper exists) for AMED-Solver and every AMED-Plugin, their base solvers and the best
 non-learned solvers, at the same NFE, over several seeds.
 
-    python -m seeds_samplers.amed.evaluate --models digits-eps digits-flow --nfe 3 4 5 7 8 \\
+    python -m seeds_samplers.bench.amed_evaluate --models digits-eps digits-flow --nfe 3 4 5 7 8 \\
         --seeds 3 --samples 64 --train
 
 Protocol (docs/amed.md, "Results"):
@@ -32,13 +32,13 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from ..bench.compare import median_error, reference_solve
+from ..amed.storage import load_predictor, save_predictor
+from ..amed.train import TrainSettings, schedule_sigmas, train_predictor
 from ..samplers.amed import sample_amed, sample_amed_plugin
 from ..samplers.model_types import resolve_model_type
-from .storage import load_predictor, save_predictor
-from .train import TrainSettings, _load_model, schedule_sigmas, train_predictor
+from .amed_train import WEIGHTS, load_model
+from .compare import median_error, reference_solve
 
-WEIGHTS = Path(__file__).resolve().parent.parent / "amed_weights"
 AMED_KINDS = ("amed", "dpm_2", "euler", "ipndm", "dpmpp_2m", "deis")
 
 
@@ -167,7 +167,7 @@ def report(rows: List[dict], target_from: int = 5, target_to: int = 8) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m seeds_samplers.amed.evaluate", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m seeds_samplers.bench.amed_evaluate", description=__doc__.split("\n")[0])
     p.add_argument("--models", nargs="+", default=["digits-eps", "digits-flow"])
     p.add_argument("--nfe", nargs="+", type=int, default=[3, 4, 5, 7, 8])
     p.add_argument("--seeds", type=int, default=3)
@@ -213,7 +213,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         out_json.write_text(json.dumps(rows, indent=1))
 
     for model_name in a.models:
-        model, shape, _ = _load_model(model_name)
+        model, shape, _ = load_model(model_name)
         xs = []
         for seed in range(a.seeds):
             g = torch.Generator().manual_seed(seed)
