@@ -1,9 +1,10 @@
 """``python -m seeds_samplers sigma-steps``: the orders of the deterministic solvers on the
 hosts' own schedules, with and without the steps in sigma (samplers/run.py), against the
-converged probability-flow ODE: at sigma = 0 on a flow model (shift 3), at the final
-denoise on SD's discrete VP model. Schedules: flow + simple and flow + normal (lambda-steps
-of width O(1) near sigma = 0 whatever the step count), SD + normal (one long last step into
-sigma_min) and SD + karras (no long step). 40 / 80 / 160 / 320 steps; RMS error over 16
+converged probability-flow ODE: at sigma = 0 on a flow model (timestep shift 3, as SD3's,
+and 1, as ComfyUI's default for other flow models), at the final denoise on SD's discrete
+VP model. Schedules: flow + simple and flow + normal (lambda-steps of width O(1) near
+sigma = 0 whatever the step count), SD + normal (one long last step into sigma_min) and
+SD + karras (no long step). 40 / 80 / 160 / 320 steps; RMS error over 16
 samples of a 4-component mixture with component stds 0.5-0.8 (smooth enough that 320
 steps on a 1,000-entry sigma table reach the asymptotic regime); "off" =
 ``sigma_steps=False`` (every step as in the papers). Writes docs/sigma_steps.md with ``--doc``.
@@ -23,11 +24,13 @@ from .compare import reference_solve
 from .gmm import AnalyticDenoiser, GaussianMixture
 from .host_schedules import host_sigmas
 
-CASES = {  # label: (model kind, host schedule)
-    "flow + simple": ("flow", "simple"),
-    "flow + normal": ("flow", "normal"),
-    "SD + normal": ("vp_discrete", "normal"),
-    "SD + karras": ("vp_discrete", "karras"),
+CASES = {  # label: (model kind, host schedule, flow timestep shift)
+    "flow + simple": ("flow", "simple", 3.0),
+    "flow + normal": ("flow", "normal", 3.0),
+    "flow shift 1 + simple": ("flow", "simple", 1.0),
+    "flow shift 1 + normal": ("flow", "normal", 1.0),
+    "SD + normal": ("vp_discrete", "normal", 1.0),
+    "SD + karras": ("vp_discrete", "karras", 1.0),
 }
 # label: (sampler id, parameters, theoretical order)
 SOLVERS: Dict[str, Tuple[str, dict, int]] = {
@@ -86,12 +89,13 @@ and reasons: [algorithms.md](algorithms.md) ("Steps in sigma", "Corrected start"
 """
 
 
-def order_problem(kind: str, samples: int = 16) -> Tuple[AnalyticDenoiser, torch.Tensor]:
-    """The smooth 4-component mixture model of this page and its initial latents."""
+def order_problem(kind: str, shift: float = 3.0, samples: int = 16) -> Tuple[AnalyticDenoiser, torch.Tensor]:
+    """The smooth 4-component mixture model of this page and its initial latents (``shift``:
+    a flow model's timestep shift)."""
     g = torch.Generator().manual_seed(0)
     mix = GaussianMixture(torch.randn((4, 3, 8, 8), generator=g, dtype=torch.float64), list(STDS),
                           [0.4, 0.3, 0.2, 0.1])
-    model = AnalyticDenoiser(mix, kind=kind, shift=3.0)
+    model = AnalyticDenoiser(mix, kind=kind, shift=shift)
     return model, model.prior_sample(samples, model.sigma_max, torch.Generator().manual_seed(1))
 
 
@@ -119,14 +123,14 @@ def slope(steps: Sequence[int], errs: Sequence[float]) -> float:
     return sum((a - mx) * (b - my) for a, b in zip(lx, ly)) / sum((a - mx) ** 2 for a in lx)
 
 
-def errors(sid: str, params: dict, kind: str, schedule: str, steps: Sequence[int],
+def errors(sid: str, params: dict, kind: str, schedule: str, shift: float, steps: Sequence[int],
            sigma_steps: bool = True) -> List[float]:
     """RMS error of one deterministic solver against :func:`order_reference`."""
-    model, x = order_problem(kind)
+    model, x = order_problem(kind, shift)
     out = []
     for n in steps:
         sig = host_sigmas(schedule, n, model.seeds_model_type)
-        key = (kind, schedule, n)
+        key = (kind, schedule, shift, n)
         if key not in _REFERENCES:
             _REFERENCES[key] = order_reference(kind, model, x, sig)
         got = SAMPLERS[sid].function(model, x.clone(), sig, disable=True, sigma_steps=sigma_steps, **params)
@@ -139,14 +143,14 @@ _REFERENCES: Dict[tuple, torch.Tensor] = {}
 
 def measure(log: Callable[[str], None] = print) -> List[dict]:
     rows = []
-    for case, (kind, schedule) in CASES.items():
+    for case, (kind, schedule, shift) in CASES.items():
         for label, (sid, params, theory) in SOLVERS.items():
             row = dict(case=case, solver=label, theory=theory)
             for mode, flag in (("off", False), ("on", True)):
-                row[mode] = errors(sid, params, kind, schedule, STEPS, flag)
+                row[mode] = errors(sid, params, kind, schedule, shift, STEPS, flag)
                 row[mode + "_order"] = slope(STEPS[1:], row[mode][1:])
             rows.append(row)
-            log(f"{case:14s} {label:22s} off " + " ".join(f"{e:.2e}" for e in row["off"])
+            log(f"{case:22s} {label:22s} off " + " ".join(f"{e:.2e}" for e in row["off"])
                 + f" ({row['off_order']:.2f})  on " + " ".join(f"{e:.2e}" for e in row["on"])
                 + f" ({row['on_order']:.2f}, theory {theory})")
     return rows

@@ -42,32 +42,33 @@ steps above act on (y, s) = (x / (1 - sigma), sigma / (1 - sigma)), the model is
 x = y / (1 + s), sigma = s / (1 + s). The predictor embeds s.
 
 Pure PyTorch; imports no host. The bottleneck feature comes from a feature source (see
-:mod:`seeds_samplers.amed.capture`, attached automatically for U-Nets with a
-``middle_block``).
+:mod:`.amed_capture`, attached automatically for U-Nets with a ``middle_block``). The
+intervals run through :mod:`.run`'s step loop.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
+from .amed_capture import capture_for
 from .amed_predictor import AMEDPredictor
 from .ipndm import IPNDM_WEIGHTS
 from .params import STOP_AT_SIGMA_MIN
-from .registry import Param, SamplerSpec, register
-from .run import SamplerRun
+from .registry import Param, SamplerSpec, checked, register
+from .run import History, Method, SamplerRun, Solver, Variable
 
 __all__ = ["sample_amed", "sample_amed_plugin", "AMEDCore", "AMED_SOLVERS", "PLUGIN_BASES",
-           "PREDICTIONS", "check_solver_config", "feature_positions"]
+           "PREDICTIONS", "DEFAULT_ORDERS", "check_solver_config", "feature_positions"]
 
 PLUGIN_BASES = ("dpm_2", "euler", "ipndm", "dpmpp_2m", "deis")
 AMED_SOLVERS = ("amed",) + PLUGIN_BASES
 PREDICTIONS = ("data", "noise")
 MAX_ORDERS = {"ipndm": 4, "deis": 4, "dpmpp_2m": 2}
-DEFAULT_ORDERS = {"ipndm": 3, "deis": 3, "dpmpp_2m": 2}
 # Gauss-Legendre nodes/weights on [0, 1], 4 points: exact for the Lagrange bases (degree <= 3).
 _GL_U, _GL_W = np.polynomial.legendre.leggauss(4)
 GL_NODES = tuple(float(u) for u in 0.5 * (_GL_U + 1.0))
@@ -326,89 +327,103 @@ def _model_call(run: SamplerRun) -> Callable[[torch.Tensor, torch.Tensor], torch
     return call
 
 
+class _Intervals(Solver):
+    """The AMED intervals as the loop's steps. The state is the VE-equivalent y = x / alpha
+    (:class:`AMEDCore`'s variable); an interval's model call comes with the bottleneck
+    feature the predictor reads; with AFS the first interval has no call. The step to
+    sigma = 0, if any, is the loop's final denoise."""
+
+    def __init__(self, run: SamplerRun, core: AMEDCore, predictor: Any, afs: bool, source: Any):
+        super().__init__(run)
+        self.core, self.pred, self.afs, self.source = core, predictor, afs, source
+        self.feature: Optional[torch.Tensor] = None
+
+    def initial(self, x: torch.Tensor) -> torch.Tensor:
+        return x * (1.0 / self.run.alpha[0])
+
+    def x_at(self, i: int, y: torch.Tensor) -> torch.Tensor:
+        return y * self.run.alpha[i]
+
+    def evaluate(self, i: int, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        run, grid = self.run, self.core.ve
+        self.feature = None
+        if i >= len(grid) - 1:  # the final denoise
+            return run.denoise(x, run.sigma_dev[i])
+        if i == 0 and self.afs:  # no call: the data estimate the analytical direction implies
+            return y - self.core.afs_direction(y, grid[0]) * grid[0]
+        if self.source is None:
+            return run.denoise(x, run.sigma_dev[i])
+        self.source.clear()
+        den = run.denoise(x, run.sigma_dev[i])
+        self.feature = self.source.take()
+        return den
+
+    def step(self, i: int, y: torch.Tensor, denoised: torch.Tensor, history: History) -> torch.Tensor:
+        grid, dev = self.core.ve, self.run.device
+        feat = None if self.feature is None else feature_positions(self.feature, self.pred.feature_size)
+        r, c, a = self.pred(feat, grid[i], grid[i + 1], batch=y.shape[0])
+        y, _ = self.core.step(i, y, None if (i == 0 and self.afs) else denoised, r.to(dev), c.to(dev), a.to(dev))
+        return y
+
+
+_AFS = Param("afs", True, "Analytical first step: the first direction is x / sqrt(1 + sigma^2) instead of a model "
+                          "call (saves one call; a predictor fixes it).")
+_R = Param("r", 0.5, "Without a predictor: the fixed intermediate time as a fraction of the log-sigma step "
+                     "(0.5 = the base solver's midpoint method).", 0.01, 0.99, 0.01)
+_SOLVER_PARAMS = (_AFS, _R, STOP_AT_SIGMA_MIN)
+_PLUGIN_PARAMS = (
+    Param("base", "ipndm", "Base solver: dpm_2 (DPM-Solver-2), euler, ipndm, dpmpp_2m (DPM-Solver++(2M)), "
+                           "deis (rhoAB-DEIS). A predictor fixes it.", choices=PLUGIN_BASES),
+    _AFS,
+    Param("max_order", 3, "ipndm / deis: history length 1-4; dpmpp_2m: 1-2 (capped at 2).", 1, 4, 1),
+    Param("prediction", "data", "dpmpp_2m: data (DPM-Solver++) or noise (DPM-Solver, the paper's latent "
+                                "setting).", choices=PREDICTIONS),
+    Param("lower_order_final", True, "dpmpp_2m: first-order last sub-step (official default)."),
+    _R, STOP_AT_SIGMA_MIN,
+)
+_DEFAULTS = {p.name: p.default for p in _PLUGIN_PARAMS}
+# history length of the multistep bases by default: the parameter's, capped by the base
+DEFAULT_ORDERS = {b: min(_DEFAULTS["max_order"], top) for b, top in MAX_ORDERS.items()}
+
+
 def _run_amed(model: Callable, x: torch.Tensor, sigmas: Any, extra_args: Optional[dict], callback, disable,
-              solver: Optional[str], predictor: Any, r: Optional[float], afs: Optional[bool],
-              max_order: Optional[int], prediction: Optional[str], lower_order_final: Optional[bool],
-              feature_source: Any, model_type: Any, stop_at_sigma_min: bool) -> torch.Tensor:
-    run = SamplerRun(model, x, sigmas, extra_args, callback, disable,
-                     model_type=model_type, stop_at_sigma_min=stop_at_sigma_min)
+              settings: Mapping[str, Any], default_solver: str, predictor: Any, feature_source: Any,
+              model_type: Any, stop_at_sigma_min: bool) -> torch.Tensor:
+    """``settings``: solver, afs, max_order, prediction, lower_order_final, r as given (None =
+    unset: the predictor's, else the parameter's default; ``default_solver`` for solver)."""
+    run = SamplerRun(model, x, sigmas, extra_args, callback, disable, method=Method(variable=Variable.OWN),
+                     model_type=model_type, stop_at_sigma_min=stop_at_sigma_min, sigma_steps=False)
     cfg = _predictor_config(predictor)
-    solver = _resolve("solver", solver, cfg, "amed")
-    afs = bool(_resolve("afs", afs, cfg, True))
-    max_order = int(_resolve("max_order", max_order, cfg, DEFAULT_ORDERS.get(solver, 1)))
-    if solver == "dpmpp_2m":
-        max_order = min(max_order, MAX_ORDERS["dpmpp_2m"])
-    prediction = _resolve("prediction", prediction, cfg, "data")
-    lower_order_final = bool(_resolve("lower_order_final", lower_order_final, cfg, True))
-    check_solver_config(solver, max_order, prediction)
+    defaults = dict(_DEFAULTS, solver=default_solver)
+    got = {k: _resolve(k, v, cfg, defaults[k]) for k, v in settings.items() if k != "r"}
+    solver = got["solver"]
+    max_order = min(int(got["max_order"]), MAX_ORDERS["dpmpp_2m"]) if solver == "dpmpp_2m" else int(got["max_order"])
+    check_solver_config(solver, max_order, got["prediction"])
     positive = [s for s in run.sigma if s > 0]
     grid_ve = [run.mt.ve_sigma(s) for s in positive]
     if predictor is None:
-        pred: Any = _FixedR(0.5 if r is None else float(r))
+        pred: Any = _FixedR(_R.default if settings["r"] is None else float(settings["r"]))
         feature_mode = "time"
     else:
         check_grid(cfg, positive, run.mt.kind)
         pred = predictor.to(run.device) if isinstance(predictor, torch.nn.Module) else predictor
         feature_mode = cfg.get("feature_mode", "bottleneck")
-    core = AMEDCore(solver, grid_ve, _model_call(run), max_order, prediction, lower_order_final)
-    n_amed = len(positive) - 1  # AMED intervals; a further step (if any) is the final denoise
+    afs = bool(got["afs"])
+    core = AMEDCore(solver, grid_ve, _model_call(run), max_order, got["prediction"], bool(got["lower_order_final"]))
     source = None
-    if feature_mode == "bottleneck" and n_amed > (1 if afs else 0):
-        if feature_source is None:
-            from ..amed.capture import capture_for  # lazy; pure torch, no host import
-
-            feature_source = capture_for(model)
-        source = feature_source
-    y = run.x * (1.0 / run.alpha[0])  # VE-equivalent state
-    with (source if source is not None else _Null()), torch.no_grad():
-        for i in run.steps():
-            x_i = y * run.alpha[i]
-            if i >= n_amed:  # the last interval, to sigma = 0: x = D(x, sigma_min)
-                y = run.denoise(x_i, run.sigma_dev[i])
-                run.report(i, x_i, y)
-                continue
-            feat = None
-            if i == 0 and afs:
-                den = None
-                shown = y - core.afs_direction(y, grid_ve[0]) * grid_ve[0]
-            else:
-                if source is not None:
-                    source.clear()
-                den = run.denoise(x_i, run.sigma_dev[i])
-                if source is not None:
-                    feat = source.take()
-                shown = den
-            run.report(i, x_i, shown)
-            if feat is not None:
-                feat = feature_positions(feat, pred.feature_size)
-            rr, cc, aa = pred(feat, grid_ve[i], grid_ve[i + 1], batch=y.shape[0])
-            y, _ = core.step(i, y, den, rr.to(run.device), cc.to(run.device), aa.to(run.device))
-    last = run.n_steps  # index of the sigma the state is at (alpha = 1 at sigma = 0)
-    return run.finish(y * run.alpha[last])
+    if feature_mode == "bottleneck" and len(positive) - 1 > (1 if afs else 0):
+        source = capture_for(model) if feature_source is None else feature_source
+    with (source if source is not None else contextlib.nullcontext()):
+        return run.run(_Intervals(run, core, pred, afs, source))
 
 
-class _Null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
+@checked(_SOLVER_PARAMS)
 @torch.no_grad()
 def sample_amed(
-    model: Callable,
-    x: torch.Tensor,
-    sigmas: torch.Tensor,
-    extra_args: Optional[dict] = None,
-    callback: Optional[Callable] = None,
-    disable: Optional[bool] = None,
-    predictor: Optional[AMEDPredictor] = None,
-    afs: Optional[bool] = None,
-    r: Optional[float] = None,
-    feature_source: Any = None,
-    model_type: Any = None,
-    stop_at_sigma_min: bool = False,
+    model: Callable, x: torch.Tensor, sigmas: torch.Tensor, extra_args: Optional[dict] = None,
+    callback: Optional[Callable] = None, disable: Optional[bool] = None,
+    predictor: Optional[AMEDPredictor] = None, afs: Optional[bool] = None, r: Optional[float] = None,
+    feature_source: Any = None, model_type: Any = None, stop_at_sigma_min: bool = False,
 ) -> torch.Tensor:
     """AMED-Solver (2 model calls per interval; 1 fewer with AFS; +1 for a final denoise).
 
@@ -422,42 +437,37 @@ def sample_amed(
         disable: disables the tqdm progress bar.
         predictor: a trained :class:`AMEDPredictor` (its ``config`` fixes the solver, AFS and
             grid); None runs the method with a fixed ``r`` (DPM-Solver-2 at r = 1/2).
-        afs: analytical first step (saves one model call); default True or the predictor's.
-        r: without a predictor, the fixed intermediate fraction in (0, 1) (default 1/2).
+        afs: analytical first step (saves one model call); None = the predictor's, else True.
+        r: without a predictor, the fixed intermediate fraction in (0, 1) (None = 1/2).
         feature_source: where the bottleneck feature comes from (default: a forward hook on
-            the model's U-Net ``middle_block``; see :mod:`seeds_samplers.amed.capture`).
+            the model's U-Net ``middle_block``; see :mod:`.amed_capture`).
         model_type: override model-type detection (``"ve"`` or ``"flow"``).
         stop_at_sigma_min: with sigmas ending in 0, return the state at sigma_min without
             the final denoise (the paper's protocol).
+
+    Every parameter's default, range and choices: its ``Param`` (checked at entry).
     """
     if _predictor_config(predictor).get("solver", "amed") != "amed":
         raise ValueError(f"this predictor was trained for AMED-Plugin on {_predictor_config(predictor)['solver']}; "
                          "use the AMED-Plugin sampler")
-    return _run_amed(model, x, sigmas, extra_args, callback, disable, "amed" if predictor is None else None,
-                     predictor, r, afs, None, None, None, feature_source, model_type, stop_at_sigma_min)
+    settings = dict(solver="amed" if predictor is None else None, afs=afs, max_order=None, prediction=None,
+                    lower_order_final=None, r=r)
+    return _run_amed(model, x, sigmas, extra_args, callback, disable, settings, "amed", predictor, feature_source,
+                     model_type, stop_at_sigma_min)
 
 
+@checked(_PLUGIN_PARAMS)
 @torch.no_grad()
 def sample_amed_plugin(
-    model: Callable,
-    x: torch.Tensor,
-    sigmas: torch.Tensor,
-    extra_args: Optional[dict] = None,
-    callback: Optional[Callable] = None,
-    disable: Optional[bool] = None,
-    predictor: Optional[AMEDPredictor] = None,
-    base: Optional[str] = None,
-    afs: Optional[bool] = None,
-    max_order: Optional[int] = None,
-    prediction: Optional[str] = None,
-    lower_order_final: Optional[bool] = None,
-    r: Optional[float] = None,
-    feature_source: Any = None,
-    model_type: Any = None,
-    stop_at_sigma_min: bool = False,
+    model: Callable, x: torch.Tensor, sigmas: torch.Tensor, extra_args: Optional[dict] = None,
+    callback: Optional[Callable] = None, disable: Optional[bool] = None,
+    predictor: Optional[AMEDPredictor] = None, base: Optional[str] = None, afs: Optional[bool] = None,
+    max_order: Optional[int] = None, prediction: Optional[str] = None, lower_order_final: Optional[bool] = None,
+    r: Optional[float] = None, feature_source: Any = None, model_type: Any = None, stop_at_sigma_min: bool = False,
 ) -> torch.Tensor:
     """AMED-Plugin on a base solver (2 model calls per interval; 1 fewer with AFS; +1 for a
-    final denoise).
+    final denoise). Settings left at None take the predictor's value, else their parameter's
+    default (base ``ipndm``, AFS on, ``max_order`` 3, data prediction, lower-order final).
 
     Args:
         model, x, sigmas, extra_args, callback, disable: as :func:`sample_amed`.
@@ -465,61 +475,41 @@ def sample_amed_plugin(
             and grid); None runs the base solver on the lambda-midpoint-refined grid
             (fixed ``r``).
         base: ``"dpm_2"`` (DPM-Solver-2), ``"euler"``, ``"ipndm"``, ``"dpmpp_2m"``
-            (DPM-Solver++(2M)) or ``"deis"`` (rhoAB-DEIS); default dpm_2 or the predictor's.
+            (DPM-Solver++(2M)) or ``"deis"`` (rhoAB-DEIS).
         afs: analytical first step (saves one model call).
-        max_order: ipndm / deis: 1-4 history values (default 3); dpmpp_2m: 1-2 (default 2).
+        max_order: ipndm / deis: 1-4 history values; dpmpp_2m: 1-2 (capped at 2).
         prediction: dpmpp_2m: ``"data"`` (DPM-Solver++) or ``"noise"`` (DPM-Solver, the
             paper's latent setting).
         lower_order_final: dpmpp_2m: last sub-step first order (the official default).
-        r: without a predictor, the fixed intermediate fraction in (0, 1) (default 1/2).
+        r: without a predictor, the fixed intermediate fraction in (0, 1) (None = 1/2).
         feature_source, model_type, stop_at_sigma_min: as :func:`sample_amed`.
+
+    Every parameter's default, range and choices: its ``Param`` (checked at entry).
     """
     if _predictor_config(predictor).get("solver") == "amed":
         raise ValueError("this predictor was trained for the AMED-Solver; use the AMED-Solver sampler")
-    if predictor is None and base is None:
-        base = "dpm_2"
-    if base == "amed":
-        raise ValueError("base must be a plugin base solver; use sample_amed for the AMED-Solver")
-    if base is not None and base not in PLUGIN_BASES:
-        raise ValueError(f"base must be one of {PLUGIN_BASES}, got {base!r}")
-    return _run_amed(model, x, sigmas, extra_args, callback, disable, base, predictor, r, afs, max_order,
-                     prediction, lower_order_final, feature_source, model_type, stop_at_sigma_min)
+    settings = dict(solver=base, afs=afs, max_order=max_order, prediction=prediction,
+                    lower_order_final=lower_order_final, r=r)
+    return _run_amed(model, x, sigmas, extra_args, callback, disable, settings, _DEFAULTS["base"], predictor,
+                     feature_source, model_type, stop_at_sigma_min)
 
-
-def _calls(p: Mapping[str, Any]) -> int:
-    return 2
-
-
-_AFS = Param("afs", True, "Analytical first step: the first direction is x / sqrt(1 + sigma^2) instead of a model "
-                          "call (saves one call; a predictor fixes it).")
-_R = Param("r", 0.5, "Without a predictor: the fixed intermediate time as a fraction of the log-sigma step "
-                     "(0.5 = the base solver's midpoint method).", 0.01, 0.99, 0.01)
 
 register(SamplerSpec(
     id="amed_solver", function=sample_amed, family="amed", title="AMED-Solver",
     summary="Learned mean-direction solver (2 calls per step, AFS saves one); needs a predictor trained on "
             "your model and schedule, else r = 1/2 (DPM-Solver-2).",
-    params=(_AFS, _R, STOP_AT_SIGMA_MIN),
-    calls_per_step=_calls, stochastic=False,
+    params=_SOLVER_PARAMS,
+    calls_per_step=2, stochastic=False,
     # AFS assumes zero-mean data: on the digits flow model its first step misses the data mean
     # (ODE error 2.1 vs 0.07 without, 5 steps, `simple`); the menu entry runs without it.
-    dropdown={"afs": False},
+    menu={"afs": False},
 ))
 
 register(SamplerSpec(
     id="amed_plugin", function=sample_amed_plugin, family="amed", title="AMED-Plugin",
     summary="Learned intermediate time for a base solver (2 calls per step, AFS saves one); needs a "
             "predictor, else the base solver on the midpoint-refined grid.",
-    params=(
-        Param("base", "ipndm", "Base solver: dpm_2 (DPM-Solver-2), euler, ipndm, dpmpp_2m (DPM-Solver++(2M)), "
-                               "deis (rhoAB-DEIS). A predictor fixes it.", choices=PLUGIN_BASES),
-        _AFS,
-        Param("max_order", 3, "ipndm / deis: history length 1-4; dpmpp_2m: 1-2 (capped at 2).", 1, 4, 1),
-        Param("prediction", "data", "dpmpp_2m: data (DPM-Solver++) or noise (DPM-Solver, the paper's latent "
-                                    "setting).", choices=PREDICTIONS),
-        Param("lower_order_final", True, "dpmpp_2m: first-order last sub-step (official default)."),
-        _R, STOP_AT_SIGMA_MIN,
-    ),
-    calls_per_step=_calls, stochastic=False,
-    dropdown={"afs": False},  # as amed_solver: AFS misses the data mean on flow models
+    params=_PLUGIN_PARAMS,
+    calls_per_step=2, stochastic=False,
+    menu={"afs": False},  # as amed_solver: AFS misses the data mean on flow models
 ))

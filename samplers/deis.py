@@ -26,7 +26,7 @@ Order 1 is DDIM for every variant.
 
 Warm-up: step i of a multistep variant uses min(order, i + 1) nodes; with
 ``corrected_start`` (order >= 3) the first step is then redone with two nodes
-(:func:`start_correction`). ``lower_order_final``
+(:mod:`.run`, corrected start). ``lower_order_final``
 is diffusers' rule: with fewer than 15 steps, the last step uses 1 node and the one before
 at most 2. A final step to sigma = 0 returns the denoised estimate (1 model call), which
 is also every variant's first-order step there.
@@ -47,34 +47,17 @@ import numpy as np
 import torch
 
 from .lagrange import poly_from_roots, rhoab_coefficients
+from .multistep import MAX_ORDER, Multistep, multistep_orders
 from .quadrature import gauss_legendre
 from .params import CORRECTED_START, SIGMA_STEPS, STOP_AT_SIGMA_MIN
-from .registry import Param, SamplerSpec, register
-from .run import SamplerRun
+from .registry import Param, SamplerSpec, checked, register
+from .run import History, Method, SamplerRun, Solver, StepMode, Variable
+from .runge_kutta import DEIS_RK_TABLEAUS
 from .vp_time import TAU_MAPS, TimeMap, model_time
 
-__all__ = [
-    "sample_deis",
-    "DEIS_VARIANTS",
-    "RK_TABLEAUS",
-    "tab_coefficients",
-    "rhoab_coefficients",
-    "logrho_coefficients",
-    "multistep_orders",
-]
+__all__ = ["sample_deis", "DEIS_VARIANTS", "tab_coefficients", "logrho_coefficients"]
 
 DEIS_VARIANTS = ("tab", "rhoab", "logrho", "rhork")
-MAX_ORDER = 4
-# Steps below which diffusers lowers the order of the last two steps.
-LOWER_ORDER_FINAL_STEPS = 15
-
-# Explicit RK tableaus (c, A, b) by order, applied to dx/dsigma = eps with nodes linear in sigma.
-RK_TABLEAUS = {
-    1: ((0.0,), ((),), (1.0,)),  # Euler (= DDIM)
-    2: ((0.0, 1.0), ((), (1.0,)), (0.5, 0.5)),  # Heun (EDM's 2nd-order step)
-    3: ((0.0, 0.5, 1.0), ((), (0.5,), (-1.0, 2.0)), (1 / 6, 4 / 6, 1 / 6)),  # Kutta (DEIS "3kutta")
-    4: ((0.0, 0.5, 0.5, 1.0), ((), (0.5,), (0.0, 0.5), (0.0, 0.0, 1.0)), (1 / 6, 2 / 6, 2 / 6, 1 / 6)),  # RK4
-}
 
 
 # --- coefficients (host side, float64) ------------------------------------------------
@@ -171,157 +154,45 @@ def logrho_coefficients(nodes: Sequence[float], s0: float, s1: float) -> List[fl
     return out
 
 
-def multistep_orders(n_steps: int, order: int, lower_order_final: bool) -> List[int]:
-    """Nodes used by each step: warm-up min(order, i + 1), and diffusers' lower-order
-    final (fewer than 15 steps: last step 1 node, the one before at most 2)."""
-    out = [min(order, i + 1) for i in range(n_steps)]
-    if lower_order_final and n_steps < LOWER_ORDER_FINAL_STEPS:
-        out[-1] = 1
-        if n_steps >= 2:
-            out[-2] = min(out[-2], 2)
-    return out
+class _RhoRK(Solver):
+    """rhoRK-DEIS: explicit Runge-Kutta in sigma (:data:`~.runge_kutta.DEIS_RK_TABLEAUS`);
+    its first stage is the step start's eps, which the loop keeps in the history."""
+
+    def __init__(self, run: SamplerRun):
+        super().__init__(run)
+        self.plans = run.rk_plans(DEIS_RK_TABLEAUS, [i for i in range(run.n_steps) if run.mode[i] is StepMode.SOLVER])
+
+    def step(self, i: int, x: torch.Tensor, denoised: torch.Tensor, history: History) -> torch.Tensor:
+        return self.run.rk_step(x, history.eps[0], self.plans[i])
 
 
-# --- the step loops ---------------------------------------------------------------------
+_PARAMS = (
+    Param("variant", "tab",
+          "tab: polynomial in the model's own time (paper's best); rhoab: in sigma; "
+          "logrho: in log sigma (diffusers); rhork: Runge-Kutta in sigma.",
+          choices=DEIS_VARIANTS),
+    Param("order", 3,
+          "Convergence order = eps values per step (paper's tAB-r is r+1, diffusers' solver_order k is k); "
+          "rhork: 1 Euler, 2 Heun, 3 Kutta, 4 RK4 (that many calls per step).",
+          1, MAX_ORDER, 1),
+    Param("tau_map", "auto",
+          "tab only: auto = the model's own time (discrete table, fitted VP-SDE, flow time); "
+          "vp_fit = the VP-SDE fitted to the model's sigma range.",
+          choices=TAU_MAPS),
+    Param("lower_order_final", True,
+          "Multistep only: with fewer than 15 steps, last step order 1 and the one before "
+          "at most 2 (diffusers' default)."),
+    STOP_AT_SIGMA_MIN, SIGMA_STEPS, CORRECTED_START,
+)
 
 
-def multistep_plan(
-    run: SamplerRun, orders: Sequence[int], weights: Callable[[Sequence[float], float, float], List[float]]
-) -> List[Optional[List[float]]]:
-    """Per step: None for a final denoise step, else the Python-float weights C_ij of
-    eps_i, eps_{i-1}, ... (``weights(nodes, sigma_i, sigma_{i+1})``). Steps that
-    ``run.mode`` takes in sigma, and a flow model's final step to 0, use the
-    Adams-Bashforth weights in sigma (:func:`rhoab_coefficients`) on the same nodes."""
-    s = run.sigma
-    plan: List[Optional[List[float]]] = []
-    for i in range(run.n_steps):
-        mode = run.mode[i]
-        if mode == "denoise":
-            plan.append(None)
-            continue
-        # the final step in sigma uses the nominal order (no lower-order final there)
-        k = min(run.final_nodes(max(orders)), i + 1) if mode == "final_ab" else orders[i]
-        nodes = [s[i - j] for j in range(k)]
-        rule = weights if mode == "solver" else rhoab_coefficients
-        plan.append([float(c) for c in rule(nodes, s[i], s[i + 1])])
-    return plan
-
-
-def start_correction(
-    run: SamplerRun, plan: Sequence[Optional[Sequence[float]]], orders: Sequence[int],
-    weights: Callable[[Sequence[float], float, float], List[float]],
-) -> Optional[List[float]]:
-    """Weights (of eps_1, eps_0) that turn the Euler first step into the two-node rule once
-    eps_1 is known: x_1 += W_1 eps_1 + (W_0 - C_00) eps_0, no extra model call.
-
-    A multistep method needs starting values accurate to the order it aims at: an Euler
-    start (local error O(h^2)) caps the global order at 2. The corrected x_1 errs by
-    O(h^3); eps_1, taken at the uncorrected x_1, differs by O(h^2) and enters later steps
-    with weights O(h), so solvers of order 3 keep order 3 (docs/orders.md). None when the
-    order is below 3 or the first two steps are not ordinary steps."""
-    if max(orders) < 3 or run.n_steps < 3 or plan[0] is None or plan[1] is None:
-        return None
-    if run.mode[0] != "solver" or run.mode[1] not in ("solver", "sigma"):
-        return None
-    s = run.sigma
-    w = weights([s[1], s[0]], s[0], s[1])
-    return [float(w[0]), float(w[1] - plan[0][0])]
-
-
-def run_multistep(run: SamplerRun, plan: Sequence[Optional[Sequence[float]]],
-                  start_fix: Optional[Sequence[float]] = None) -> torch.Tensor:
-    """x_{i+1} = x_i + sum_j C_ij eps_{i-j}; only tensor arithmetic with Python floats.
-    ``start_fix``: :func:`start_correction`, applied to x_1 once eps_1 is known."""
-    inv_sigma = [1.0 / s if s > 0 else 0.0 for s in run.sigma]
-    depth = max((len(c) for c in plan if c is not None), default=1)
-    history: List[torch.Tensor] = []  # eps_i, eps_{i-1}, ... (newest first)
-    x = run.x
-    for i in run.steps():
-        denoised = run.denoise(x, run.sigma_dev[i])
-        run.report(i, x, denoised)
-        coefs = plan[i]
-        if coefs is None:
-            x = denoised
-            continue
-        eps = (x - denoised) * inv_sigma[i]
-        history.insert(0, eps)
-        del history[depth:]
-        if i == 1 and start_fix is not None:
-            x = x + history[0] * start_fix[0] + history[1] * start_fix[1]
-        for c, e in zip(coefs, history):
-            x = x + e * c
-    return run.finish(x)
-
-
-def _run_rk(run: SamplerRun, order: int) -> torch.Tensor:
-    c, A, b = RK_TABLEAUS[order]
-    s = run.sigma
-    plans = []
-    for i in range(run.n_steps):
-        if run.mode[i] in ("denoise", "final_ab"):
-            plans.append(None)
-            continue
-        h = s[i + 1] - s[i]
-        stage_sig = [s[i] + ck * h for ck in c]
-        plans.append(dict(
-            a=[[aij * h for aij in row] for row in A],
-            b=[bj * h for bj in b],
-            inv=[1.0 / v for v in stage_sig],
-        ))
-    stage_dev = run.to_device(
-        [s[i] + ck * (s[i + 1] - s[i]) for i in range(run.n_steps) for ck in c]
-    ).view(run.n_steps, len(c))
-    # A flow model's step to 0 (1 call, as the final denoise): Adams-Bashforth over the
-    # eps at the steps' starts (on the solution, unlike the stage values) and at sigma_last.
-    history = run.eps_history(order)
-    x = run.x
-    for i in run.steps():
-        denoised = run.denoise(x, run.sigma_dev[i])
-        run.report(i, x, denoised)
-        p = plans[i]
-        if p is None:
-            if run.mode[i] == "final_ab":
-                history.push(s[i], x, denoised)
-                x = history.final_step(x, s[i])
-            else:
-                x = denoised
-            continue
-        ks = [(x - denoised) * p["inv"][0]]
-        history.push_eps(s[i], ks[0])
-        for st in range(1, len(c)):
-            x_st = x
-            for a, k in zip(p["a"][st], ks):
-                if a != 0.0:
-                    x_st = x_st + k * a
-            d_st = run.denoise(x_st, stage_dev[i, st])
-            ks.append((x_st - d_st) * p["inv"][st])
-        for bj, k in zip(p["b"], ks):
-            x = x + k * bj
-    return run.finish(x)
-
-
-def check_order(order: Any, maximum: int = MAX_ORDER) -> int:
-    if isinstance(order, bool) or order not in range(1, maximum + 1):
-        raise ValueError(f"order must be an integer from 1 to {maximum}, got {order!r}")
-    return int(order)
-
-
+@checked(_PARAMS)
 @torch.no_grad()
 def sample_deis(
-    model: Callable,
-    x: torch.Tensor,
-    sigmas: torch.Tensor,
-    extra_args: Optional[dict] = None,
-    callback: Optional[Callable] = None,
-    disable: Optional[bool] = None,
-    variant: str = "tab",
-    order: int = 3,
-    tau_map: str = "auto",
-    lower_order_final: bool = True,
-    model_type: Any = None,
-    stop_at_sigma_min: bool = False,
-    sigma_steps: bool = True,
-    corrected_start: bool = True,
+    model: Callable, x: torch.Tensor, sigmas: torch.Tensor, extra_args: Optional[dict] = None,
+    callback: Optional[Callable] = None, disable: Optional[bool] = None,
+    variant: str = "tab", order: int = 3, tau_map: str = "auto", lower_order_final: bool = True,
+    model_type: Any = None, stop_at_sigma_min: bool = False, sigma_steps: bool = True, corrected_start: bool = True,
 ) -> torch.Tensor:
     """DEIS, every published variant (1 model call per step; ``order`` calls for rhoRK).
 
@@ -350,20 +221,21 @@ def sample_deis(
             model's final step to 0 as Adams-Bashforth steps in sigma (see :mod:`.run`);
             rhoRK: that final step over the eps at the last steps' starts (no extra call).
         corrected_start: multistep, order >= 3: redo the Euler first step with the two-node
-            rule once eps_1 is known (:func:`start_correction`, no extra call); off = the
-            papers' and diffusers' warm-up.
+            rule once eps_1 is known (no extra call; :mod:`.run`); off = the papers' and
+            diffusers' warm-up.
+
+    Every parameter's range and choices: its ``Param`` (checked at entry).
     """
-    if variant not in DEIS_VARIANTS:
-        raise ValueError(f"variant must be one of {DEIS_VARIANTS}, got {variant!r}")
-    order = check_order(order)
-    if tau_map not in TAU_MAPS:
-        raise ValueError(f"tau_map must be one of {TAU_MAPS}, got {tau_map!r}")
-    run = SamplerRun(model, x, sigmas, extra_args, callback, disable, model_type=model_type,
-                     stop_at_sigma_min=stop_at_sigma_min,
-                     sigma_steps=bool(sigma_steps))  # rhoRK steps in sigma anyway: final step only
-    if variant == "rhork":
-        return _run_rk(run, order)
-    orders = multistep_orders(run.n_steps, order, bool(lower_order_final))
+    in_sigma = variant in ("rhoab", "rhork")  # already in sigma: no steps in sigma to add
+    rk = variant == "rhork"
+    run = SamplerRun(model, x, sigmas, extra_args, callback, disable,
+                     method=Method(order=order, multistep=not rk, variable=Variable.SIGMA if in_sigma else Variable.OWN,
+                                   eps_depth=1 if rk else order),
+                     model_type=model_type, stop_at_sigma_min=stop_at_sigma_min, sigma_steps=sigma_steps,
+                     corrected_start=corrected_start)
+    if rk:
+        return run.run(_RhoRK(run))
+    orders = multistep_orders(run.n_steps, order, lower_order_final)
     if variant == "tab":
         tau = model_time(run.mt, run.sigma, tau_map) if max(orders) > 1 else None
 
@@ -371,32 +243,14 @@ def sample_deis(
             return tab_coefficients(tau, nodes, s0, s1)
     else:
         weights = rhoab_coefficients if variant == "rhoab" else logrho_coefficients
-    plan = multistep_plan(run, orders, weights)
-    return run_multistep(run, plan, start_correction(run, plan, orders, weights) if corrected_start else None)
+    return run.run(Multistep(run, orders, weights))
 
 
 register(SamplerSpec(
     id="deis", function=sample_deis, family="deis", title="DEIS",
     summary="Diffusion exponential integrator: tAB/rhoAB/log-rho multistep (1 call per step) or rhoRK.",
-    params=(
-        Param("variant", "tab",
-              "tab: polynomial in the model's own time (paper's best); rhoab: in sigma; "
-              "logrho: in log sigma (diffusers); rhork: Runge-Kutta in sigma.",
-              choices=DEIS_VARIANTS),
-        Param("order", 3,
-              "Convergence order = eps values per step (paper's tAB-r is r+1, diffusers' solver_order k is k); "
-              "rhork: 1 Euler, 2 Heun, 3 Kutta, 4 RK4 (that many calls per step).",
-              1, MAX_ORDER, 1),
-        Param("tau_map", "auto",
-              "tab only: auto = the model's own time (discrete table, fitted VP-SDE, flow time); "
-              "vp_fit = the VP-SDE fitted to the model's sigma range.",
-              choices=TAU_MAPS),
-        Param("lower_order_final", True,
-              "Multistep only: with fewer than 15 steps, last step order 1 and the one before "
-              "at most 2 (diffusers' default)."),
-        STOP_AT_SIGMA_MIN, SIGMA_STEPS, CORRECTED_START,
-    ),
+    params=_PARAMS,
     calls_per_step=lambda p: p["order"] if p["variant"] == "rhork" else 1, stochastic=False,
     # most accurate variant against the converged ODE at 10-50 NFE (README benchmark)
-    dropdown={"variant": "logrho", "order": 3},
+    menu={"variant": "logrho", "order": 3},
 ))

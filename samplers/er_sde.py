@@ -42,8 +42,8 @@ from .quadrature import integrate_log
 from .lagrange import lagrange_derivatives
 from .params import (CORRECTED_START, NOISE_END, NOISE_START, NOISE_TYPE, S_NOISE, SIGMA_STEPS, STOP_AT_SIGMA_MIN, eta_param,
                      injects_noise)
-from .registry import Param, SamplerSpec, register
-from .run import SamplerRun
+from .registry import Param, SamplerSpec, checked, register
+from .run import History, Method, SamplerRun, Solver, StartFix, StepMode, Variable
 
 __all__ = ["sample_er_sde", "NOISE_SCALE_FUNCTIONS", "noise_scale_function"]
 
@@ -65,16 +65,7 @@ class _Phi:
     """phi_eta(s) = s^(1 - eta) phi(s)^eta with its two integrals."""
 
     def __init__(self, name: Union[str, Callable], eta: float, quadrature: str):
-        if callable(name):
-            base, power = name, None
-        elif name in NOISE_SCALE_FUNCTIONS:
-            base, power = NOISE_SCALE_FUNCTIONS[name]
-        else:
-            raise ValueError(f"noise_scale_function must be one of {sorted(NOISE_SCALE_FUNCTIONS)}")
-        if not eta >= 0.0:
-            raise ValueError(f"eta must be >= 0, got {eta}")
-        if quadrature not in QUADRATURES:
-            raise ValueError(f"quadrature must be one of {QUADRATURES}, got {quadrature!r}")
+        base, power = (name, None) if callable(name) else NOISE_SCALE_FUNCTIONS[name]
         self.eta = eta
         self.base = base
         # phi_0(s) = s whatever phi: the eta = 0 ODE uses the closed form
@@ -129,27 +120,126 @@ def noise_scale_function(name: Union[str, Callable] = "sde_5", eta: float = 1.0)
     return _Phi(name, eta, "gauss")
 
 
+class _ERSDE(Solver):
+    """ER-SDE's per-step coefficients and update. Each step is one precomputed linear
+    combination x_{i+1} = cx x_i + sum_j w_j D_{i-j} + noise (the Delta1 / Delta2 terms are
+    linear in the D history), with float64 weights from the closed-form or quadrature
+    integrals of phi; steps outside the noise window use phi(s) = s (the ODE)."""
+
+    def __init__(self, run: SamplerRun, order: int, phi: _Phi, s_noise: float,
+                 noise_sampler: Optional[NoiseSampler], noise_type: str):
+        super().__init__(run)
+        self.order = order
+        # the noise window chooses phi per step; s_noise only scales the injected noise
+        self.ns = run.noise_sampler(noise_sampler, noise_type) if (not phi.is_ode and s_noise != 0) else None
+        ode = _Phi("ode", 0.0, phi.quadrature)
+        steps = [i for i in range(run.n_steps) if run.mode[i] is StepMode.SOLVER]
+        phis = {i: (phi if run.noise_on(i) else ode) for i in steps}
+        integrals = {}
+        for f in (phi, ode):
+            mine = [i for i in steps if phis[i] is f]
+            S_all, S1_all = f.integrals_many([run.ve[i + 1] for i in mine], [run.ve[i] for i in mine])
+            integrals.update({i: (float(a), float(b)) for i, a, b in zip(mine, S_all, S1_all)})
+        # the variable the D history is interpolated in, with du/ds and d2u/ds2
+        if run.mt.is_flow:  # u = s / (1 + s) = sigma, alpha = 1 / (1 + s)
+            self.u, self.du, self.ddu = run.sigma, [a * a for a in run.alpha], [-2.0 * a ** 3 for a in run.alpha]
+        else:
+            self.u, self.du, self.ddu = run.ve, [1.0] * len(run.ve), [0.0] * len(run.ve)
+        nf = run.noise_factor(s_noise)
+        self.start_c1: Optional[float] = None  # the first step's D'(s_0) weight (corrected start)
+        self.coef = {i: self._coefficients(i, phis[i], integrals[i],
+                                           nf if (phis[i] is phi and self.ns is not None) else None)
+                     for i in steps}
+
+    def _coefficients(self, i: int, f: _Phi, integrals: Tuple[float, float], nf: Optional[float]) -> dict:
+        run, s = self.run, self.run.ve
+        p_s, p_t = float(f(s[i])), float(f(s[i + 1]))
+        r = p_t / p_s
+        S, S1 = integrals
+        ds = s[i + 1] - s[i]
+        a_t = run.alpha[i + 1]
+        k = min(self.order, i + 1)  # warm-up while the history builds
+        c1 = a_t * (ds + p_t * S)  # weight of D'(s_i)
+        c2 = a_t * (ds * ds / 2.0 + p_t * S1) if k >= 3 else 0.0  # weight of D''(s_i)
+        w = self._add_derivative_terms(i, k, [a_t * (1.0 - r)], c1, c2, f.quadrature == "riemann100")
+        if i == 0:
+            self.start_c1 = c1 * self.du[0] / (self.u[1] - self.u[0])
+        return dict(
+            cx=a_t / run.alpha[i] * r,
+            w=w,
+            noise=a_t * math.sqrt(max(s[i + 1] ** 2 - (r * s[i]) ** 2, 0.0)) * nf if nf is not None else 0.0,
+            bounds=SamplerRun.host_pair(run.sigma[i], run.sigma[i + 1]),
+        )
+
+    def _add_derivative_terms(self, i: int, k: int, w: List[float], c1: float, c2: float,
+                              official: bool) -> List[float]:
+        """``w`` (the weight of D_i) extended by the weights of D_i, D_{i-1}, D_{i-2} in
+        c1 D'(s_i) + c2 D''(s_i)."""
+        if k >= 2 and not official:
+            # D'(s_i), D''(s_i) from the polynomial through the last k values of D in the
+            # model's own sigma u (chain rule; u = s on VE/VP models, the flow sigma on flow
+            # models, where s reaches ~1e4 at the head and differences in s are useless)
+            d1, d2 = lagrange_derivatives([self.u[i - j] for j in range(k)])
+            g1, g2 = self.du[i], self.ddu[i]
+            w += [0.0] * (k - 1)
+            for j in range(k):
+                w[j] += c1 * d1[j] * g1 + c2 * (d2[j] * g1 * g1 + d1[j] * g2)
+        elif k >= 2:  # the official estimates: backward divided differences in s
+            # c1 weighs Delta1 = (D_i - D_{i-1}) / h1 ~ D', c2 weighs Delta2 ~ D''
+            s = self.run.ve
+            h1 = s[i] - s[i - 1]
+            w[0] += c1 / h1
+            w.append(-c1 / h1)
+            if k >= 3:
+                h2 = s[i - 1] - s[i - 2]
+                k2 = c2 * 2.0 / (s[i] - s[i - 2])  # Delta2 = k2-scaled (Delta1_i - Delta1_{i-1})
+                w[0] += k2 / h1
+                w[1] += -k2 / h1 - k2 / h2
+                w.append(k2 / h2)
+        return w
+
+    def injects(self, i: int) -> bool:
+        return self.ns is not None and i in self.coef and self.coef[i]["noise"] > 0
+
+    def start_fix(self) -> Optional[StartFix]:
+        # Once D_1 is known, add the first step's missing D' term,
+        # D'(s_0) = u'(s_0) (D_1 - D_0) / (u_1 - u_0) (docs/orders.md).
+        fix = self.start_c1
+        return lambda x, history: x + (history.denoised[0] - history.denoised[1]) * fix
+
+    def step(self, i: int, x: torch.Tensor, denoised: torch.Tensor, history: History) -> torch.Tensor:
+        c = self.coef[i]
+        x = torch.mul(x, c["cx"])
+        for d, w in zip(history.denoised, c["w"]):
+            x.add_(d, alpha=w)
+        if self.ns is not None and c["noise"] > 0:
+            x.add_(self.ns(*c["bounds"]), alpha=c["noise"])
+        return x
+
+
+_PARAMS = (
+    Param("order", 3, "Solver order (1-3); the first steps warm up.", 1, 3, 1),
+    Param("noise_scale_function", "sde_5",
+          "phi(s): sde_5 = s(e^{s^0.3}+10) (paper default), ode = s, original_sde = s^2, sde_1..sde_4 the paper's "
+          "others (or, called from Python, a NumPy callable).",
+          choices=tuple(NOISE_SCALE_FUNCTIONS), allow_callable=True),
+    eta_param(what="0 = ODE, 1 = the chosen noise-scale function (phi_eta = s^(1-eta) phi^eta)"),
+    S_NOISE,
+    Param("quadrature", "gauss", "gauss: exact float64 integrals; riemann100: the official 100-point rule.",
+          choices=QUADRATURES),
+    NOISE_START, NOISE_END, NOISE_TYPE, STOP_AT_SIGMA_MIN, SIGMA_STEPS, CORRECTED_START,
+)
+
+
+@checked(_PARAMS)
 @torch.no_grad()
 def sample_er_sde(
-    model: Callable,
-    x: torch.Tensor,
-    sigmas: torch.Tensor,
-    extra_args: Optional[dict] = None,
-    callback: Optional[Callable] = None,
-    disable: Optional[bool] = None,
-    order: int = 3,
-    noise_scale_function: Union[str, Callable] = "sde_5",
-    eta: float = 1.0,
-    s_noise: float = 1.0,
-    quadrature: str = "gauss",
-    noise_sampler: Optional[NoiseSampler] = None,
-    noise_type: str = "gaussian",
-    model_type: Any = None,
-    stop_at_sigma_min: bool = False,
-    noise_start: float = 0.0,
-    noise_end: float = 1.0,
-    sigma_steps: bool = True,
-    corrected_start: bool = True,
+    model: Callable, x: torch.Tensor, sigmas: torch.Tensor, extra_args: Optional[dict] = None,
+    callback: Optional[Callable] = None, disable: Optional[bool] = None,
+    order: int = 3, noise_scale_function: Union[str, Callable] = "sde_5", eta: float = 1.0, s_noise: float = 1.0,
+    quadrature: str = "gauss", noise_sampler: Optional[NoiseSampler] = None, noise_type: str = "gaussian",
+    model_type: Any = None, stop_at_sigma_min: bool = False, noise_start: float = 0.0, noise_end: float = 1.0,
+    sigma_steps: bool = True, corrected_start: bool = True,
 ) -> torch.Tensor:
     """ER-SDE-Solver (1 model call per step).
 
@@ -167,133 +257,26 @@ def sample_er_sde(
             it use phi(s) = s, the ODE.
         sigma_steps: long deterministic steps near sigma = 0 (and a flow model's final
             step) as Adams-Bashforth steps in sigma (see :mod:`.run`).
-        corrected_start: order 3 with a deterministic first step: once D_1 is known, add
-            the first step's Delta1 term (no extra call); off = the paper's warm-up.
-        Other arguments as :func:`~seeds_samplers.samplers.seeds.sample_seeds_1`.
+        corrected_start: order 3 with a deterministic first step: once D_1 is known, redo
+            the first step with it (no extra call; :mod:`.run`); off = the paper's warm-up.
+        Other arguments as :func:`~seeds_samplers.samplers.seeds.sample_seeds_1`; every
+        parameter's range and choices: its ``Param`` (checked at entry).
     """
-    if order not in (1, 2, 3):
-        raise ValueError(f"order must be 1, 2 or 3, got {order}")
     phi = _Phi(noise_scale_function, float(eta), quadrature)
-    ode = _Phi("ode", 0.0, quadrature)
-    # the noise window chooses phi per step; s_noise only scales the injected noise
     run = SamplerRun(model, x, sigmas, extra_args, callback, disable,
-                     model_type=model_type, stop_at_sigma_min=stop_at_sigma_min, stochastic=not phi.is_ode,
-                     noise_window=(noise_start, noise_end), sigma_steps=sigma_steps,
-                     head_steps=order >= 3)  # see run.py, HEAD_LAMBDA
-    stochastic = not phi.is_ode and s_noise != 0
-    ns = run.noise_sampler(noise_sampler, noise_type) if stochastic else None
-    nf = run.noise_factor(s_noise)
-    s = run.ve
-    official = quadrature == "riemann100"
-
-    # Per-step coefficients, float64, before the loop. The Delta1/Delta2 terms are linear
-    # in D_i, D_{i-1}, D_{i-2}, so each step is x_{i+1} = cx x_i + sum_j w_j D_{i-j} + noise.
-    # Steps outside the noise window use phi(s) = s (the ODE).
-    solver_steps = [i for i in range(run.n_steps) if run.mode[i] == "solver"]
-    phis = {i: (phi if run.noise_on(i) else ode) for i in solver_steps}
-    integrals = {}
-    for f in (phi, ode):
-        mine = [i for i in solver_steps if phis[i] is f]
-        S_all, S1_all = f.integrals_many([s[i + 1] for i in mine], [s[i] for i in mine])
-        integrals.update({i: (float(a), float(b)) for i, a, b in zip(mine, S_all, S1_all)})
-    # the variable the D history is interpolated in, with du/ds and d2u/ds2
-    if run.mt.is_flow:  # u = s / (1 + s) = sigma, alpha = 1 / (1 + s)
-        u, du, ddu = run.sigma, [a * a for a in run.alpha], [-2.0 * a ** 3 for a in run.alpha]
-    else:
-        u, du, ddu = s, [1.0] * len(s), [0.0] * len(s)
-    coef: List[Optional[dict]] = [None] * run.n_steps
-    for i in solver_steps:
-        f = phis[i]
-        p_s, p_t = float(f(s[i])), float(f(s[i + 1]))
-        r = p_t / p_s
-        S, S1 = integrals[i]
-        ds = s[i + 1] - s[i]
-        a_t = run.alpha[i + 1]
-        k = min(order, i + 1)  # warm-up while the history builds
-        w = [a_t * (1.0 - r)]  # weight of D_i: the first-order term
-        c1 = a_t * (ds + p_t * S)  # weight of D'(s_i)
-        c2 = a_t * (ds * ds / 2.0 + p_t * S1) if k >= 3 else 0.0  # weight of D''(s_i)
-        if k >= 2 and not official:
-            # D'(s_i), D''(s_i) from the polynomial through the last k values of D in the
-            # model's own sigma u (chain rule; u = s on VE/VP models, the flow sigma on flow
-            # models, where s reaches ~1e4 at the head and differences in s are useless)
-            d1, d2 = lagrange_derivatives([u[i - j] for j in range(k)])
-            g1, g2 = du[i], ddu[i]
-            w += [0.0] * (k - 1)
-            for j in range(k):
-                w[j] += c1 * d1[j] * g1 + c2 * (d2[j] * g1 * g1 + d1[j] * g2)
-        elif k >= 2:  # the official estimates: backward divided differences in s
-            # c1 weighs Delta1 = (D_i - D_{i-1}) / h1 ~ D', c2 weighs Delta2 ~ D''
-            h1 = s[i] - s[i - 1]
-            w[0] += c1 / h1
-            w.append(-c1 / h1)
-            if k >= 3:
-                h2 = s[i - 1] - s[i - 2]
-                k2 = c2 * 2.0 / (s[i] - s[i - 2])  # Delta2 = k2-scaled (Delta1_i - Delta1_{i-1})
-                w[0] += k2 / h1
-                w[1] += -k2 / h1 - k2 / h2
-                w.append(k2 / h2)
-        noisy = f is phi and stochastic
-        if i == 0:  # the first step's first-order weight, for the corrected start
-            start_c1 = c1 * du[0] / (u[1] - u[0])
-        coef[i] = dict(
-            cx=a_t / run.alpha[i] * r,
-            w=w,
-            noise=a_t * math.sqrt(max(s[i + 1] ** 2 - (r * s[i]) ** 2, 0.0)) * nf if noisy else 0.0,
-            bounds=SamplerRun.host_pair(run.sigma[i], run.sigma[i + 1]),
-        )
-
-    # Corrected start (order 3, deterministic first step): once D_1 is known, add the
-    # first step's missing D' term, D'(s_0) = u'(s_0) (D_1 - D_0) / (u_1 - u_0). The Euler
-    # start errs by O(h^2), which would cap the global order at 2 (docs/orders.md).
-    fix = None
-    if (corrected_start and order >= 3 and run.n_steps >= 3 and coef[0] is not None
-            and run.mode[1] in ("solver", "sigma") and phis[0] is ode):
-        fix = start_c1
-
-    x = run.x
-    history = []  # D_i, D_{i-1}, D_{i-2} (newest first)
-    eps_history = run.eps_history(order, for_sigma_steps=True)
-    for i in run.steps():
-        denoised = run.denoise(x, run.sigma_dev[i])
-        run.report(i, x, denoised)
-        history = [denoised] + history[:2]
-        if i == 1 and fix is not None:
-            x = x + (history[0] - history[1]) * fix
-        mode, c = run.mode[i], coef[i]
-        eps_history.push(run.sigma[i], x, denoised)
-        if mode == "denoise":
-            x = denoised
-        elif mode == "final_ab":  # Adams-Bashforth in sigma (see run.py)
-            x = eps_history.final_step(x, run.sigma[i])
-        elif mode == "sigma":
-            x = eps_history.ab_step(x, run.sigma[i], run.sigma[i + 1], order)
-        else:
-            x = torch.mul(x, c["cx"])
-            for d, w in zip(history, c["w"]):
-                x.add_(d, alpha=w)
-            if ns is not None and c["noise"] > 0:
-                x.add_(ns(*c["bounds"]), alpha=c["noise"])
-                eps_history.clear()
-    return run.finish(x)
+                     method=Method(order=order, multistep=True, variable=Variable.LAMBDA, stochastic=not phi.is_ode,
+                                   denoised_depth=order),
+                     model_type=model_type, stop_at_sigma_min=stop_at_sigma_min,
+                     noise_window=(noise_start, noise_end), sigma_steps=sigma_steps, corrected_start=corrected_start)
+    return run.run(_ERSDE(run, order, phi, s_noise, noise_sampler, noise_type))
 
 
 register(SamplerSpec(
     id="er_sde", function=sample_er_sde, family="er_sde", title="ER-SDE-Solver",
     summary="Extended-reverse-time SDE solver, orders 1-3, 1 model call per step.",
-    params=(
-        Param("order", 3, "Solver order (1-3); the first steps warm up.", 1, 3, 1),
-        Param("noise_scale_function", "sde_5",
-              "phi(s): sde_5 = s(e^{s^0.3}+10) (paper default), ode = s, original_sde = s^2, sde_1..sde_4 the paper's others.",
-              choices=tuple(NOISE_SCALE_FUNCTIONS)),
-        eta_param(what="0 = ODE, 1 = the chosen noise-scale function (phi_eta = s^(1-eta) phi^eta)"),
-        S_NOISE,
-        Param("quadrature", "gauss", "gauss: exact float64 integrals; riemann100: the official 100-point rule.",
-              choices=("gauss", "riemann100")),
-        NOISE_START, NOISE_END, NOISE_TYPE, STOP_AT_SIGMA_MIN, SIGMA_STEPS, CORRECTED_START,
-    ),
+    params=_PARAMS,
     calls_per_step=1,
     stochastic=lambda p: p["noise_scale_function"] != "ode" and injects_noise(p),
     # best rank on the trained digits models, weighed first (docs/sweeps.md)
-    dropdown={"noise_scale_function": "original_sde", "noise_start": 0.2},
+    menu={"noise_scale_function": "original_sde", "noise_start": 0.2},
 ))

@@ -11,7 +11,7 @@ Adams-Bashforth steps on the probability-flow ODE dx/dsigma = eps, eps = (x - D)
 * ``variant="variable"`` (variable-step iPNDM, cf. ComfyUI's ipndm_v): the Adams-Bashforth
   weights for the actual non-uniform nodes, C_ij = int_{sigma_i}^{sigma_{i+1}} l_j(sigma)
   dsigma with l_j the Lagrange basis in sigma through sigma_i, sigma_{i-1}, ... (the
-  rhoAB-DEIS weights, :func:`~.deis.rhoab_coefficients`). On equal steps they reduce to
+  rhoAB-DEIS weights, :func:`~.lagrange.rhoab_coefficients`). On equal steps they reduce to
   the fixed ones; on any smooth grid they keep the full order.
 
 Step i uses min(order, i + 1) nodes (warm-up; no lower-order final, as in the official
@@ -21,16 +21,15 @@ directly in sigma, where dx/dsigma = (x - D) / sigma is their exact ODE.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, List, Optional, Sequence
 
 import torch
 
-from .deis import (MAX_ORDER, check_order, multistep_orders, multistep_plan, rhoab_coefficients, run_multistep,
-                   start_correction)
+from .lagrange import rhoab_coefficients
+from .multistep import MAX_ORDER, Multistep, multistep_orders
 from .params import CORRECTED_START, SIGMA_STEPS, STOP_AT_SIGMA_MIN
-from .registry import Param, SamplerSpec, register
-from .run import SamplerRun
+from .registry import Param, SamplerSpec, checked, register
+from .run import Method, SamplerRun, Variable
 
 __all__ = ["sample_ipndm", "IPNDM_VARIANTS", "IPNDM_WEIGHTS", "ipndm_coefficients"]
 
@@ -49,20 +48,23 @@ def ipndm_coefficients(nodes: Sequence[float], s0: float, s1: float) -> List[flo
     return [(s1 - s0) * b for b in IPNDM_WEIGHTS[len(nodes) - 1]]
 
 
+_PARAMS = (
+    Param("order", 4, "Number of eps values per step (1-4); the first steps warm up.", 1, MAX_ORDER, 1),
+    Param("variant", "fixed",
+          "fixed: constant-step Adams-Bashforth weights (original iPNDM); "
+          "variable: weights for the actual step sizes (full order on any schedule).",
+          choices=IPNDM_VARIANTS),
+    STOP_AT_SIGMA_MIN, SIGMA_STEPS, CORRECTED_START,
+)
+
+
+@checked(_PARAMS)
 @torch.no_grad()
 def sample_ipndm(
-    model: Callable,
-    x: torch.Tensor,
-    sigmas: torch.Tensor,
-    extra_args: Optional[dict] = None,
-    callback: Optional[Callable] = None,
-    disable: Optional[bool] = None,
-    order: int = 4,
-    variant: str = "fixed",
-    model_type: Any = None,
-    stop_at_sigma_min: bool = False,
-    sigma_steps: bool = True,
-    corrected_start: bool = True,
+    model: Callable, x: torch.Tensor, sigmas: torch.Tensor, extra_args: Optional[dict] = None,
+    callback: Optional[Callable] = None, disable: Optional[bool] = None,
+    order: int = 4, variant: str = "fixed", model_type: Any = None, stop_at_sigma_min: bool = False,
+    sigma_steps: bool = True, corrected_start: bool = True,
 ) -> torch.Tensor:
     """iPNDM / variable-step iPNDM (1 model call per step).
 
@@ -83,34 +85,25 @@ def sample_ipndm(
         sigma_steps: on flow models, the final step to 0 as a variable-step Adams-Bashforth
             step in sigma instead of x = D (see :mod:`.run`).
         corrected_start: variable variant, order >= 3: redo the Euler first step with the
-            trapezoidal rule once eps_1 is known (no extra call; see
-            :func:`~seeds_samplers.samplers.deis.start_correction`); off = iPNDM's warm-up.
+            trapezoidal rule once eps_1 is known (no extra call; :mod:`.run`); off = iPNDM's
+            warm-up.
+
+    Every parameter's range and choices: its ``Param`` (checked at entry).
     """
-    if variant not in IPNDM_VARIANTS:
-        raise ValueError(f"variant must be one of {IPNDM_VARIANTS}, got {variant!r}")
-    order = check_order(order)
-    run = SamplerRun(model, x, sigmas, extra_args, callback, disable, model_type=model_type,
-                     stop_at_sigma_min=stop_at_sigma_min, sigma_steps=sigma_steps,
-                     tail_h=math.inf, tail_lambda=math.inf)  # steps in sigma already
+    run = SamplerRun(model, x, sigmas, extra_args, callback, disable,
+                     method=Method(order=order, multistep=True, variable=Variable.SIGMA, eps_depth=order),
+                     model_type=model_type, stop_at_sigma_min=stop_at_sigma_min, sigma_steps=sigma_steps,
+                     corrected_start=corrected_start)
     weights = ipndm_coefficients if variant == "fixed" else rhoab_coefficients
     orders = multistep_orders(run.n_steps, order, lower_order_final=False)
-    plan = multistep_plan(run, orders, weights)
     # the fixed weights do not integrate over an arbitrary interval: no corrected start there
-    fix = start_correction(run, plan, orders, weights) if corrected_start and variant == "variable" else None
-    return run_multistep(run, plan, fix)
+    return run.run(Multistep(run, orders, weights, correctable=variant == "variable"))
 
 
 register(SamplerSpec(
     id="ipndm", function=sample_ipndm, family="ipndm", title="iPNDM",
     summary="Improved pseudo-numerical (Adams-Bashforth) multistep solver, orders 1-4, 1 model call per step.",
-    params=(
-        Param("order", 4, "Number of eps values per step (1-4); the first steps warm up.", 1, MAX_ORDER, 1),
-        Param("variant", "fixed",
-              "fixed: constant-step Adams-Bashforth weights (original iPNDM); "
-              "variable: weights for the actual step sizes (full order on any schedule).",
-              choices=IPNDM_VARIANTS),
-        STOP_AT_SIGMA_MIN, SIGMA_STEPS, CORRECTED_START,
-    ),
+    params=_PARAMS,
     calls_per_step=1, stochastic=False,
-    dropdown={"order": 3},  # order 3 beats 4 at 5-20 NFE on the benchmark (warm-up, non-uniform steps)
+    menu={"order": 3},  # order 3 beats 4 at 5-20 NFE on the benchmark (warm-up, non-uniform steps)
 ))

@@ -12,15 +12,22 @@ in ``samplers/__init__.py``.
 
 from __future__ import annotations
 
+import functools
+import inspect
+import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, TypeVar, Union
 
 __all__ = ["Param", "SamplerSpec", "ScheduleSpec", "SAMPLERS", "SCHEDULES", "register", "register_schedule",
-           "get", "host_name", "HOST_PREFIX"]
+           "get", "host_name", "HOST_PREFIX", "HOST_MARK", "checked"]
 
 # Host-visible names (ComfyUI dropdown, A1111 id) are HOST_PREFIX + spec id: one rule,
 # no collision with ComfyUI's seeds_2/seeds_3/er_sde/deis/ipndm or RES4LYF's deis_2m.
 HOST_PREFIX = "ss_"
+# Attribute set (to the spec id) on every function the host glue puts into a host's lists
+# (ComfyUI's sample_<name> and scheduler handlers, the webui's schedule functions): an entry
+# carrying it is ours, so registering again replaces it instead of adding a second one.
+HOST_MARK = "_seeds_samplers_entry"
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,7 @@ class Param:
 
     ``choices`` makes it a combo; otherwise the kind follows the default's type
     (bool, int, float). ``minimum``/``maximum``/``step`` bound numeric inputs.
+    ``allow_callable``: a combo that also takes a Python callable (ER-SDE's custom phi).
     """
 
     name: str
@@ -38,6 +46,7 @@ class Param:
     maximum: Optional[float] = None
     step: Optional[float] = None
     choices: Optional[Tuple[str, ...]] = None
+    allow_callable: bool = False
 
     @property
     def kind(self) -> str:
@@ -52,6 +61,8 @@ class Param:
     def check(self, value: Any) -> Any:
         """Validate a user value; raises ValueError naming the parameter."""
         if self.kind == "choice":
+            if self.allow_callable and callable(value):
+                return value
             if value not in self.choices:
                 raise ValueError(f"{self.name} must be one of {list(self.choices)}, got {value!r}")
             return value
@@ -64,10 +75,56 @@ class Param:
             if text in ("true", "false"):
                 return text == "true"
             raise ValueError(f"{self.name} must be True or False, got {value!r}")
-        v = int(value) if self.kind == "int" else float(value)
+        v = self._number(value)
         if (self.minimum is not None and v < self.minimum) or (self.maximum is not None and v > self.maximum):
             raise ValueError(f"{self.name} must be in [{self.minimum}, {self.maximum}], got {value!r}")
         return v
+
+    def _number(self, value: Any) -> Union[int, float]:
+        """A finite number (an integer for int parameters), also given as text; no bools."""
+        try:
+            v = float(value) if not isinstance(value, bool) else math.nan
+        except (TypeError, ValueError):
+            v = math.nan
+        if self.kind == "int":
+            if not (math.isfinite(v) and v == int(v)):
+                raise ValueError(f"{self.name} must be an integer, got {value!r}")
+            return int(v)
+        if not math.isfinite(v):
+            raise ValueError(f"{self.name} must be a finite number, got {value!r}")
+        return v
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def checked(params: Sequence[Param]) -> Callable[[F], F]:
+    """Decorator of a ``sample_*`` function: every keyword argument named by one of
+    ``params`` is checked at entry by its :meth:`Param.check` (choices, ranges, integers,
+    bools given as text), so each parameter's rules are written once, in its Param. The
+    function keeps its explicit signature (``functools.wraps``). A value of None where the
+    signature's default is None means "unset" (AMED: the predictor's setting, else the
+    Param's default) and passes unchecked."""
+    by_name = {p.name: p for p in params}
+
+    def wrap(fn: F) -> F:
+        sig = inspect.signature(fn)
+        unknown = sorted(set(by_name) - set(sig.parameters))
+        if unknown:
+            raise TypeError(f"{fn.__name__} has no parameters {unknown}")
+        optional = {n for n, prm in sig.parameters.items() if prm.default is None}
+
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            bound = sig.bind(*args, **kwargs)
+            for name, value in bound.arguments.items():
+                if name in by_name and not (value is None and name in optional):
+                    bound.arguments[name] = by_name[name].check(value)
+            return fn(*bound.args, **bound.kwargs)
+
+        return run  # type: ignore[return-value]
+
+    return wrap
 
 
 def resolve_params(owner: str, params: Sequence[Param], overrides: Mapping[str, Any]) -> Dict[str, Any]:
@@ -95,8 +152,9 @@ class SamplerSpec:
         params: user parameters, in display order.
         calls_per_step: model calls per step, an int or a function of the parameters.
         stochastic: whether it injects noise, a bool or a function of the parameters.
-        dropdown: parameter values used for the host dropdown entry (the best general
-            settings, from the benchmark); unspecified ones take the function default.
+        menu: parameter values of the menu entry (``ss_<id>`` in ComfyUI's dropdown,
+            ``<title> (SS)`` in the webui's sampler menu): the best general settings, from
+            the benchmark; unspecified ones take the parameter default.
     """
 
     id: str
@@ -107,7 +165,7 @@ class SamplerSpec:
     params: Tuple[Param, ...]
     calls_per_step: Union[int, Callable[[Mapping[str, Any]], int]] = 1
     stochastic: Union[bool, Callable[[Mapping[str, Any]], bool]] = False
-    dropdown: Mapping[str, Any] = field(default_factory=dict)
+    menu: Mapping[str, Any] = field(default_factory=dict)
 
     def defaults(self) -> Dict[str, Any]:
         return {p.name: p.default for p in self.params}
@@ -115,6 +173,10 @@ class SamplerSpec:
     def resolve(self, **overrides: Any) -> Dict[str, Any]:
         """Defaults updated by ``overrides``, each value checked against its Param."""
         return resolve_params(self.id, self.params, overrides)
+
+    def menu_settings(self) -> Dict[str, Any]:
+        """Every parameter value of the menu entry: defaults updated by :attr:`menu`."""
+        return self.resolve(**dict(self.menu))
 
     def calls(self, **params: Any) -> int:
         p = self.resolve(**params)
@@ -148,8 +210,9 @@ def get(sampler_id: str) -> SamplerSpec:
         raise ValueError(f"unknown sampler {sampler_id!r}; known: {sorted(SAMPLERS)}") from None
 
 
-def host_name(sampler_id: str) -> str:
-    return HOST_PREFIX + sampler_id
+def host_name(spec_id: str) -> str:
+    """The name hosts list a sampler or schedule id under (``ss_seeds_2``, ``ss_logsnr_uniform``)."""
+    return HOST_PREFIX + spec_id
 
 
 @dataclass(frozen=True)
@@ -165,6 +228,10 @@ class ScheduleSpec:
 
     def __call__(self, n: int, model_type: Any, **params: Any) -> Any:
         return self.function(n, model_type, **resolve_params(f"schedule {self.id}", self.params, params))
+
+    @property
+    def host_name(self) -> str:
+        return host_name(self.id)
 
 
 SCHEDULES: Dict[str, ScheduleSpec] = {}

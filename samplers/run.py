@@ -1,22 +1,26 @@
-"""What every sampler does around its update formula.
+"""The one step loop every solver runs through, and what it does around the update formula.
 
 :class:`SamplerRun` validates the inputs before any model call, resolves the model type,
 computes the schedule in float64 on the host once (sigma, half-log-SNR lambda, alpha,
 VE-equivalent sigma), moves sigmas to ``x.device``, and provides the model call, the
-progress bar, the per-step callback and the noise sampler. The step loop then only does
-tensor arithmetic with Python-float coefficients: no host-device synchronisation.
+progress bar, the per-step callback and the noise sampler. :meth:`SamplerRun.run` is the
+step loop: model call, callback, history, the step itself, and forgetting the history after
+an injection of noise. A solver (:class:`Solver`) supplies only its per-step coefficients
+and the formula of its own steps; the loop does no host-device synchronisation.
 
-It also decides, once per call, how each step is taken (:attr:`SamplerRun.mode`):
+How each step is taken is decided once per call from the solver's :class:`Method`
+(:attr:`SamplerRun.mode`, a :class:`StepMode`):
 
-* ``"solver"``: the solver's own update (in half-log-SNR lambda for SEEDS / ER-SDE);
-* ``"sigma"``: a deterministic step deep in the tail (lambda > ``TAIL_LAMBDA``), or in the
-  tail (lambda > 0) with a lambda-width above ``tail_h``, or (order-3 solvers on flow
-  models, ``head_steps``) in the head below lambda = -``HEAD_LAMBDA``, taken on
+* ``SOLVER``: the solver's own update (in half-log-SNR lambda for SEEDS / ER-SDE);
+* ``SIGMA``: a deterministic step deep in the tail (lambda > ``TAIL_LAMBDA``), or in the
+  tail (lambda > 0) with a lambda-width above ``TAIL_H``, or (order-3 lambda-solvers on
+  flow models) in the head below lambda = -``HEAD_LAMBDA``, taken on
   dx/dsigma = (x - D) / sigma in the model's own sigma (Runge-Kutta with the solver's
   number of stages for single-step solvers, variable-step Adams-Bashforth from the stored
   eps history for multistep ones). Near sigma = 0, D is smooth in sigma but not in
-  lambda = -log sigma, so lambda-steps there lose the solver's order (docs/sigma_steps.md);
-* ``"final_ab"``: on flow models (velocity finite at sigma = 0), the step from the last
+  lambda = -log sigma, so lambda-steps there lose the solver's order (docs/sigma_steps.md).
+  Solvers whose own steps are already in sigma (rhoAB, rhoRK, iPNDM) never need them;
+* ``FINAL_AB``: on flow models (velocity finite at sigma = 0), the step from the last
   positive sigma to 0 as an Adams-Bashforth step in sigma over the stored eps history at
   no extra model call, instead of the first-order x = D(x, sigma_last): with the solver's
   order when sigma_last is small (lambda above ``FINAL_AB_LAMBDA``), linear (2 values)
@@ -25,16 +29,26 @@ It also decides, once per call, how each step is taken (:attr:`SamplerRun.mode`)
   *normal*), its length does not shrink with the step count, so it uses one stored value
   more than the solver's order (:meth:`SamplerRun.final_nodes`): an extrapolation over a
   fixed interval from k nodes spaced h apart errs by O(h^(k-1));
-* ``"denoise"``: the step to sigma = 0 returns D (VE models: no model below sigma_min).
+* ``DENOISE``: the step to sigma = 0 returns D (VE models: no model below sigma_min).
 
-and which steps inject noise (:meth:`SamplerRun.noise_on`): the noise window
+``sigma_steps=False`` (one flag) takes every step with the solver's own formula and the
+step to 0 as x = D, as in the papers.
+
+Which steps inject noise (:meth:`SamplerRun.noise_on`): the noise window
 ``[noise_start, noise_end)`` as fractions of the steps; outside it a stochastic solver
 runs its deterministic (eta = 0) update.
+
+Corrected start (multistep solvers of order >= 3, ``corrected_start``): the first step
+has only one stored value, so it is a first-order step (local error O(h^2), which would cap
+the global order at 2). Once the second model output is known, the loop redoes it with
+two values at no extra call (:meth:`SamplerRun.start_fix`; docs/orders.md).
 """
 
 from __future__ import annotations
 
 import math
+import enum
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple
 
 import torch
@@ -43,15 +57,16 @@ from tqdm.auto import trange
 from .lagrange import rhoab_coefficients
 from .model_types import ModelType, resolve_model_type
 from .noise import NOISE_TYPES, NoiseSampler, make_noise_sampler
+from .runge_kutta import SIGMA_STEP_TABLEAUS, RKPlan, rk_plan, rk_step
 
-__all__ = ["SamplerRun", "EpsHistory", "check_sigmas", "check_latent", "check_window", "SIGMA_RK",
-           "DEFAULT_TAIL_H", "FINAL_AB_LAMBDA",
-           "FINAL_LINEAR_LAMBDA", "HEAD_LAMBDA"]
+__all__ = ["SamplerRun", "Solver", "Method", "StepMode", "Variable", "History", "StartFix", "redo_first_step",
+           "check_sigmas", "check_latent",
+           "check_window", "TAIL_H", "TAIL_LAMBDA", "FINAL_AB_LAMBDA", "FINAL_LINEAR_LAMBDA", "HEAD_LAMBDA"]
 
 # Which deterministic steps are taken in sigma (measured: docs/sigma_steps.md): every step
 # below sigma_ve = e^-TAIL_LAMBDA, and between lambda = 0 and TAIL_LAMBDA those whose
 # lambda-width exceeds DEFAULT_TAIL_H. Module attributes, read at each call.
-DEFAULT_TAIL_H = 1.0
+TAIL_H = 1.0
 TAIL_LAMBDA = 2.0
 # A flow model's final step to 0 extrapolates the velocity from the stored values over
 # [0, sigma_last] (measured: docs/algorithms.md, "Steps in sigma"). With the solver's
@@ -63,18 +78,9 @@ FINAL_AB_LAMBDA = 1.0
 FINAL_LINEAR_LAMBDA = 0.0
 # The head of a flow schedule (sigma -> 1, alpha -> 0): step i has a lambda-width of about
 # log((i + 1) / i) whatever the step count, and D moves there like alpha^2 ~ (i / n)^2, so
-# lambda-steps err by O(n^-2) in total, whatever their order. Solvers of order 3 opt in
-# (``head_steps``) to take the steps that end below lambda = -HEAD_LAMBDA in sigma.
+# lambda-steps err by O(n^-2) in total, whatever their order. Lambda-solvers of order 3
+# take the steps that end below lambda = -HEAD_LAMBDA in sigma.
 HEAD_LAMBDA = 2.0
-
-# Explicit Runge-Kutta tableaus (c, A, b) without a node at the step's end (usable for a
-# step to sigma = 0): Euler; Ralston's 2nd order; Heun's 3rd order.
-SIGMA_RK = {
-    1: ((0.0,), ((),), (1.0,)),
-    2: ((0.0, 2.0 / 3.0), ((), (2.0 / 3.0,)), (0.25, 0.75)),
-    3: ((0.0, 1.0 / 3.0, 2.0 / 3.0), ((), (1.0 / 3.0,), (0.0, 2.0 / 3.0)), (0.25, 0.0, 0.75)),
-}
-
 
 def check_sigmas(sigmas: Any) -> List[float]:
     """Validate a schedule and return it as a float64 list (raises ``ValueError``)."""
@@ -120,14 +126,152 @@ def check_latent(x: Any) -> None:
         raise ValueError("x contains NaN or inf")
 
 
+class StepMode(str, enum.Enum):
+    """How one step is taken (see the module doc)."""
+
+    SOLVER = "solver"
+    SIGMA = "sigma"
+    FINAL_AB = "final_ab"
+    DENOISE = "denoise"
+
+
+class Variable(str, enum.Enum):
+    """The variable a solver's own steps are taken in."""
+
+    LAMBDA = "lambda"  # half-log-SNR (SEEDS, ER-SDE): steps in sigma near sigma = 0, head steps
+    OWN = "own"        # the model's time or log sigma (tAB-, log-rho-DEIS): steps in sigma near 0
+    SIGMA = "sigma"    # sigma itself (rhoAB, rhoRK, iPNDM): never a SIGMA step
+
+
+@dataclass(frozen=True)
+class Method:
+    """What :class:`SamplerRun` needs to know of a solver to plan its steps.
+
+    Attributes:
+        order: convergence order: the stages of a SIGMA step of a single-step solver, the
+            stored values of a multistep solver's SIGMA step and of the final extrapolation.
+        multistep: SIGMA steps as Adams-Bashforth over the eps history (else Runge-Kutta),
+            and a corrected start applies.
+        variable: what the solver's own steps are taken in (:class:`Variable`).
+        stochastic: the solver injects noise (inside the noise window).
+        eps_depth: eps values the solver's own update reads (DEIS, iPNDM), else 0.
+        denoised_depth: denoised values the solver's own update reads (ER-SDE), else 0.
+    """
+
+    order: int = 1
+    multistep: bool = False
+    variable: Variable = Variable.LAMBDA
+    stochastic: bool = False
+    eps_depth: int = 0
+    denoised_depth: int = 0
+
+
+class History:
+    """Model outputs of the current trajectory, newest first: eps = (x - D) / sigma (for
+    Adams-Bashforth steps in sigma) and, where a solver asks for them, the D values.
+
+    :meth:`clear_eps` after an injection of noise: eps values from before it belong to
+    another trajectory. (A solver's own D history, ER-SDE's, is part of its SDE scheme and
+    is kept.)"""
+
+    def __init__(self, eps_depth: int, denoised_depth: int = 0, final_nodes: Optional[int] = None):
+        self.eps_depth = max(0, int(eps_depth))
+        self.denoised_depth = max(0, int(denoised_depth))
+        self.final_nodes = final_nodes  # values the final step to 0 uses (SamplerRun.final_nodes)
+        self.sigmas: List[float] = []
+        self.eps: List[torch.Tensor] = []
+        self.denoised: List[torch.Tensor] = []
+
+    def push(self, sigma: float, eps: Optional[torch.Tensor], denoised: torch.Tensor) -> None:
+        if self.eps_depth and eps is not None:
+            self.sigmas.insert(0, sigma)
+            self.eps.insert(0, eps)
+            del self.sigmas[self.eps_depth:], self.eps[self.eps_depth:]
+        if self.denoised_depth:
+            self.denoised.insert(0, denoised)
+            del self.denoised[self.denoised_depth:]
+
+    def clear_eps(self) -> None:
+        self.sigmas.clear()
+        self.eps.clear()
+
+    def ab_step(self, x: torch.Tensor, s0: float, s1: float, nodes: Optional[int] = None) -> torch.Tensor:
+        """x + int_{s0}^{s1} P(sigma) dsigma, P through the newest ``nodes`` stored eps
+        (all by default; s0 = newest node)."""
+        k = len(self.sigmas) if nodes is None else min(nodes, len(self.sigmas))
+        for c, e in zip(rhoab_coefficients(self.sigmas[:k], s0, s1), self.eps):
+            x = x + e * c
+        return x
+
+    def final_step(self, x: torch.Tensor, sigma_last: float) -> torch.Tensor:
+        """A flow model's step from ``sigma_last`` to 0 (``StepMode.FINAL_AB``)."""
+        return self.ab_step(x, sigma_last, 0.0, self.final_nodes)
+
+
+StartFix = Callable[[torch.Tensor, History], torch.Tensor]
+
+
+def redo_first_step(two_node: Sequence[float], one_node: float) -> StartFix:
+    """The corrected start of a first step x_1 = x_0 + C_00 eps_0: once eps_1 is known,
+    x_1 += W_1 eps_1 + (W_0 - C_00) eps_0, with (W_1, W_0) = ``two_node`` the rule's
+    weights through sigma_1 and sigma_0 and C_00 = ``one_node``. The corrected x_1 errs by
+    O(h^3); eps_1, taken at the uncorrected x_1, differs by O(h^2) and enters later steps
+    with weights O(h), so solvers of order 3 keep order 3 (docs/orders.md)."""
+    fix = [float(two_node[0]), float(two_node[1] - one_node)]
+    return lambda x, history: x + history.eps[0] * fix[0] + history.eps[1] * fix[1]
+
+
+class Solver:
+    """A solver's part of one sampling call. Subclasses compute their float64 per-step
+    coefficients in ``__init__`` (from ``run``'s schedule and :attr:`SamplerRun.mode`) and
+    implement :meth:`step`; the hooks below have the defaults most solvers need."""
+
+    def __init__(self, run: "SamplerRun"):
+        self.run = run
+
+    def step(self, i: int, x: torch.Tensor, denoised: torch.Tensor, history: History) -> torch.Tensor:
+        """The solver's own update of step i (``StepMode.SOLVER``), from x at sigma_i with
+        D(x, sigma_i) = ``denoised``."""
+        raise NotImplementedError
+
+    def injects(self, i: int) -> bool:
+        """Whether step i injects noise (the eps history is forgotten after it)."""
+        return self.run.mode[i] is StepMode.SOLVER and self.run.noise_on(i)
+
+    def sigma_nodes(self, i: int) -> int:
+        """Stored eps values a multistep solver's SIGMA step i uses."""
+        return self.run.method.order
+
+    def final_order(self) -> int:
+        """The order the final extrapolation to 0 is built for (:meth:`SamplerRun.final_nodes`)."""
+        return self.run.method.order
+
+    def start_fix(self) -> Optional[StartFix]:
+        """A multistep solver's correction of its own first step (see the module doc)."""
+        return None
+
+    # The state the loop carries is x unless a solver works in other variables (AMED: x / alpha).
+    def initial(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def x_at(self, i: int, state: torch.Tensor) -> torch.Tensor:
+        return state
+
+    def evaluate(self, i: int, state: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The model output at the start of step i, x = :meth:`x_at` (i, state) (AMED:
+        feature capture, AFS)."""
+        return self.run.denoise(x, self.run.sigma_dev[i])
+
+
 class SamplerRun:
-    """Shared set-up and bookkeeping of one sampling call.
+    """Shared set-up, bookkeeping and step loop of one sampling call.
 
     Attributes (all float64 Python lists indexed like ``sigmas``):
         sigma: the schedule (a flow model's first sigma of 1 offset as ComfyUI does).
         lam: half-log-SNR lambda = log(alpha / sigma) (+inf at sigma = 0).
         alpha: signal scale (1 for VE, 1 - sigma for flow).
         ve: VE-equivalent sigma / alpha.
+        mode: the :class:`StepMode` of each step.
     """
 
     def __init__(
@@ -139,15 +283,12 @@ class SamplerRun:
         callback: Optional[Callable] = None,
         disable: Optional[bool] = None,
         *,
+        method: Method = Method(),
         model_type: Any = None,
         stop_at_sigma_min: bool = False,
-        stochastic: bool = False,
         noise_window: Tuple[float, float] = (0.0, 1.0),
         sigma_steps: bool = True,
-        stages: int = 1,
-        tail_h: Optional[float] = None,
-        tail_lambda: Optional[float] = None,
-        head_steps: bool = False,
+        corrected_start: bool = True,
     ):
         values = check_sigmas(sigmas)
         check_window(*noise_window)
@@ -163,6 +304,7 @@ class SamplerRun:
         self.lam = [self.mt.half_log_snr(s) for s in self.sigma]
         self.alpha = [self.mt.alpha(s) for s in self.sigma]
         self.ve = [self.mt.ve_sigma(s) for s in self.sigma]
+        self.inv_sigma = [1.0 / s if s > 0 else 0.0 for s in self.sigma]
 
         self.out_dtype = x.dtype
         # Half-precision latents are stepped in float32; float32/64 keep their dtype.
@@ -176,56 +318,45 @@ class SamplerRun:
         if self.n_steps < 1:
             raise ValueError("stop_at_sigma_min needs at least one step before sigma = 0")
         self.x = x.to(self.dtype)
-        self.stochastic = bool(stochastic)
+        self.method = method
         self.noise_window = tuple(float(v) for v in noise_window)
-        self.stages = int(stages)
-        self.tail_h = DEFAULT_TAIL_H if tail_h is None else float(tail_h)
-        self.tail_lambda = TAIL_LAMBDA if tail_lambda is None else float(tail_lambda)
-        self.head_steps = bool(head_steps) and self.mt.is_flow
-        self.mode = [self._mode(i, bool(sigma_steps)) for i in range(self.n_steps)]
-        # eps values are kept only if an Adams-Bashforth step in sigma will use them
-        self.needs_history = "final_ab" in self.mode
-
-    def eps_history(self, depth: int, for_sigma_steps: bool = False) -> "EpsHistory":
-        """History for Adams-Bashforth steps in sigma; inactive (no cost) when no step
-        uses it. ``for_sigma_steps``: the solver takes its "sigma" steps with it too.
-        ``depth``: the solver's order; one more value is kept for a short final step."""
-        active = self.needs_history or (for_sigma_steps and "sigma" in self.mode)
-        final = self.final_nodes(depth)
-        return EpsHistory(max(depth, final), active=active, final_nodes=final)
+        self.sigma_steps = bool(sigma_steps)
+        self.corrected_start = bool(corrected_start)
+        self.mode = [self._mode(i) for i in range(self.n_steps)]
 
     def final_nodes(self, k: int) -> int:
         """Stored values the final Adams-Bashforth step to 0 uses for a solver of order k:
         at most 2 from a long last step (lambda at sigma_last up to ``FINAL_AB_LAMBDA``);
         k + 1 when that step is shorter than half the step before it (its length is then
         fixed by the schedule, see the module doc); else k."""
-        if "final_ab" not in self.mode or len(self.sigma) < 3:
+        if StepMode.FINAL_AB not in self.mode or len(self.sigma) < 3:
             return k
         if self.lam[-2] <= FINAL_AB_LAMBDA:
             return min(k, 2)
         last, before = self.sigma[-2], self.sigma[-3] - self.sigma[-2]
         return k + 1 if last < 0.5 * before else k
 
-    def _mode(self, i: int, sigma_steps: bool) -> str:
+    def _mode(self, i: int) -> StepMode:
         if self.is_denoise_step(i):
-            extrapolate = sigma_steps and self.mt.is_flow and self.lam[i] > FINAL_LINEAR_LAMBDA
-            return "final_ab" if extrapolate else "denoise"
+            extrapolate = self.sigma_steps and self.mt.is_flow and self.lam[i] > FINAL_LINEAR_LAMBDA
+            return StepMode.FINAL_AB if extrapolate else StepMode.DENOISE
+        if not self.sigma_steps or self.method.variable is Variable.SIGMA or self.noise_on(i):
+            return StepMode.SOLVER
         # In the tail (signal above noise, lambda > 0) D varies like sigma^2 along the
         # solution: a lambda-step errs by about sigma^2 h^(p+1) (h its lambda-width), a
         # sigma-step by dsigma^(p+1). Schedules that reach sigma_min linearly (flow simple)
         # or in one long step (normal) keep h of order 1 however many steps there are, so
         # only sigma-steps keep the order there. The head: see HEAD_LAMBDA.
         lam, h = self.lam[i], self.lam[i + 1] - self.lam[i]
-        deep = lam > self.tail_lambda
-        long_tail = lam > 0.0 and h > self.tail_h
-        head = self.head_steps and self.lam[i + 1] < -HEAD_LAMBDA
-        if sigma_steps and (deep or long_tail or head) and not self.noise_on(i):
-            return "sigma"
-        return "solver"
+        deep = lam > TAIL_LAMBDA
+        long_tail = lam > 0.0 and h > TAIL_H
+        head = (self.method.variable is Variable.LAMBDA and self.method.order >= 3 and self.mt.is_flow
+                and self.lam[i + 1] < -HEAD_LAMBDA)
+        return StepMode.SIGMA if (deep or long_tail or head) else StepMode.SOLVER
 
     def noise_on(self, i: int) -> bool:
         """Whether step i lies in the noise window (a fraction i / n of the steps)."""
-        if not self.stochastic:
+        if not self.method.stochastic:
             return False
         lo, hi = self.noise_window
         f = i / (len(self.sigma) - 1)
@@ -257,10 +388,13 @@ class SamplerRun:
     def noise_factor(self, s_noise: float) -> float:
         return float(s_noise) * self.mt.noise_scale
 
-    # --- the step loop ---------------------------------------------------------------
-    def steps(self) -> Iterable[int]:
-        return trange(self.n_steps, disable=self.disable)
+    def rk_plans(self, tableaus: dict, steps: Iterable[int]) -> dict:
+        """Runge-Kutta coefficients (:func:`~.runge_kutta.rk_plan`) of ``steps``, in sigma,
+        with the tableau of the solver's order."""
+        return {i: rk_plan(tableaus[self.method.order], self.sigma[i], self.sigma[i + 1], self.to_device)
+                for i in steps}
 
+    # --- the step loop ---------------------------------------------------------------
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         """D(x, sigma) with sigma a 0-dim device tensor, in the working dtype."""
         out = self.model(x, sigma * self.s_in, **self.extra_args)
@@ -274,66 +408,62 @@ class SamplerRun:
     def finish(self, x: torch.Tensor) -> torch.Tensor:
         return x.to(self.out_dtype)
 
-    # --- steps in sigma ----------------------------------------------------------------
-    def sigma_rk_plan(self, i: int) -> dict:
-        """Float64 coefficients of the ``stages``-stage Runge-Kutta step i in sigma."""
-        c, A, b = SIGMA_RK[self.stages]
-        s0, s1 = self.sigma[i], self.sigma[i + 1]
-        h = s1 - s0
-        sig = [s0 + ck * h for ck in c]
-        return dict(a=[[aij * h for aij in row] for row in A], b=[bj * h for bj in b],
-                    inv=[1.0 / v for v in sig], sig=self.to_device(sig))
+    def rk_step(self, x: torch.Tensor, eps0: torch.Tensor, plan: RKPlan) -> torch.Tensor:
+        """One Runge-Kutta step in sigma (:func:`~.runge_kutta.rk_step`) with this run's model."""
+        return rk_step(x, eps0, plan, self.denoise)
 
-    def sigma_rk_step(self, x: torch.Tensor, denoised: torch.Tensor, plan: dict) -> torch.Tensor:
-        """x + h sum_j b_j k_j with k = (x - D) / sigma at the stages (stages - 1 calls)."""
-        ks = [(x - denoised) * plan["inv"][0]]
-        for st in range(1, len(plan["b"])):
-            x_st = x
-            for a, k in zip(plan["a"][st], ks):
-                if a != 0.0:
-                    x_st = x_st + k * a
-            d_st = self.denoise(x_st, plan["sig"][st])
-            ks.append((x_st - d_st) * plan["inv"][st])
-        for bj, k in zip(plan["b"], ks):
-            if bj != 0.0:
-                x = x + k * bj
-        return x
+    def start_fix(self, solver: Solver) -> Optional[StartFix]:
+        """The corrected start (module doc), or None where it does not apply: a multistep
+        solver of order >= 3 with ``corrected_start``, at least 3 steps, a deterministic
+        first step and a second step that is not the last. A first step in sigma is redone
+        with the two-value Adams-Bashforth (trapezoidal) rule; a solver's own first step by
+        the solver (:meth:`Solver.start_fix`)."""
+        m = self.method
+        if not (m.multistep and self.corrected_start and m.order >= 3 and self.n_steps >= 3):
+            return None
+        if self.noise_on(0) or self.mode[1] not in (StepMode.SOLVER, StepMode.SIGMA):
+            return None
+        if self.mode[0] is StepMode.SOLVER:
+            return solver.start_fix()
+        if self.mode[0] is not StepMode.SIGMA:
+            return None
+        s0, s1 = self.sigma[0], self.sigma[1]
+        return redo_first_step(rhoab_coefficients([s1, s0], s0, s1), rhoab_coefficients([s0], s0, s1)[0])
 
-
-class EpsHistory:
-    """The eps = (x - D) / sigma values of the current deterministic stretch (newest
-    first), for Adams-Bashforth steps in sigma. Cleared when noise is injected: values
-    from before an injection belong to another trajectory."""
-
-    def __init__(self, depth: int, active: bool = True, final_nodes: Optional[int] = None):
-        self.depth = max(1, int(depth)) if active else 0
-        self.final_nodes = final_nodes  # values the final step to 0 uses (SamplerRun.final_nodes)
-        self.sigmas: List[float] = []
-        self.eps: List[torch.Tensor] = []
-
-    def push(self, sigma: float, x: torch.Tensor, denoised: torch.Tensor) -> None:
-        if self.depth:
-            self.push_eps(sigma, (x - denoised) * (1.0 / sigma))
-
-    def push_eps(self, sigma: float, eps: torch.Tensor) -> None:
-        if not self.depth:
-            return
-        self.sigmas.insert(0, sigma)
-        self.eps.insert(0, eps)
-        del self.sigmas[self.depth:], self.eps[self.depth:]
-
-    def clear(self) -> None:
-        self.sigmas.clear()
-        self.eps.clear()
-
-    def ab_step(self, x: torch.Tensor, s0: float, s1: float, nodes: Optional[int] = None) -> torch.Tensor:
-        """x + int_{s0}^{s1} P(sigma) dsigma, P through the newest ``nodes`` stored eps
-        (all by default; s0 = newest node)."""
-        k = len(self.sigmas) if nodes is None else min(nodes, len(self.sigmas))
-        for c, e in zip(rhoab_coefficients(self.sigmas[:k], s0, s1), self.eps):
-            x = x + e * c
-        return x
-
-    def final_step(self, x: torch.Tensor, sigma_last: float) -> torch.Tensor:
-        """A flow model's step from ``sigma_last`` to 0 (mode ``"final_ab"``)."""
-        return self.ab_step(x, sigma_last, 0.0, self.final_nodes)
+    def run(self, solver: Solver) -> torch.Tensor:
+        """The step loop (module doc): returns the sample in the input's dtype."""
+        m, mode = self.method, self.mode
+        # eps values are kept only if a step reads them: the solver's own, a multistep
+        # solver's SIGMA steps, a flow model's final extrapolation
+        sigma_ab = m.multistep and StepMode.SIGMA in mode
+        final = self.final_nodes(solver.final_order())
+        active = m.eps_depth > 0 or sigma_ab or StepMode.FINAL_AB in mode
+        history = History(max(m.eps_depth, m.order, final) if active else 0, m.denoised_depth, final)
+        # a single-step solver's SIGMA steps: Runge-Kutta with as many stages as it has
+        rk = {} if m.multistep else self.rk_plans(SIGMA_STEP_TABLEAUS, [i for i, md in enumerate(mode)
+                                                                        if md is StepMode.SIGMA])
+        needs_eps = [active or i in rk for i in range(self.n_steps)]
+        injects = [solver.injects(i) for i in range(self.n_steps)]
+        fix = self.start_fix(solver)
+        state = solver.initial(self.x)
+        for i in trange(self.n_steps, disable=self.disable):
+            x = solver.x_at(i, state)
+            denoised = solver.evaluate(i, state, x)
+            self.report(i, x, denoised)
+            eps = (x - denoised) * self.inv_sigma[i] if needs_eps[i] else None
+            history.push(self.sigma[i], eps, denoised)
+            if i == 1 and fix is not None:
+                state = fix(state, history)
+            if mode[i] is StepMode.DENOISE:
+                state = denoised
+            elif mode[i] is StepMode.FINAL_AB:
+                state = history.final_step(state, self.sigma[i])
+            elif mode[i] is StepMode.SIGMA and m.multistep:
+                state = history.ab_step(state, self.sigma[i], self.sigma[i + 1], solver.sigma_nodes(i))
+            elif mode[i] is StepMode.SIGMA:
+                state = self.rk_step(state, eps, rk[i])
+            else:
+                state = solver.step(i, state, denoised, history)
+            if injects[i]:
+                history.clear_eps()
+        return self.finish(solver.x_at(self.n_steps, state))

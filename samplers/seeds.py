@@ -16,38 +16,24 @@ Stage noises are the Markov-preserving combination of one independent increment 
 sub-interval (:class:`~.noise.StageNoise`), so every stage's noise and the final noise have
 the exact variances and cross-covariances of the continuous process.
 
-A final step to sigma = 0 returns the denoised estimate (1 model call).
+The step loop, steps in sigma and the final step are :mod:`.run`'s; this module holds the
+coefficients and the update formulas.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 
 from .noise import NoiseSampler, StageNoise
 from .phi import expm1_over, one_minus_exp, psi2
 from .params import COMMON_SDE, eta_param, injects_noise
-from .registry import Param, SamplerSpec, register
-from .run import SamplerRun
+from .registry import Param, SamplerSpec, checked, register
+from .run import History, Method, SamplerRun, Solver, StepMode, Variable
 
 __all__ = ["sample_seeds_1", "sample_seeds_2", "sample_seeds_3"]
-
-PREDICTIONS = ("data", "noise")
-SEEDS2_VARIANTS = ("phi_1", "phi_2")
-
-
-def _check(eta: float, prediction: str, fractions: Sequence[float]) -> None:
-    if not eta >= 0.0:
-        raise ValueError(f"eta must be >= 0, got {eta}")
-    if prediction not in PREDICTIONS:
-        raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
-    prev = 0.0
-    for c in fractions:
-        if not prev < c < 1.0:
-            raise ValueError(f"stage fractions must satisfy 0 < r1 < r2 < 1, got {list(fractions)}")
-        prev = c
 
 
 class _Step:
@@ -101,33 +87,30 @@ def _eps(x: torch.Tensor, denoised: torch.Tensor, alpha: float, sigma: float) ->
     return (x - denoised * alpha) / sigma
 
 
-class _Stages:
-    """What the solvers' stage formulas share: the per-step coefficients (:class:`_Step`,
-    eta = 0 outside the noise window), the stage sigmas on the device, the model call at a
-    stage, and the running Markov-preserving noise of the current step."""
+class _Seeds(Solver):
+    """What SEEDS-1/2/3 share: the per-step coefficients (:class:`_Step`, eta = 0 outside
+    the noise window), the stage sigmas on the device, the model call at a stage, and the
+    running Markov-preserving noise of the current step. Subclasses give :meth:`update`,
+    the rows of their tableau, from base = D_i (data prediction) or eps_i (noise)."""
 
-    def __init__(self, run: SamplerRun, cs: Sequence[float], eta: float, prediction: str, nf: float,
-                  noise_sampler: Optional[NoiseSampler]):
-        self.run, self.prediction, self.ns = run, prediction, noise_sampler
-        self.plans: List[Any] = []
-        for i in range(run.n_steps):
-            mode = run.mode[i]
-            if mode == "solver":
-                self.plans.append(_Step(run, i, cs, eta if run.noise_on(i) else 0.0, prediction, nf))
-            else:
-                self.plans.append(run.sigma_rk_plan(i) if mode == "sigma" else None)
+    def __init__(self, run: SamplerRun, cs: Sequence[float], eta: float, prediction: str, s_noise: float,
+                 noise_sampler: Optional[NoiseSampler], noise_type: str):
+        super().__init__(run)
+        self.prediction = prediction
+        self.ns = run.noise_sampler(noise_sampler, noise_type) if eta > 0 else None
+        nf = run.noise_factor(s_noise)
+        self.plans = {i: _Step(run, i, cs, eta if run.noise_on(i) else 0.0, prediction, nf)
+                      for i in range(run.n_steps) if run.mode[i] is StepMode.SOLVER}
         n = len(cs) + 1
         self.stage_dev = run.to_device(
-            [v for p in self.plans for v in (p.sig if isinstance(p, _Step) else [0.0] * n)]
+            [v for i in range(run.n_steps) for v in (self.plans[i].sig if i in self.plans else [0.0] * n)]
         ).view(run.n_steps, n)
-        # For a flow model's final step in sigma: the values at the steps' starts only.
-        # Stage values are accurate to a lower order than the step (the stage order of
-        # an explicit Runge-Kutta method is below its order), and an extrapolation
-        # through them would cap the final step's order (docs/algorithms.md, "Steps in σ").
-        self.history = run.eps_history(n)
         self.noise: Optional[torch.Tensor] = None
 
-    def point(self, x: torch.Tensor, base: torch.Tensor, st: "_Step", p: int,
+    def injects(self, i: int) -> bool:
+        return i in self.plans and self.plans[i].noise is not None
+
+    def point(self, x: torch.Tensor, base: torch.Tensor, st: _Step, p: int,
               diff: Optional[torch.Tensor] = None, w: float = 0.0) -> torch.Tensor:
         """cx[p] x + cd[p] base + w (diff - base) + N_p: one row of the tableau."""
         y = torch.mul(x, st.cx[p]).add_(base, alpha=st.cd[p])  # in place: per-call cost
@@ -138,66 +121,87 @@ class _Stages:
             y.add_(self.noise)
         return y
 
-    def evaluate(self, y: torch.Tensor, i: int, st: "_Step", p: int) -> torch.Tensor:
+    def stage_output(self, y: torch.Tensor, i: int, st: _Step, p: int) -> torch.Tensor:
         """The model output at stage p: D (data prediction) or eps (noise prediction)."""
         d = self.run.denoise(y, self.stage_dev[i, p])
         return d if self.prediction == "data" else _eps(y, d, st.alpha[p], st.sig[p])
 
+    def step(self, i: int, x: torch.Tensor, denoised: torch.Tensor, history: History) -> torch.Tensor:
+        run = self.run
+        base = denoised if self.prediction == "data" else _eps(x, denoised, run.alpha[i], run.sigma[i])
+        return self.update(i, x, base, self.plans[i])
 
-def _seeds(stages: _Stages, update: Callable[[int, torch.Tensor, torch.Tensor, "_Step"], torch.Tensor]) -> torch.Tensor:
-    """The step loop: callback, the modes of :mod:`.run` (final denoise, steps in sigma,
-    a flow model's final Adams-Bashforth step), and ``update(i, x, base, step)`` for the
-    solver's own steps, with base = D_i (data prediction) or eps_i (noise prediction)."""
-    run, history = stages.run, stages.history
-    x = run.x
-    for i in run.steps():
-        denoised = run.denoise(x, run.sigma_dev[i])
-        run.report(i, x, denoised)
-        history.push(run.sigma[i], x, denoised)
-        mode, st = run.mode[i], stages.plans[i]
-        if mode == "denoise":
-            x = denoised
-        elif mode == "final_ab":
-            x = history.final_step(x, run.sigma[i])
-        elif mode == "sigma":
-            x = run.sigma_rk_step(x, denoised, st)
-        else:
-            base = denoised if stages.prediction == "data" else _eps(x, denoised, run.alpha[i], run.sigma[i])
-            x = update(i, x, base, st)
-            if st.noise is not None:
-                history.clear()  # values before an injection belong to another trajectory
-    return run.finish(x)
+    def update(self, i: int, x: torch.Tensor, base: torch.Tensor, st: _Step) -> torch.Tensor:
+        raise NotImplementedError
 
 
-def _common(model, x, sigmas, extra_args, callback, disable, model_type, stop_at_sigma_min, eta, s_noise,
-            prediction, fractions, noise_sampler, noise_type, noise_start, noise_end, sigma_steps) -> _Stages:
-    _check(eta, prediction, fractions)
+class _Seeds1(_Seeds):
+    def update(self, i, x, base, st):
+        return self.point(x, base, st, 0)  # y_i+1 = E(1) y_i + (1 - e^{-H}) D_i + N_1
+
+
+class _Seeds2(_Seeds):
+    def __init__(self, run: SamplerRun, r: float, variant: str, eta: float, prediction: str, *rest: Any):
+        super().__init__(run, (r,), eta, prediction, *rest)
+        self.weights = {i: self.final_weight(st, r, variant) for i, st in self.plans.items()}
+
+    def final_weight(self, st: _Step, r: float, variant: str) -> float:
+        """w of the final row: tableau 2a (phi_1) or 2b (phi_2)."""
+        if self.prediction == "data":
+            H = (1.0 + st.eta) * st.h
+            return st.alpha[1] * (one_minus_exp(H) / (2 * r) if variant == "phi_1" else psi2(H) / r)
+        if variant == "phi_1":
+            return st.cd[1] / (2 * r)
+        return -st.alpha[1] * (1.0 + st.eta) * st.ve[1] * expm1_over(st.h) / r
+
+    def update(self, i, x, base, st):
+        y_r = self.point(x, base, st, 0)                        # stage r
+        d_r = self.stage_output(y_r, i, st, 0)
+        return self.point(x, base, st, 1, d_r, self.weights[i])  # end of the step
+
+
+class _Seeds3(_Seeds):
+    def __init__(self, run: SamplerRun, r1: float, r2: float, eta: float, prediction: str, *rest: Any):
+        super().__init__(run, (r1, r2), eta, prediction, *rest)
+        self.weights = {i: (self.weight(st, 1, r1), self.weight(st, 2, r2)) for i, st in self.plans.items()}
+
+    def weight(self, st: _Step, p: int, c_prev: float) -> float:
+        """(c / c_prev) psi_2(c H) at point p of fraction c (data prediction)."""
+        c = st.points[p]
+        if self.prediction == "data":
+            return st.alpha[p] * (c / c_prev) * psi2(c * (1.0 + st.eta) * st.h)
+        return -st.alpha[p] * (1.0 + st.eta) * st.ve[p] * (c / c_prev) * expm1_over(c * st.h)
+
+    def update(self, i, x, base, st):
+        w2, w3 = self.weights[i]
+        y1 = self.point(x, base, st, 0)                     # stage r1
+        d1 = self.stage_output(y1, i, st, 0)
+        y2 = self.point(x, base, st, 1, d1, w2)             # stage r2
+        d2 = self.stage_output(y2, i, st, 1)
+        return self.point(x, base, st, 2, d2, w3)           # end of the step
+
+
+def _run(solver: type, model, x, sigmas, extra_args, callback, disable, order: int, settings: tuple, eta: float,
+         prediction: str, s_noise: float, noise_sampler, noise_type, model_type, stop_at_sigma_min, noise_start,
+         noise_end, sigma_steps) -> torch.Tensor:
     run = SamplerRun(model, x, sigmas, extra_args, callback, disable,
-                     model_type=model_type, stop_at_sigma_min=stop_at_sigma_min, stochastic=eta > 0,
-                     noise_window=(noise_start, noise_end), sigma_steps=sigma_steps, stages=len(fractions) + 1,
-                     head_steps=len(fractions) >= 2)  # order 3 (see run.py, HEAD_LAMBDA)
-    ns = run.noise_sampler(noise_sampler, noise_type) if eta > 0 else None
-    return _Stages(run, fractions, eta, prediction, run.noise_factor(s_noise), ns)
+                     method=Method(order=order, variable=Variable.LAMBDA, stochastic=eta > 0),
+                     model_type=model_type, stop_at_sigma_min=stop_at_sigma_min,
+                     noise_window=(noise_start, noise_end), sigma_steps=sigma_steps)
+    return run.run(solver(run, *settings, eta, prediction, s_noise, noise_sampler, noise_type))
 
 
+_SEEDS1_PARAMS = (eta_param(),) + COMMON_SDE
+
+
+@checked(_SEEDS1_PARAMS)
 @torch.no_grad()
 def sample_seeds_1(
-    model: Callable,
-    x: torch.Tensor,
-    sigmas: torch.Tensor,
-    extra_args: Optional[dict] = None,
-    callback: Optional[Callable] = None,
-    disable: Optional[bool] = None,
-    eta: float = 1.0,
-    s_noise: float = 1.0,
-    prediction: str = "data",
-    noise_sampler: Optional[NoiseSampler] = None,
-    noise_type: str = "gaussian",
-    model_type: Any = None,
-    stop_at_sigma_min: bool = False,
-    noise_start: float = 0.0,
-    noise_end: float = 1.0,
-    sigma_steps: bool = True,
+    model: Callable, x: torch.Tensor, sigmas: torch.Tensor, extra_args: Optional[dict] = None,
+    callback: Optional[Callable] = None, disable: Optional[bool] = None,
+    eta: float = 1.0, s_noise: float = 1.0, prediction: str = "data",
+    noise_sampler: Optional[NoiseSampler] = None, noise_type: str = "gaussian", model_type: Any = None,
+    stop_at_sigma_min: bool = False, noise_start: float = 0.0, noise_end: float = 1.0, sigma_steps: bool = True,
 ) -> torch.Tensor:
     """SEEDS-1 (1 model call per step).
 
@@ -225,36 +229,27 @@ def sample_seeds_1(
             deterministic (eta = 0). (0, 1) = every step, as in the paper.
         sigma_steps: take long deterministic steps near sigma = 0 in sigma, and on flow
             models the final step to 0 as an Adams-Bashforth step (see :mod:`.run`).
+
+    Every parameter's range and choices: its ``Param`` (checked at entry).
     """
-    stages = _common(model, x, sigmas, extra_args, callback, disable, model_type, stop_at_sigma_min, eta,
-                     s_noise, prediction, (), noise_sampler, noise_type, noise_start, noise_end, sigma_steps)
-
-    def update(i, x, base, st):
-        return stages.point(x, base, st, 0)  # y_i+1 = E(1) y_i + (1 - e^{-H}) D_i + N_1
-
-    return _seeds(stages, update)
+    return _run(_Seeds1, model, x, sigmas, extra_args, callback, disable, 1, ((),), eta, prediction, s_noise,
+                noise_sampler, noise_type, model_type, stop_at_sigma_min, noise_start, noise_end, sigma_steps)
 
 
+_SEEDS2_PARAMS = (eta_param(),
+                  Param("r", 0.5, "Fraction of the step (in log-SNR) where the stage is evaluated.", 0.01, 0.99, 0.01),
+                  Param("variant", "phi_1", "Final-stage weights: phi_1 (tableau 2a) or phi_2 (tableau 2b).",
+                        choices=("phi_1", "phi_2"))) + COMMON_SDE
+
+
+@checked(_SEEDS2_PARAMS)
 @torch.no_grad()
 def sample_seeds_2(
-    model: Callable,
-    x: torch.Tensor,
-    sigmas: torch.Tensor,
-    extra_args: Optional[dict] = None,
-    callback: Optional[Callable] = None,
-    disable: Optional[bool] = None,
-    eta: float = 1.0,
-    s_noise: float = 1.0,
-    r: float = 0.5,
-    variant: str = "phi_1",
-    prediction: str = "data",
-    noise_sampler: Optional[NoiseSampler] = None,
-    noise_type: str = "gaussian",
-    model_type: Any = None,
-    stop_at_sigma_min: bool = False,
-    noise_start: float = 0.0,
-    noise_end: float = 1.0,
-    sigma_steps: bool = True,
+    model: Callable, x: torch.Tensor, sigmas: torch.Tensor, extra_args: Optional[dict] = None,
+    callback: Optional[Callable] = None, disable: Optional[bool] = None,
+    eta: float = 1.0, s_noise: float = 1.0, r: float = 0.5, variant: str = "phi_1", prediction: str = "data",
+    noise_sampler: Optional[NoiseSampler] = None, noise_type: str = "gaussian", model_type: Any = None,
+    stop_at_sigma_min: bool = False, noise_start: float = 0.0, noise_end: float = 1.0, sigma_steps: bool = True,
 ) -> torch.Tensor:
     """SEEDS-2 (2 model calls per step), stage at fraction ``r`` of the step in lambda.
 
@@ -268,50 +263,25 @@ def sample_seeds_2(
     w = psi_2(H) / r for ``"phi_2"`` (tableau 2b). With eta = 0 and r = 1/2 this is
     DPM-Solver++(2S). Other arguments as :func:`sample_seeds_1`.
     """
-    if variant not in SEEDS2_VARIANTS:
-        raise ValueError(f"variant must be one of {SEEDS2_VARIANTS}, got {variant!r}")
-    stages = _common(model, x, sigmas, extra_args, callback, disable, model_type, stop_at_sigma_min, eta,
-                     s_noise, prediction, (r,), noise_sampler, noise_type, noise_start, noise_end, sigma_steps)
-
-    def final_weight(st: _Step) -> float:
-        """w of the final row: tableau 2a (phi_1) or 2b (phi_2)."""
-        if prediction == "data":
-            H = (1.0 + st.eta) * st.h
-            return st.alpha[1] * (one_minus_exp(H) / (2 * r) if variant == "phi_1" else psi2(H) / r)
-        if variant == "phi_1":
-            return st.cd[1] / (2 * r)
-        return -st.alpha[1] * (1.0 + st.eta) * st.ve[1] * expm1_over(st.h) / r
-
-    weights = [final_weight(st) if isinstance(st, _Step) else None for st in stages.plans]
-
-    def update(i, x, base, st):
-        y_r = stages.point(x, base, st, 0)                    # stage r
-        d_r = stages.evaluate(y_r, i, st, 0)
-        return stages.point(x, base, st, 1, d_r, weights[i])  # end of the step
-
-    return _seeds(stages, update)
+    return _run(_Seeds2, model, x, sigmas, extra_args, callback, disable, 2, (r, variant), eta, prediction,
+                s_noise, noise_sampler, noise_type, model_type, stop_at_sigma_min, noise_start, noise_end,
+                sigma_steps)
 
 
+_SEEDS3_PARAMS = (eta_param(),
+                  Param("r1", 1.0 / 3.0, "Fraction of the step of the first stage.", 0.01, 0.98, 0.01),
+                  Param("r2", 2.0 / 3.0, "Fraction of the step of the second stage (> r1).", 0.02, 0.99, 0.01)
+                  ) + COMMON_SDE
+
+
+@checked(_SEEDS3_PARAMS)
 @torch.no_grad()
 def sample_seeds_3(
-    model: Callable,
-    x: torch.Tensor,
-    sigmas: torch.Tensor,
-    extra_args: Optional[dict] = None,
-    callback: Optional[Callable] = None,
-    disable: Optional[bool] = None,
-    eta: float = 1.0,
-    s_noise: float = 1.0,
-    r1: float = 1.0 / 3.0,
-    r2: float = 2.0 / 3.0,
-    prediction: str = "data",
-    noise_sampler: Optional[NoiseSampler] = None,
-    noise_type: str = "gaussian",
-    model_type: Any = None,
-    stop_at_sigma_min: bool = False,
-    noise_start: float = 0.0,
-    noise_end: float = 1.0,
-    sigma_steps: bool = True,
+    model: Callable, x: torch.Tensor, sigmas: torch.Tensor, extra_args: Optional[dict] = None,
+    callback: Optional[Callable] = None, disable: Optional[bool] = None,
+    eta: float = 1.0, s_noise: float = 1.0, r1: float = 1.0 / 3.0, r2: float = 2.0 / 3.0, prediction: str = "data",
+    noise_sampler: Optional[NoiseSampler] = None, noise_type: str = "gaussian", model_type: Any = None,
+    stop_at_sigma_min: bool = False, noise_start: float = 0.0, noise_end: float = 1.0, sigma_steps: bool = True,
 ) -> torch.Tensor:
     """SEEDS-3 (3 model calls per step; paper tableau 3), stages at ``r1`` and ``r2``.
 
@@ -324,50 +294,26 @@ def sample_seeds_3(
     (the stage-r2 coefficient is the consistent one, not the official code's). Other
     arguments as :func:`sample_seeds_1`.
     """
-    stages = _common(model, x, sigmas, extra_args, callback, disable, model_type, stop_at_sigma_min, eta,
-                     s_noise, prediction, (r1, r2), noise_sampler, noise_type, noise_start, noise_end, sigma_steps)
-
-    def weight(st: _Step, p: int, c_prev: float) -> float:
-        """(c / c_prev) psi_2(c H) at point p of fraction c (data prediction)."""
-        c = st.points[p]
-        if prediction == "data":
-            return st.alpha[p] * (c / c_prev) * psi2(c * (1.0 + st.eta) * st.h)
-        return -st.alpha[p] * (1.0 + st.eta) * st.ve[p] * (c / c_prev) * expm1_over(c * st.h)
-
-    weights = [None if not isinstance(st, _Step) else (weight(st, 1, r1), weight(st, 2, r2)) for st in stages.plans]
-
-    def update(i, x, base, st):
-        w2, w3 = weights[i]
-        y1 = stages.point(x, base, st, 0)                     # stage r1
-        d1 = stages.evaluate(y1, i, st, 0)
-        y2 = stages.point(x, base, st, 1, d1, w2)             # stage r2
-        d2 = stages.evaluate(y2, i, st, 1)
-        return stages.point(x, base, st, 2, d2, w3)           # end of the step
-
-    return _seeds(stages, update)
+    if not r1 < r2:  # the one rule a single Param cannot state
+        raise ValueError(f"the stage fractions must satisfy r1 < r2, got r1={r1}, r2={r2}")
+    return _run(_Seeds3, model, x, sigmas, extra_args, callback, disable, 3, (r1, r2), eta, prediction,
+                s_noise, noise_sampler, noise_type, model_type, stop_at_sigma_min, noise_start, noise_end,
+                sigma_steps)
 
 
 register(SamplerSpec(
     id="seeds_1", function=sample_seeds_1, family="seeds", title="SEEDS-1",
     summary="First-order stochastic exponential solver (DDPM-ancestral at eta=1, DDIM at eta=0).",
-    params=(eta_param(),) + COMMON_SDE, calls_per_step=1, stochastic=injects_noise,
+    params=_SEEDS1_PARAMS, calls_per_step=1, stochastic=injects_noise,
 ))
 register(SamplerSpec(
     id="seeds_2", function=sample_seeds_2, family="seeds", title="SEEDS-2",
     summary="Second-order stochastic exponential solver, 2 model calls per step.",
-    params=(eta_param(),
-            Param("r", 0.5, "Fraction of the step (in log-SNR) where the stage is evaluated.", 0.01, 0.99, 0.01),
-            Param("variant", "phi_1", "Final-stage weights: phi_1 (tableau 2a) or phi_2 (tableau 2b).",
-                  choices=("phi_1", "phi_2"))) + COMMON_SDE,
-    calls_per_step=2, stochastic=injects_noise,
-    dropdown={"variant": "phi_2", "noise_start": 0.2},  # best aggregate rank, digits first (docs/sweeps.md)
+    params=_SEEDS2_PARAMS, calls_per_step=2, stochastic=injects_noise,
+    menu={"variant": "phi_2", "noise_start": 0.2},  # best aggregate rank, digits first (docs/sweeps.md)
 ))
 register(SamplerSpec(
     id="seeds_3", function=sample_seeds_3, family="seeds", title="SEEDS-3",
     summary="Third-order stochastic exponential solver, 3 model calls per step (prefers lower CFG).",
-    params=(eta_param(),
-            Param("r1", 1.0 / 3.0, "Fraction of the step of the first stage.", 0.01, 0.98, 0.01),
-            Param("r2", 2.0 / 3.0, "Fraction of the step of the second stage (> r1).", 0.02, 0.99, 0.01))
-    + COMMON_SDE,
-    calls_per_step=3, stochastic=injects_noise,
+    params=_SEEDS3_PARAMS, calls_per_step=3, stochastic=injects_noise,
 ))

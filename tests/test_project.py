@@ -54,14 +54,55 @@ def test_every_registered_sampler_documents_every_parameter():
         sig = inspect.signature(spec.function)
         for p in spec.params:
             assert p.name in sig.parameters, f"{spec.id}: {p.name} is not an argument of {spec.function.__name__}"
-            assert p.description and len(p.description) > 10
+            assert p.description and len(p.description) > 10 and "\n" not in p.description, f"{spec.id}.{p.name}"
+            if p.kind in ("int", "float"):  # the hosts' sliders need both ends and a step
+                assert None not in (p.minimum, p.maximum, p.step), f"{spec.id}.{p.name}: no slider range"
             default = sig.parameters[p.name].default
-            # AMED: None = "the predictor's setting, else the registry default" (a predictor fixes them)
+            # AMED: None = "the predictor's setting, else the registry default" (a predictor
+            # fixes them); test_unset_settings_run_the_registry_default checks what runs
             inherits = spec.family == "amed" and default is None
             assert inherits or default == p.default, f"{spec.id}.{p.name}: registry default differs"
             p.check(p.default)
-        for k, v in spec.dropdown.items():
+        for k, v in spec.menu.items():
             spec.resolve(**{k: v})
+
+
+def _unset_params():
+    import inspect
+
+    from seeds_samplers.samplers.registry import SAMPLERS
+
+    return [(spec.id, p.name) for spec in SAMPLERS.values() for p in spec.params
+            if inspect.signature(spec.function).parameters[p.name].default is None]
+
+
+@pytest.mark.parametrize("sampler_id, name", _unset_params())
+def test_unset_settings_run_the_registry_default(sampler_id, name):
+    """A parameter whose signature default is None (unset: a predictor's setting) runs, when
+    no predictor sets it, exactly what its Param's default runs (the registry, the menus and
+    docs/reference.md state that default)."""
+    import torch
+
+    from seeds_samplers.bench.gmm import AnalyticDenoiser
+    from seeds_samplers.samplers.registry import SAMPLERS
+    from seeds_samplers.samplers.schedules import edm_sigmas
+
+    spec = SAMPLERS[sampler_id]
+    model = AnalyticDenoiser(kind="edm")
+    x = model.prior_sample(2, 80.0, torch.Generator().manual_seed(0))
+    sig = edm_sigmas(5, 0.002, 80.0)
+    default = next(p.default for p in spec.params if p.name == name)
+    # settings that act on one plugin base only are checked on that base
+    ctx = {"base": "dpmpp_2m"} if name in ("prediction", "lower_order_final") else {}
+    unset = spec.function(model, x, sig, disable=True, **ctx)
+    given = spec.function(model, x, sig, disable=True, **ctx, **{name: default})
+    assert torch.equal(unset, given)
+    # and the setting matters: another value gives another sample (else the check is empty)
+    other = next(p for p in spec.params if p.name == name)
+    alt = {"choice": lambda: next(c for c in other.choices if c != default), "bool": lambda: not default,
+           "int": lambda: default - 1 if default - 1 >= other.minimum else default + 1,
+           "float": lambda: other.minimum + 0.3 * (other.maximum - other.minimum)}[other.kind]()
+    assert not torch.equal(unset, spec.function(model, x, sig, disable=True, **ctx, **{name: alt})), (name, alt)
 
 
 def test_metrics_separate_exact_from_shrunk_samples():

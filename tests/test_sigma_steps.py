@@ -21,9 +21,11 @@ from seeds_samplers.bench.gmm import AnalyticDenoiser, GaussianMixture
 from seeds_samplers.samplers import SAMPLERS
 from seeds_samplers.samplers.lagrange import rhoab_coefficients
 from seeds_samplers.samplers.model_types import FLOW, VE
-from seeds_samplers.samplers.run import FINAL_AB_LAMBDA, FINAL_LINEAR_LAMBDA, HEAD_LAMBDA, SIGMA_RK, EpsHistory, SamplerRun
+from seeds_samplers.samplers.run import (FINAL_AB_LAMBDA, FINAL_LINEAR_LAMBDA, HEAD_LAMBDA, History, Method, SamplerRun,
+                                         StepMode, Variable)
+from seeds_samplers.samplers.runge_kutta import SIGMA_STEP_TABLEAUS, rk_plan
 from seeds_samplers.samplers.schedules import edm_sigmas, sd_discrete_sigmas
-from solver_doubles import PolyEpsModel
+from support.solver_doubles import PolyEpsModel
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 F64 = torch.float64
@@ -42,11 +44,10 @@ def test_sigma_rk_exact_for_polynomial_eps(stages):
         coef = np.arange(1.0, degree + 2)
         g = lambda s, c=coef: sum(ck * s**k for k, ck in enumerate(c))  # noqa: E731
         model = PolyEpsModel(g, VE)
-        run = SamplerRun(model, x, torch.tensor([s0, 0.5], dtype=F64), stages=stages)
-        run.sigma = [s0, s1]  # a step to 0: no end node is used
-        plan = run.sigma_rk_plan(0)
+        run = SamplerRun(model, x, torch.tensor([s0, 0.5], dtype=F64), method=Method(order=stages))
+        plan = rk_plan(SIGMA_STEP_TABLEAUS[stages], s0, s1, run.to_device)  # a step to 0: no end node is used
         d0 = run.denoise(x, run.to_device([s0])[0])
-        got = run.sigma_rk_step(x, d0, plan)
+        got = run.rk_step(x, (x - d0) / s0, plan)
         want = sum(ck * (s1 ** (k + 1) - s0 ** (k + 1)) / (k + 1) for k, ck in enumerate(coef))
         err = abs(float(got.reshape(-1)[0]) - want)
         assert (err <= 1e-12) == exact, (degree, err)
@@ -56,10 +57,10 @@ def test_sigma_rk_exact_for_polynomial_eps(stages):
 def test_ab_history_exact_for_polynomial_eps(k):
     nodes = [0.5, 0.62, 0.8, 1.1][:k]
     coef = np.linspace(0.3, 1.2, k)
-    history = EpsHistory(k)
+    history = History(k)
     for s in reversed(nodes):  # oldest first
         eps = torch.full((1,), float(sum(c * s**j for j, c in enumerate(coef))), dtype=F64)
-        history.push_eps(s, eps)
+        history.push(s, eps, eps)
     got = float(history.ab_step(torch.zeros(1, dtype=F64), nodes[0], 0.0))
     want = -sum(c * nodes[0] ** (j + 1) / (j + 1) for j, c in enumerate(coef))
     assert got == pytest.approx(want, abs=1e-12)
@@ -67,16 +68,19 @@ def test_ab_history_exact_for_polynomial_eps(k):
 
 
 def test_tableaus_have_no_end_node():
-    for c, _, b in SIGMA_RK.values():
+    for c, _, b in SIGMA_STEP_TABLEAUS.values():
         assert max(c) < 1.0 and sum(b) == pytest.approx(1.0)
 
 
 # --- where the rules switch on ---------------------------------------------------------------
 
 
-def _modes(fn_sigmas, mt, **kw):
+def _modes(fn_sigmas, mt, order=1, stochastic=False, **kw):
     model = PolyEpsModel(lambda s: s * 0 + 1.0, mt)
-    return SamplerRun(model, torch.zeros(1, 1, dtype=F64), fn_sigmas, **kw).mode
+    method = Method(order=order, variable=Variable.LAMBDA, stochastic=stochastic)
+    modes = SamplerRun(model, torch.zeros(1, 1, dtype=F64), fn_sigmas, method=method, **kw).mode
+    assert all(isinstance(m, StepMode) for m in modes)
+    return modes
 
 
 def test_modes_follow_lambda_and_model_type():
@@ -110,11 +114,16 @@ def test_modes_follow_lambda_and_model_type():
     assert final(flow_sigma(FINAL_LINEAR_LAMBDA) * 1.01)[0] == "denoise"
     # head steps (order-3 solvers): on flow models, the steps ending below lambda = -HEAD_LAMBDA
     sig = torch.linspace(1, 0, 41, dtype=F64)
-    run = SamplerRun(PolyEpsModel(lambda s: s * 0 + 1.0, flow), torch.zeros(1, 1, dtype=F64), sig, head_steps=True)
+    run = SamplerRun(PolyEpsModel(lambda s: s * 0 + 1.0, flow), torch.zeros(1, 1, dtype=F64), sig,
+                     method=Method(order=3, variable=Variable.LAMBDA))
     head = [i for i in range(40) if run.lam[i + 1] < -HEAD_LAMBDA]
     assert head and all(run.mode[i] == "sigma" for i in head) and run.mode[head[-1] + 1] == "solver"
-    assert "sigma" not in _modes(sig, flow)[: head[-1] + 1]  # not without head_steps
-    assert _modes(karras, vp, head_steps=True) == m_karras  # VP: alpha never reaches 0
+    assert "sigma" not in _modes(sig, flow, order=2)[: head[-1] + 1]  # only order-3 lambda-solvers
+    assert _modes(karras, vp, order=3) == m_karras  # VP: alpha never reaches 0
+    # solvers whose own steps are in sigma never take a step in sigma
+    in_sigma = Method(order=3, variable=Variable.SIGMA)
+    assert "sigma" not in SamplerRun(PolyEpsModel(lambda s: s * 0 + 1.0, vp), torch.zeros(1, 1, dtype=F64), normal,
+                                     method=in_sigma).mode
     # a stochastic step is never taken in sigma
     m = _modes(normal, vp, stochastic=True)
     assert "sigma" not in m
@@ -242,9 +251,9 @@ def test_order_on_host_schedules(case, label):
     flow models, at the final denoise on SD), with the default steps in sigma, is at least
     the theory - 0.3; the rows that do not reach it (docs/sigma_steps.md explains each) are
     held to their documented bound, so they cannot get worse unnoticed."""
-    kind, schedule = CASES_ORDER[case]
+    kind, schedule, shift = CASES_ORDER[case]
     sid, params, theory = SOLVERS_ORDER[label]
-    errs = order_errors(sid, params, kind, schedule, ORDER_NS)
+    errs = order_errors(sid, params, kind, schedule, shift, ORDER_NS)
     got = order_slope(ORDER_NS, errs)
     if (case, label) in ORDER_EXCEPTIONS:
         bound = ORDER_EXCEPTIONS[(case, label)]
