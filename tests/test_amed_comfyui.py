@@ -10,27 +10,14 @@ Opt-in: COMFYUI_ROOT=/work/comfyui /work/venv-comfy/bin/python -m pytest tests/t
 from __future__ import annotations
 
 import math
-import os
-import sys
 
 import pytest
 
-ROOT = os.environ.get("COMFYUI_ROOT")
-pytestmark = pytest.mark.skipif(
-    not ROOT or not os.path.isfile(os.path.join(ROOT, "comfy", "samplers.py")),
-    reason="COMFYUI_ROOT is not set to a ComfyUI checkout (and a Python with its requirements): "
-    "the real-ComfyUI AMED tests need one",
-)
-
+from support.comfy_checkpoint import SMALL_SD15_UNET
 
 
 @pytest.fixture(scope="module")
-def comfy_model():
-    try:
-        import aiohttp  # noqa: F401  (ComfyUI's requirement: this Python can run it)
-    except ImportError:
-        pytest.skip("this Python lacks ComfyUI's requirements (aiohttp); use ComfyUI's venv")
-    sys.path.insert(0, ROOT)
+def comfy_model(comfyui_imports):
     from comfy.cli_args import args
 
     args.cpu = True
@@ -39,10 +26,8 @@ def comfy_model():
     import comfy.sd
     from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
 
-    import comfy_harness as H
-
     torch.manual_seed(0)
-    unet = UNetModel(**H.SMALL_SD15_UNET, operations=comfy.ops.disable_weight_init)
+    unet = UNetModel(**SMALL_SD15_UNET, operations=comfy.ops.disable_weight_init)
     g = torch.Generator().manual_seed(1)
     sd = {}
     for k, v in unet.state_dict().items():

@@ -109,8 +109,7 @@ def _comfy_python():
     return os.environ.get("COMFYUI_PYTHON") or __import__("sys").executable
 
 
-@pytest.mark.skipif(not os.environ.get("COMFYUI_ROOT"), reason="COMFYUI_ROOT not set (real-host test)")
-def test_host_schedules_match_a_real_comfyui_checkout():
+def test_host_schedules_match_a_real_comfyui_checkout(comfyui_root):
     """ComfyUI's own calculate_sigmas on its own model_sampling objects, in its Python."""
     code = textwrap.dedent("""
         import json, os
@@ -126,7 +125,7 @@ def test_host_schedules_match_a_real_comfyui_checkout():
         print(json.dumps(out))
     """)
     proc = subprocess.run([_comfy_python(), "-c", code], capture_output=True, text=True, timeout=600,
-                          cwd=os.environ["COMFYUI_ROOT"])
+                          cwd=comfyui_root)
     assert proc.returncode == 0, proc.stderr[-2000:]
     host = json.loads(proc.stdout.strip().splitlines()[-1])
     for key, want in host.items():
@@ -265,7 +264,7 @@ def test_demo_digits_part(tmp_path):
     assert (tmp_path / "demo_digits_eps_nfe4.png").stat().st_size > 5000
 
 
-@pytest.mark.skipif(not os.environ.get("COMFYUI_ROOT"), reason="COMFYUI_ROOT not set (real-host test)")
+@pytest.mark.usefixtures("comfyui_root")  # skips without a ComfyUI checkout
 def test_comfyui_anchors_run_in_the_checkouts_python():
     """ComfyUI's own samplers through the subprocess runner: the call counts of the cost
     model, and deterministic ones converge to the bench's reference ODE solution."""

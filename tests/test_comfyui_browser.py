@@ -30,27 +30,22 @@ import time
 
 import pytest
 
-import comfy_harness as H  # noqa: E402
+from support import REPO, asset_cache
+from support.comfy_checkpoint import CHECKPOINT as CKPT, ensure_checkpoint
+from support.comfy_screenshots import ARGS, CHROMIUM, readme_screenshots
+from support.comfy_server import ComfyServer
+from support.comfy_workflows import load_workflows
 
-ROOT = os.environ.get("COMFYUI_ROOT")
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 PACK = "seeds_samplers"  # the pack's folder name under custom_nodes = its template category
-CKPT = "ss_random_sd15.safetensors"
 SD15 = "v1-5-pruned-emaonly-fp16.safetensors"  # the SD1.5 file workflows 1, 4 and 5 name
 VIEWPORT = {"width": 1600, "height": 1000}
 MIN_ZOOM = 0.7  # the frontend hides node text below 8 px / 14 px = 0.57
 TIMEOUT = 300_000  # ms; the page is slow on a busy 2-core machine
 OURS = re.compile(r"seeds_samplers|SS_Sampler_|SS_Sigmas_|\bss_[a-z]|SEEDS", re.I)
 
-pytestmark = pytest.mark.skipif(
-    not ROOT or not os.path.isfile(os.path.join(ROOT, "main.py")),
-    reason="COMFYUI_ROOT is not set to a ComfyUI checkout: the real-browser tests need one "
-    "(and a Python with ComfyUI's requirements and playwright, and Debian's chromium)",
-)
+pytestmark = pytest.mark.usefixtures("comfyui_root")  # skips without a ComfyUI checkout
 
-WORKFLOWS = H.load_workflows()
+WORKFLOWS = load_workflows()
 
 
 # --- fixtures --------------------------------------------------------------------------
@@ -63,24 +58,19 @@ def sync_api():
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, sync_api):
-    try:
-        import aiohttp  # noqa: F401  (ComfyUI's own requirement: tells us this Python can run it)
-    except ImportError:
-        pytest.skip("this Python lacks ComfyUI's requirements (aiohttp); use ComfyUI's venv")
-    cache = os.environ.get("SS_TEST_CACHE", os.path.expanduser("~/.cache/seeds_samplers_tests"))
-    ckpt = H.ensure_checkpoint(cache)
+def server(tmp_path_factory, sync_api, comfyui_python):
+    ckpt = ensure_checkpoint(comfyui_python, asset_cache())
     work = str(tmp_path_factory.mktemp("comfy_browser"))
     nodes_dir, ckpt_dir = os.path.join(work, "custom_nodes"), os.path.join(work, "checkpoints")
     os.makedirs(nodes_dir)
     os.makedirs(ckpt_dir)
-    os.symlink(H.REPO, os.path.join(nodes_dir, PACK))
+    os.symlink(REPO, os.path.join(nodes_dir, PACK))
     for name in (CKPT, SD15):
         os.symlink(ckpt, os.path.join(ckpt_dir, name))
     os.makedirs(os.path.join(work, "user", "default"))
     with open(os.path.join(work, "user", "default", "comfy.settings.json"), "w") as f:
         json.dump({"Comfy.TutorialCompleted": True}, f)  # a returning user; every warning stays on
-    srv = H.ComfyServer(work, ckpt_dir, [nodes_dir]).start(timeout=900)
+    srv = ComfyServer(comfyui_python, work, ckpt_dir, [nodes_dir]).start(timeout=900)
     yield srv
     srv.stop()
 
@@ -311,11 +301,9 @@ def test_run_button_runs_a_template_end_to_end(ui, server):
 def test_readme_screenshots(browser, server, tmp_path):
     if os.environ.get("SS_SCREENSHOTS") != "1":
         pytest.skip("set SS_SCREENSHOTS=1 to retake docs/images/comfyui_*.png")
-    import comfy_screenshots
-
-    comfy_screenshots.readme_screenshots(browser, server.url, str(tmp_path), timeout=TIMEOUT)
+    readme_screenshots(browser, server.url, str(tmp_path), timeout=TIMEOUT)
     for shot in ("comfyui_nodes", "comfyui_samplercustom", "comfyui_ksampler_dropdown", "comfyui_browse_templates"):
-        path = os.path.join(H.REPO, "docs", "images", shot + ".png")
+        path = os.path.join(REPO, "docs", "images", shot + ".png")
         assert os.path.getsize(path) < 300_000 and os.path.getmtime(path) > time.time() - 3600
 
 

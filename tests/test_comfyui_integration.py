@@ -22,51 +22,45 @@ import time
 
 import pytest
 
-import comfy_harness as H  # noqa: E402
+from seeds_samplers.nodes.definitions import families, scheduler_name
+from seeds_samplers.samplers.registry import SAMPLERS
+from seeds_samplers.samplers.schedules import SCHEDULES
+from support import REPO, asset_cache
+from support.comfy_checkpoint import CHECKPOINT as CKPT, ensure_checkpoint
+from support.comfy_nodes import CORE_SAMPLERS, CORE_SCHEDULERS, server_definitions
+from support.comfy_server import ComfyServer
+from support.comfy_test_packs import PROBE_PACK, SNAPSHOT_PACK
+from support.comfy_workflows import load_workflows, missing_samplers, ui_to_api
 
-from seeds_samplers.nodes.definitions import families, scheduler_name  # noqa: E402
-from seeds_samplers.samplers.registry import SAMPLERS  # noqa: E402
-from seeds_samplers.samplers.schedules import SCHEDULES  # noqa: E402
-
-ROOT = os.environ.get("COMFYUI_ROOT")
-pytestmark = pytest.mark.skipif(
-    not ROOT or not os.path.isfile(os.path.join(ROOT, "main.py")),
-    reason="COMFYUI_ROOT is not set to a ComfyUI checkout: the real-ComfyUI integration tests need one "
-    "(and a Python with ComfyUI's requirements)",
-)
+pytestmark = pytest.mark.usefixtures("comfyui_root")  # skips without a ComfyUI checkout
 
 SAMPLER_NAMES = [s.host_name for s in SAMPLERS.values()]
 SCHEDULER_NAMES = [scheduler_name(s) for s in SCHEDULES]
-CKPT = "ss_random_sd15.safetensors"
 
 
 # --- fixtures --------------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def server(tmp_path_factory):
-    try:
-        import aiohttp  # noqa: F401  (ComfyUI's own requirement: tells us this Python can run it)
-    except ImportError:
-        pytest.skip("this Python lacks ComfyUI's requirements (aiohttp); use ComfyUI's venv")
-    cache = os.environ.get("SS_TEST_CACHE", os.path.expanduser("~/.cache/seeds_samplers_tests"))
-    H.ensure_checkpoint(cache)
+def server(tmp_path_factory, comfyui_python):
+    cache = asset_cache()
+    ensure_checkpoint(comfyui_python, cache)
     work = str(tmp_path_factory.mktemp("comfy"))
     dirs = [os.path.join(work, f"custom_nodes_{i}") for i in range(4)]
     for d in dirs:
         os.makedirs(d)
     # dir 0: a list-snapshotting pack and a copy of this pack whose node setup fails
     with open(os.path.join(dirs[0], "ss_test_snapshot.py"), "w") as f:
-        f.write(H.SNAPSHOT_PACK)
+        f.write(SNAPSHOT_PACK)
     broken = os.path.join(dirs[0], "seeds_samplers_broken")
-    shutil.copytree(H.REPO, broken, ignore=shutil.ignore_patterns(".git", "tests", "workflows", "docs",
-                                                                  "bench", "__pycache__", "*.egg-info"))
+    shutil.copytree(REPO, broken, ignore=shutil.ignore_patterns(".git", "tests", "workflows", "docs",
+                                                                "bench", "__pycache__", "*.egg-info"))
     with open(os.path.join(broken, "nodes", "__init__.py"), "w") as f:
         f.write('raise RuntimeError("simulated failure in the node setup")\n')
     # dir 1: this pack; dir 2: the same pack again under another folder name
-    os.symlink(H.REPO, os.path.join(dirs[1], "seeds_samplers"))
-    os.symlink(H.REPO, os.path.join(dirs[2], "seeds_samplers_again"))
+    os.symlink(REPO, os.path.join(dirs[1], "seeds_samplers"))
+    os.symlink(REPO, os.path.join(dirs[2], "seeds_samplers_again"))
     with open(os.path.join(dirs[3], "ss_test_probes.py"), "w") as f:
-        f.write(H.PROBE_PACK % {"pack_module": os.path.join(dirs[1], "seeds_samplers").replace(".", "_x_")})
-    srv = H.ComfyServer(work, cache, dirs, extra_args=["--preview-method", "latent2rgb"]).start()
+        f.write(PROBE_PACK % {"pack_module": os.path.join(dirs[1], "seeds_samplers").replace(".", "_x_")})
+    srv = ComfyServer(comfyui_python, work, cache, dirs, extra_args=["--preview-method", "latent2rgb"]).start()
     srv.reports = os.path.join(work, "reports")
     os.makedirs(srv.reports)
     yield srv
@@ -80,7 +74,7 @@ def object_info(server):
 
 @pytest.fixture(scope="session")
 def defs(object_info):
-    return H.server_definitions(object_info)
+    return server_definitions(object_info)
 
 
 # --- prompt builders -------------------------------------------------------------------
@@ -147,8 +141,8 @@ def test_dropdowns_list_our_names(object_info):
     assert [n for n in select if n.startswith("ss_")] == SAMPLER_NAMES
     assert [n for n in basic if n.startswith("ss_")] == SCHEDULER_NAMES
     # the built-ins are all still there, in their order, in front of ours
-    assert select[: len(H.CORE_SAMPLERS)] == H.CORE_SAMPLERS
-    assert basic[: len(H.CORE_SCHEDULERS)] == H.CORE_SCHEDULERS
+    assert select[: len(CORE_SAMPLERS)] == CORE_SAMPLERS
+    assert basic[: len(CORE_SCHEDULERS)] == CORE_SCHEDULERS
 
 
 def test_our_nodes_are_registered(object_info):
@@ -203,13 +197,13 @@ def test_pack_that_snapshots_the_lists_still_validates(server):
 
 # --- example workflows -----------------------------------------------------------------
 def _workflow_ids():
-    return sorted(H.load_workflows())
+    return sorted(load_workflows())
 
 
 @pytest.mark.parametrize("name", _workflow_ids())
 def test_example_workflow_executes(server, defs, name):
-    wf = H.load_workflows()[name]
-    missing = H.missing_samplers(wf)
+    wf = load_workflows()[name]
+    missing = missing_samplers(wf)
     if missing:
         pytest.skip(f"needs samplers not in the registry yet: {missing}")
     overrides = {("CheckpointLoaderSimple", "ckpt_name"): CKPT}
@@ -220,7 +214,7 @@ def test_example_workflow_executes(server, defs, name):
     # AMED training: the smallest run that still trains (CPU; the workflow's values are for a GPU)
     overrides.update({("SS_AMED_Train", "trajectories"): 8, ("SS_AMED_Train", "batch"): 8,
                       ("SS_AMED_Train", "teacher_substeps"): 1})
-    prompt = H.ui_to_api(wf, defs, overrides)
+    prompt = ui_to_api(wf, defs, overrides)
     for nid, node in list(prompt.items()):
         if node["class_type"] == "VAEDecode":
             prompt[f"check_{nid}"] = {"class_type": "SSTestImageCheck", "inputs": {"images": [nid, 0], "label": nid}}
@@ -412,14 +406,14 @@ def test_cancel_button_stops_a_long_run_within_one_step(server):
 
 def test_frontend_converts_the_workflows_as_the_tests_do(server, defs):
     """ComfyUI's own page (headless Chromium) turns each example workflow into the same API
-    prompt as comfy_harness.ui_to_api, so the tests run what a user's click would queue."""
+    prompt as support.comfy_workflows.ui_to_api, so the tests run what a user's click would queue."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package")
     chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
     if not os.path.exists(chromium):
         pytest.skip(f"needs Chromium at {chromium} (Debian package chromium, or set CHROMIUM)")
     args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--no-first-run", "--disable-dev-shm-usage"]
-    wfs = {name: wf for name, wf in H.load_workflows().items() if not H.missing_samplers(wf)}
+    wfs = {name: wf for name, wf in load_workflows().items() if not missing_samplers(wf)}
     local = copy.deepcopy(defs)
     ckpt_options = local["CheckpointLoaderSimple"]["inputs"][0][1]
     for wf in wfs.values():  # the checkpoints the workflows name are not on the test server
@@ -434,8 +428,8 @@ def test_frontend_converts_the_workflows_as_the_tests_do(server, defs):
                 out = page.evaluate(
                     "async (wf) => { await app.loadGraphData(wf); return (await app.graphToPrompt()).output; }", wf)
                 theirs = {k: {"class_type": v["class_type"], "inputs": v["inputs"]} for k, v in out.items()}
-                assert theirs == H.ui_to_api(wf, local), name
+                assert theirs == ui_to_api(wf, local), name
         finally:
             browser.close()
     templates = server.get("/workflow_templates")
-    assert sorted(templates["seeds_samplers"]) == sorted(H.load_workflows())
+    assert sorted(templates["seeds_samplers"]) == sorted(load_workflows())

@@ -15,14 +15,14 @@ import types
 import pytest
 import torch
 
-import comfy_harness as H  # noqa: E402
+from seeds_samplers.nodes import definitions as D
+from seeds_samplers.nodes import node_definitions
+from seeds_samplers.samplers.registry import SAMPLERS, Param
+from seeds_samplers.samplers.schedules import SCHEDULES
+from support import REPO
+from support.comfy_nodes import CORE_SAMPLERS, CORE_SCHEDULERS
 
-from seeds_samplers.nodes import definitions as D  # noqa: E402
-from seeds_samplers.nodes import node_definitions  # noqa: E402
-from seeds_samplers.samplers.registry import SAMPLERS, Param  # noqa: E402
-from seeds_samplers.samplers.schedules import SCHEDULES  # noqa: E402
-
-# Names other packs use in the same dropdowns (COMFYUI.md §3.9).
+# Names other packs use in the same dropdowns.
 POPULAR_PACK_SAMPLERS = {
     "res_2m", "res_3m", "res_2s", "res_3s", "res_5s", "res_6s", "res_2m_ode", "res_3m_ode", "res_2s_ode",
     "res_3s_ode", "res_5s_ode", "res_6s_ode", "deis_2m", "deis_3m", "deis_2m_ode", "deis_3m_ode", "rk_beta", "rk",
@@ -40,8 +40,8 @@ def test_names_follow_one_rule_and_collide_with_nothing_known():
     schedulers = [D.scheduler_name(s) for s in SCHEDULES]
     for name in samplers + schedulers:
         assert name.startswith("ss_")
-    assert not set(samplers) & (set(H.CORE_SAMPLERS) | POPULAR_PACK_SAMPLERS)
-    assert not set(schedulers) & (set(H.CORE_SCHEDULERS) | POPULAR_PACK_SCHEDULERS)
+    assert not set(samplers) & (set(CORE_SAMPLERS) | POPULAR_PACK_SAMPLERS)
+    assert not set(schedulers) & (set(CORE_SCHEDULERS) | POPULAR_PACK_SCHEDULERS)
     assert len(set(samplers)) == len(samplers) and len(set(schedulers)) == len(schedulers)
     classes, names = node_definitions()
     assert all(n.startswith("SS_") for n in classes)
@@ -257,9 +257,9 @@ class FakeKSAMPLER:
 @pytest.fixture
 def fake_comfy(monkeypatch):
     """comfy.samplers / comfy.k_diffusion.sampling / nodes with ComfyUI's list layout."""
-    ksampler_names = list(H.CORE_SAMPLERS[:-3])
+    ksampler_names = list(CORE_SAMPLERS[:-3])
     sampler_names = ksampler_names + ["ddim", "uni_pc", "uni_pc_bh2"]
-    handlers = {n: ("builtin", n) for n in H.CORE_SCHEDULERS}
+    handlers = {n: ("builtin", n) for n in CORE_SCHEDULERS}
     samplers_mod = types.ModuleType("comfy.samplers")
     samplers_mod.KSAMPLER_NAMES = ksampler_names
     samplers_mod.SAMPLER_NAMES = sampler_names
@@ -422,13 +422,13 @@ def test_schedule_node_and_handler_follow_comfy_denoise_rule():
 
 def test_docs_name_every_entry_and_node():
     """docs/comfyui.md (the pack's ComfyUI page) names every dropdown entry and every
-    node (its generated tables are current: ``python tests/workflow_builder.py``); the
+    node (its generated tables are current: ``python -m tests.support.workflow_builder``); the
     images that page and the README's ComfyUI section show exist and are small."""
     import re
 
-    with open(os.path.join(H.REPO, "docs", "comfyui.md"), encoding="utf-8") as f:
+    with open(os.path.join(REPO, "docs", "comfyui.md"), encoding="utf-8") as f:
         page = f.read()
-    with open(os.path.join(H.REPO, "README.md"), encoding="utf-8") as f:
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
         m = re.search(r"<!-- comfyui:start -->\n(.*?)<!-- comfyui:end -->", f.read(), re.S)
     assert m, "README has no comfyui section"
     for text in (page,):
@@ -442,6 +442,6 @@ def test_docs_name_every_entry_and_node():
         assert names[node_id] in page, names[node_id]
     for text in (page, m.group(1)):
         for image in re.findall(r"\]\(((?:\.\./)?docs/images/[^)]+|images/[^)]+)\)", text):
-            base = os.path.join(H.REPO, "docs") if image.startswith("images/") else H.REPO
+            base = os.path.join(REPO, "docs") if image.startswith("images/") else REPO
             path = os.path.normpath(os.path.join(base, image))
             assert os.path.isfile(path) and os.path.getsize(path) < 300_000, image

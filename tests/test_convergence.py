@@ -34,7 +34,7 @@ from seeds_samplers.samplers.seeds import sample_seeds_1, sample_seeds_2, sample
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-from solver_doubles import F64
+from support.solver_doubles import F64
 
 
 def _mixture(shape, sep, seed, stds=(0.15, 0.3, 0.5, 0.25), weights=(0.4, 0.3, 0.2, 0.1)):

@@ -8,7 +8,7 @@ Testing), e.g.
 
 For each host, one webui is started (UI + API, 127.0.0.1) with this repository linked
 into ``extensions/`` under an unusual folder name, and a random-weight SD1.5 checkpoint
-built by tests/webui_assets.py: the API lists our samplers and schedules; every sampler
+built by tests/support/webui_assets.py: the API lists our samplers and schedules; every sampler
 runs txt2img at 64x64 and is proven to have run (infotext names it and its parameters,
 the image differs from Euler's at the same seed); settings overrides change the image and
 the infotext, and the infotext (read back through /sdapi/v1/png-info) reproduces it; an
@@ -22,7 +22,7 @@ import os
 
 import pytest
 
-import webui_harness as H  # noqa: E402
+from support import webui_harness as H
 
 from seeds_samplers.samplers.registry import SAMPLERS, SCHEDULES  # noqa: E402
 from seeds_samplers.webui.naming import (  # noqa: E402

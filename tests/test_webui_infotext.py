@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-import webui_standins as S  # noqa: E402
+from support import webui_standins as S
 
 from seeds_samplers.samplers.registry import SAMPLERS, SCHEDULES  # noqa: E402
 from seeds_samplers.webui import setup_webui  # noqa: E402

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-import webui_standins as S  # noqa: E402
+from support import webui_standins as S
 
 from seeds_samplers.bench.gmm import AnalyticDenoiser  # noqa: E402
 from seeds_samplers.samplers import sample_deis  # noqa: E402

@@ -1,5 +1,5 @@
 """The webui glue against stand-ins that follow A1111's documented semantics
-(tests/webui_standins.py): registration, labels, options, settings, the sampler object
+(tests/support/webui_standins.py): registration, labels, options, settings, the sampler object
 (sigmas, callback, extra_args, seeded noise, interrupt, img2img, model calls per step)
 and the schedules. The same behaviour is checked on real webuis in test_webui_hosts.py."""
 
@@ -10,7 +10,7 @@ import logging
 import pytest
 import torch
 
-import webui_standins as S  # noqa: E402
+from support import webui_standins as S
 
 from seeds_samplers.samplers.registry import SAMPLERS, SCHEDULES, Param, SamplerSpec  # noqa: E402
 from seeds_samplers.webui import setup_webui  # noqa: E402

@@ -1,7 +1,7 @@
 """The extension's entry script as the webui runs it: ``scripts/seeds_samplers_webui.py``
 executed by file path (module name = the file name, the extension folder on ``sys.path``
 only while it imports), from a copy of the repository in a folder with another name,
-against stand-in ``modules`` (tests/webui_standins.py); twice, as Reload UI does."""
+against stand-in ``modules`` (tests/support/webui_standins.py); twice, as Reload UI does."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ GENERIC = ["scripts", "nodes", "utils", "samplers", "webui", "bench", "digits"]
 
 FAKE_MODULES = '''
 import sys
-import webui_standins as S
+from support import webui_standins as S
 
 _host = S.make_host()
 for _name in ("sd_samplers", "sd_samplers_common", "sd_samplers_kdiffusion", "sd_schedulers", "shared", "scripts"):

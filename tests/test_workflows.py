@@ -1,7 +1,7 @@
 """The example workflows (workflows/*.json) against the node definitions.
 
 Always runs (no ComfyUI needed): our nodes come from the registry, ComfyUI's core ones
-from comfy_harness.CORE_NODES (v0.3.64). Each workflow is converted to an API prompt the
+from support.comfy_nodes.CORE_NODES (v0.3.64). Each workflow is converted to an API prompt the
 way the frontend does (widget order from INPUT_TYPES, a control_after_generate slot after
 seed widgets), so unknown node types, unknown inputs, wrong link types and values outside
 the declared ranges all fail here. tests/test_comfyui_integration.py runs them for real.
@@ -15,9 +15,12 @@ import re
 
 import pytest
 
-import comfy_harness as H  # noqa: E402
+from support import REPO
+from support import workflow_builder as B
+from support.comfy_nodes import offline_definitions
+from support.comfy_workflows import WORKFLOW_DIR, WorkflowError, load_workflows, missing_samplers, ui_to_api
 
-WORKFLOWS = H.load_workflows()
+WORKFLOWS = load_workflows()
 
 
 def test_there_are_the_five_example_workflows():
@@ -58,7 +61,7 @@ def test_workflow_is_ui_format_with_thumbnail_and_checkpoint_note(name):
         for key in ("id", "type", "pos", "size"):
             assert key in n, (n.get("id"), key)
     # a thumbnail for Browse Templates (the frontend asks for <name>.jpg)
-    thumb = os.path.join(H.WORKFLOW_DIR, name + ".jpg")
+    thumb = os.path.join(WORKFLOW_DIR, name + ".jpg")
     assert os.path.isfile(thumb), f"missing thumbnail {thumb}"
     with open(thumb, "rb") as f:
         assert f.read(3) == b"\xff\xd8\xff", "thumbnail is not a JPEG"
@@ -74,10 +77,10 @@ def test_workflow_is_ui_format_with_thumbnail_and_checkpoint_note(name):
 @pytest.mark.parametrize("name", sorted(WORKFLOWS))
 def test_workflow_nodes_inputs_and_values_exist(name):
     wf = WORKFLOWS[name]
-    missing = H.missing_samplers(wf)
+    missing = missing_samplers(wf)
     if missing:
         pytest.skip(f"uses samplers that are not in the registry yet: {missing}")
-    prompt = H.ui_to_api(wf, H.offline_definitions())
+    prompt = ui_to_api(wf, offline_definitions())
     assert prompt
     # every link in the links array joins existing nodes and is referenced by both ends
     nodes = {n["id"]: n for n in wf["nodes"]}
@@ -91,19 +94,19 @@ def test_workflow_nodes_inputs_and_values_exist(name):
 
 def test_converter_rejects_bad_workflows():
     wf = json.loads(json.dumps(WORKFLOWS[sorted(WORKFLOWS)[0]]))
-    defs = H.offline_definitions()
+    defs = offline_definitions()
     ks = next(n for n in wf["nodes"] if n["type"] == "KSampler")
     ks["widgets_values"][4] = "ss_no_such_sampler"
-    with pytest.raises(H.WorkflowError, match="not one of the options"):
-        H.ui_to_api(wf, defs)
+    with pytest.raises(WorkflowError, match="not one of the options"):
+        ui_to_api(wf, defs)
     ks["widgets_values"][4] = "ss_seeds_2"
     ks["widgets_values"][2] = 0  # steps below the minimum
-    with pytest.raises(H.WorkflowError, match="outside"):
-        H.ui_to_api(wf, defs)
+    with pytest.raises(WorkflowError, match="outside"):
+        ui_to_api(wf, defs)
     ks["widgets_values"][2] = 10
     ks["type"] = "KSamplerNoSuchNode"
-    with pytest.raises(H.WorkflowError, match="unknown node type"):
-        H.ui_to_api(wf, defs)
+    with pytest.raises(WorkflowError, match="unknown node type"):
+        ui_to_api(wf, defs)
 
 
 def _notes(wf):
@@ -137,14 +140,12 @@ def test_the_title_check_catches_a_drifted_name():
 
 @pytest.mark.parametrize("name", sorted(WORKFLOWS))
 def test_note_starts_with_the_checkpoint_file_and_where_it_goes(name):
-    import workflow_builder as B
-
     wf = WORKFLOWS[name]
     ckpts = [n["widgets_values"][0] for n in wf["nodes"] if n["type"] == "CheckpointLoaderSimple"]
     first_lines = [t.splitlines()[0] for t in _notes(wf)]
     for c in ckpts:
         assert any(line.startswith("NEEDS " + c) and "models/checkpoints/" in line for line in first_lines), c
-    with open(os.path.join(H.REPO, "docs", "comfyui.md"), encoding="utf-8") as f:
+    with open(os.path.join(REPO, "docs", "comfyui.md"), encoding="utf-8") as f:
         page = f.read()
     for c in ckpts:
         assert c in page, f"docs/comfyui.md does not list {c}"
@@ -155,8 +156,6 @@ def test_note_starts_with_the_checkpoint_file_and_where_it_goes(name):
 def test_workflow_fits_a_1600x1000_window_at_a_readable_zoom(name):
     """ComfyUI stops drawing node text below a zoom of 8 px / 14 px = 0.57; each graph
     must fit the canvas of a 1600 x 1000 window at 0.7 or more, and opens fitted."""
-    import workflow_builder as B
-
     wf = WORKFLOWS[name]
     view = B.fit_view(wf["nodes"])
     assert view["scale"] >= 0.7, view
@@ -180,14 +179,13 @@ def test_sampler_node_in_a_workflow_runs_its_dropdown_settings_unless_changed():
 
 def test_docs_generated_tables_are_current():
     """docs/comfyui.md's node, entry and checkpoint tables equal what the builder makes
-    from the registry and the workflows (rewrite: python tests/workflow_builder.py)."""
-    import workflow_builder as B
-
+    from the registry and the workflows (rewrite: python -m tests.support.workflow_builder)."""
     with open(B.DOCS_PAGE, encoding="utf-8") as f:
         page = f.read()
     for key, block in B.generated_blocks().items():
         m = re.search(rf"<!-- {key}:start -->\n(.*?)<!-- {key}:end -->", page, re.S)
-        assert m and m.group(1) == block, f"docs/comfyui.md: the {key} table is stale; run tests/workflow_builder.py"
+        assert m and m.group(1) == block, (
+            f"docs/comfyui.md: the {key} table is stale; run python -m tests.support.workflow_builder")
 
 
 def test_workflow_file_names_are_safe_for_the_template_browser():

@@ -1,5 +1,6 @@
 """Test assets for the real-webui tests, built with a webui's own Python and classes
-(run as a script by tests/webui_harness.py, never imported by the test process):
+(run as a script, by file path, by tests/support/webui_harness.py; never imported by the
+test process):
 
     python webui_assets.py clip-cache HF_HOME
         an offline Hugging Face cache entry for "openai/clip-vit-large-patch14" holding the

@@ -1,18 +1,19 @@
 """Screenshot of a real webui's sampler menu with our entries, for docs/images.
 
-    A1111_ROOT=/path/to/webui python tests/webui_screenshot.py [a1111|forge|reforge] OUT.png
+    A1111_ROOT=/path/to/webui python -m tests.support.webui_screenshot [a1111|forge|reforge] OUT.png
 
-Starts the webui as the real-host tests do (tests/webui_harness.py), opens the txt2img tab
-in headless Chromium (Playwright driving the system's /usr/bin/chromium, no browser
-download), opens the "Sampling method" menu, scrolls to our entries and saves the
-picture. Needs ``pip install playwright`` (the Python package only).
+(from the repository root). Starts the webui as the real-host tests do
+(tests/support/webui_harness.py), opens the txt2img tab in headless Chromium (Playwright
+driving the system's /usr/bin/chromium, no browser download), opens the "Sampling method"
+menu, scrolls to our entries and saves the picture. Needs ``pip install playwright`` (the
+Python package only).
 """
 
 from __future__ import annotations
 
 import sys
 
-import webui_harness as H  # noqa: E402
+from . import webui_harness as H
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run"]

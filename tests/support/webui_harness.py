@@ -4,7 +4,7 @@ checkout (``A1111_ROOT`` / ``FORGE_ROOT`` / ``REFORGE_ROOT``; its Python from
 with this repository linked into ``extensions/`` under an unusual folder name, CPU only,
 bound to 127.0.0.1, no network.
 
-The assets are built by the project's own code (tests/webui_assets.py, run with the
+The assets are built by the project's own code (tests/support/webui_assets.py, run with the
 webui's Python and classes) and cached outside the repository in ``$SS_TEST_CACHE`` or
 ``~/.cache/seeds_samplers_tests/webui``: the CLIP tokenizer cache A1111 loads by name,
 and a random-weight SD1.5 checkpoint (4.3 GB, fp32).
@@ -22,16 +22,15 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
 from typing import Any, Dict, List, Optional
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from . import REPO, asset_cache, free_port
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXT_NAME = "sd-webui-SEEDS_under_test"  # any folder name must work
 HOSTS = {"a1111": "A1111_ROOT", "forge": "FORGE_ROOT", "reforge": "REFORGE_ROOT"}
@@ -55,13 +54,6 @@ script_callbacks.on_app_started(_routes)
 '''
 
 
-def cache_dir() -> str:
-    d = os.environ.get("SS_TEST_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "seeds_samplers_tests")
-    d = os.path.join(d, "webui")
-    os.makedirs(d, exist_ok=True)
-    return d
-
-
 def host_python(kind: str, root: str) -> str:
     py = os.environ.get(HOSTS[kind].replace("_ROOT", "_PYTHON"))
     return py or os.path.join(root, "venv", "bin", "python")
@@ -79,12 +71,6 @@ def skip_reason(kind: str) -> Optional[str]:
     return None
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _run_asset(python: str, *args: str, env: Optional[dict] = None) -> None:
     r = subprocess.run([python, os.path.join(HERE, "webui_assets.py"), *args], capture_output=True, text=True,
                        env=env, timeout=3600)
@@ -93,7 +79,7 @@ def _run_asset(python: str, *args: str, env: Optional[dict] = None) -> None:
 
 
 def clip_cache(python: str) -> str:
-    hf_home = os.path.join(cache_dir(), "hf_home")
+    hf_home = os.path.join(asset_cache("webui"), "hf_home")
     marker = os.path.join(hf_home, "hub", "models--openai--clip-vit-large-patch14", "refs", "main")
     if not os.path.isfile(marker):
         _run_asset(python, "clip-cache", hf_home)
@@ -103,7 +89,7 @@ def clip_cache(python: str) -> str:
 def checkpoint(kind: str, root: str, python: str) -> str:
     """The random SD1.5 checkpoint; built with ldm from a webui that has it (A1111 or
     reForge: ``repositories/stable-diffusion-stability-ai``), else from another prepared host."""
-    out = os.path.join(cache_dir(), "random-sd15.safetensors")
+    out = os.path.join(asset_cache("webui"), "random-sd15.safetensors")
     if os.path.isfile(out):
         return out
     candidates = [(kind, root, python)] + [
@@ -278,9 +264,4 @@ def infotext_fields(infotext: str) -> Dict[str, str]:
     return out
 
 
-def python_has(python: str, module: str) -> bool:
-    return subprocess.run([python, "-c", f"import {module}"], capture_output=True).returncode == 0
-
-
-__all__ = ["Webui", "skip_reason", "pixels", "mean_abs_diff", "infotext_fields", "cache_dir", "EXT_NAME", "HOSTS",
-           "python_has", "sys"]
+__all__ = ["Webui", "skip_reason", "pixels", "mean_abs_diff", "infotext_fields", "EXT_NAME", "HOSTS"]

@@ -1,5 +1,4 @@
-"""Test doubles and helpers shared by the solver tests (imported by name: pytest puts tests/
-on the path)."""
+"""Test doubles and helpers shared by the solver tests."""
 
 from __future__ import annotations
 
@@ -23,6 +22,11 @@ def record(fn, *args, **kw):
 
     out = fn(*args, callback=cb, disable=True, **kw)
     return xs + [out], ds
+
+
+def no_noise(sigma, sigma_next):
+    """Noise sampler for runs that must draw none (deterministic settings)."""
+    raise AssertionError("a deterministic run drew noise")
 
 
 class Counting:

@@ -1,9 +1,10 @@
 """Writes the example workflows (workflows/*.json, ComfyUI UI format 0.4).
 
-    python tests/workflow_builder.py            # rewrite the JSON files and thumbnails
+    python -m tests.support.workflow_builder    # from the repository root: rewrite the JSON
+                                                # files, thumbnails and docs/comfyui.md's tables
 
 Widget order and defaults come from the same node definitions the tests check against
-(ours from the registry, ComfyUI's core ones from comfy_harness.CORE_NODES), so the
+(ours from the registry, ComfyUI's core ones from support.comfy_nodes.CORE_NODES), so the
 files stay in step with the nodes. The JSON is the product: edit it in ComfyUI and save
 over it if you like; tests/test_workflows.py checks whatever is there.
 """
@@ -14,7 +15,9 @@ import json
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
-import comfy_harness as H  # noqa: E402
+from . import REPO
+from .comfy_nodes import offline_definitions
+from .comfy_workflows import WORKFLOW_DIR, has_control_widget, load_workflows, widget_names
 
 NEGATIVE = "blurry, low quality, watermark, text"
 SEED = 123456789
@@ -43,10 +46,10 @@ class Graph:
         d = self.defs[ntype]
         values, inputs, n_widgets = [], [], 0
         for name, typ, opts in d["inputs"]:
-            if name in H.widget_names(d):
+            if name in widget_names(d):
                 n_widgets += 1
                 values.append(widgets.pop(name) if name in widgets else opts.get("default", typ[0] if isinstance(typ, list) else None))
-                if H.has_control_widget(name, typ, opts):
+                if has_control_widget(name, typ, opts):
                     values.append("fixed")
             else:
                 inputs.append({"name": name, "type": typ, "link": None})
@@ -158,19 +161,18 @@ def title(node_id: str) -> str:
 def _spec(host_name: str):
     from seeds_samplers.samplers.registry import SAMPLERS
 
-    return SAMPLERS[host_name[len("ss_"):]]
+    return next(s for s in SAMPLERS.values() if s.host_name == host_name)
 
 
 def _schedulers() -> str:
-    from seeds_samplers.nodes.definitions import scheduler_name
     from seeds_samplers.samplers.schedules import SCHEDULES
 
-    return ", ".join(scheduler_name(s) for s in SCHEDULES)
+    return ", ".join(s.host_name for s in SCHEDULES.values())
 
 
 def _calls(host_name: str) -> int:
     spec = _spec(host_name)
-    return spec.calls(**dict(spec.dropdown))
+    return spec.calls(**dict(spec.menu))
 
 
 def _sd_front(g: Graph, ckpt: str, prompt: str, note: str, latent: Tuple[str, Dict[str, Any]] = None,
@@ -195,6 +197,16 @@ def _decode_save(g: Graph, latent_src: Dict, slot: int, vae_src: Dict, x: float,
     g.link(vae_src, 2, dec, "vae")
     save = g.node("SaveImage", (x, 90), {"filename_prefix": prefix}, size=(420, 470))
     g.link(dec, 0, save, "images")
+
+
+def _sampler_custom(g: Graph, pos: Tuple[float, float], cfg: float, model: Dict, positive: Dict, negative: Dict,
+                    sampler: Dict, sigmas: Dict, latent: Dict, ckpt: Dict, prefix: str) -> None:
+    """SamplerCustom fed by output 0 of each given node, then decode (``ckpt``'s VAE) and save."""
+    sc = g.node("SamplerCustom", pos, {"noise_seed": SEED, "cfg": cfg}, size=(340, 300))
+    for src, name in ((model, "model"), (positive, "positive"), (negative, "negative"), (sampler, "sampler"),
+                      (sigmas, "sigmas"), (latent, "latent_image")):
+        g.link(src, 0, sc, name)
+    _decode_save(g, sc, 0, ckpt, 1540, prefix)
 
 
 def sd15_ksampler(defs) -> Dict[str, Any]:
@@ -235,14 +247,7 @@ def sdxl_er_sde(defs) -> Dict[str, Any]:
     smp = g.node("SS_Sampler_er_sde", (800, 0))
     sig = g.node("SS_Sigmas_logsnr_uniform", below(smp), {"steps": 20})
     g.link(ck, 0, sig, "model")
-    sc = g.node("SamplerCustom", (1170, 0), {"noise_seed": SEED, "cfg": 6.0}, size=(340, 300))
-    g.link(ck, 0, sc, "model")
-    g.link(pos, 0, sc, "positive")
-    g.link(neg, 0, sc, "negative")
-    g.link(smp, 0, sc, "sampler")
-    g.link(sig, 0, sc, "sigmas")
-    g.link(lat, 0, sc, "latent_image")
-    _decode_save(g, sc, 0, ck, 1540, "ss_sdxl_er_sde")
+    _sampler_custom(g, (1170, 0), 6.0, ck, pos, neg, smp, sig, lat, ck, "ss_sdxl_er_sde")
     return g.to_json()
 
 
@@ -250,7 +255,7 @@ def flow_seeds(defs) -> Dict[str, Any]:
     g = Graph(defs)
     spec = _spec("ss_seeds_2")
     node_id = "SS_Sampler_" + spec.id
-    settings = ", ".join(f"{k} {v}" for k, v in spec.dropdown.items())
+    settings = ", ".join(f"{k} {v}" for k, v in spec.menu.items())
     ck, pos, neg, lat = _sd_front(
         g, "sd3.5_medium_incl_clips_t5xxlfp8scaled.safetensors",
         "a watercolor painting of a hummingbird drinking from a flower, soft pastel colors",
@@ -267,14 +272,7 @@ def flow_seeds(defs) -> Dict[str, Any]:
     smp = g.node(node_id, below(ms), {"eta": 0.5})
     sched = g.node("BasicScheduler", below(smp), {"scheduler": "simple", "steps": 20, "denoise": 1.0})
     g.link(ms, 0, sched, "model")
-    sc = g.node("SamplerCustom", (1170, 0), {"noise_seed": SEED, "cfg": 4.5}, size=(340, 300))
-    g.link(ms, 0, sc, "model")
-    g.link(pos, 0, sc, "positive")
-    g.link(neg, 0, sc, "negative")
-    g.link(smp, 0, sc, "sampler")
-    g.link(sched, 0, sc, "sigmas")
-    g.link(lat, 0, sc, "latent_image")
-    _decode_save(g, sc, 0, ck, 1540, "ss_flow_seeds")
+    _sampler_custom(g, (1170, 0), 4.5, ms, pos, neg, smp, sched, lat, ck, "ss_flow_seeds")
     return g.to_json()
 
 
@@ -291,14 +289,7 @@ def deis_low_steps(defs) -> Dict[str, Any]:
     sel = g.node("KSamplerSelect", (800, 0), {"sampler_name": "ss_deis"}, size=(340, 60))
     sig = g.node("SS_Sigmas_deis_quadratic", below(sel), {"steps": 8})
     g.link(ck, 0, sig, "model")
-    sc = g.node("SamplerCustom", (1170, 0), {"noise_seed": SEED, "cfg": 6.0}, size=(340, 300))
-    g.link(ck, 0, sc, "model")
-    g.link(pos, 0, sc, "positive")
-    g.link(neg, 0, sc, "negative")
-    g.link(sel, 0, sc, "sampler")
-    g.link(sig, 0, sc, "sigmas")
-    g.link(lat, 0, sc, "latent_image")
-    _decode_save(g, sc, 0, ck, 1540, "ss_deis_8steps")
+    _sampler_custom(g, (1170, 0), 6.0, ck, pos, neg, sel, sig, lat, ck, "ss_deis_8steps")
     return g.to_json()
 
 
@@ -450,11 +441,7 @@ def amed_train_and_sample(defs: Dict[str, Any]) -> Dict[str, Any]:
         g.link(src, 0, tr, name)
     sm = g.node("SS_Sampler_amed_solver", (1170, 0))
     g.link(tr, 0, sm, "predictor")
-    sc = g.node("SamplerCustom", (1170, 170), {"noise_seed": SEED, "cfg": 7.0}, size=(340, 300))
-    for src, name in ((ck, "model"), (pos, "positive"), (neg, "negative"), (sm, "sampler"), (sig, "sigmas"),
-                      (lat, "latent_image")):
-        g.link(src, 0, sc, name)
-    _decode_save(g, sc, 0, ck, 1540, "ss_amed")
+    _sampler_custom(g, (1170, 170), 7.0, ck, pos, neg, sm, sig, lat, ck, "ss_amed")
     return g.to_json()
 
 
@@ -470,7 +457,7 @@ WORKFLOWS = {
 
 
 # --- the generated tables of docs/comfyui.md --------------------------------------------
-DOCS_PAGE = os.path.join(H.REPO, "docs", "comfyui.md")
+DOCS_PAGE = os.path.join(REPO, "docs", "comfyui.md")
 
 
 def _fmt(value: Any) -> str:
@@ -499,7 +486,7 @@ def nodes_markdown() -> str:
 def checkpoints_markdown() -> str:
     """Which example workflow expects which checkpoint file in models/checkpoints/."""
     used: Dict[str, List[str]] = {}
-    for name, wf in sorted(H.load_workflows().items()):  # every file in workflows/, built here or not
+    for name, wf in sorted(load_workflows().items()):  # every file in workflows/, built here or not
         for n in wf["nodes"]:
             if n["type"] == "CheckpointLoaderSimple":
                 used.setdefault(n["widgets_values"][0], []).append(name.split(" ", 1)[0])
@@ -511,16 +498,15 @@ def checkpoints_markdown() -> str:
 
 
 def entries_markdown() -> str:
-    """The dropdown entries: every sampler and schedule of the registries."""
-    from seeds_samplers.nodes.definitions import scheduler_name
+    """The menu entries: every sampler and schedule of the registries."""
     from seeds_samplers.samplers.registry import SAMPLERS
     from seeds_samplers.samplers.schedules import SCHEDULES
 
     samplers = ", ".join(f"`{s.host_name}`" for s in SAMPLERS.values())
-    schedules = ", ".join(f"`{scheduler_name(s)}`" for s in SCHEDULES)
+    schedules = ", ".join(f"`{s.host_name}`" for s in SCHEDULES.values())
     return ("| where | what you get |\n|---|---|\n"
             f"| **KSampler**, **KSamplerAdvanced** `sampler_name`, **KSamplerSelect** | {samplers}: each runs "
-            "its solver with its dropdown settings |\n"
+            "its solver with its menu entry's settings |\n"
             f"| **KSampler**, **KSamplerAdvanced**, **BasicScheduler** `scheduler` | {schedules}: the papers' "
             "schedules over the model's own sigma range (flow models included) |\n")
 
@@ -545,16 +531,16 @@ def rewrite_docs(path: str = DOCS_PAGE) -> None:
 
 
 def main() -> None:
-    defs = H.offline_definitions()
-    os.makedirs(H.WORKFLOW_DIR, exist_ok=True)
+    defs = offline_definitions()
+    os.makedirs(WORKFLOW_DIR, exist_ok=True)
     for name, build in WORKFLOWS.items():
-        path = os.path.join(H.WORKFLOW_DIR, name + ".json")
+        path = os.path.join(WORKFLOW_DIR, name + ".json")
         wf = build(defs)
         with open(path, "w", encoding="utf-8") as f:
             json.dump(wf, f, indent=1)
             f.write("\n")
         ckpt = next(n["widgets_values"][0] for n in wf["nodes"] if n["type"] == "CheckpointLoaderSimple")
-        title_card(name, ckpt, os.path.join(H.WORKFLOW_DIR, name + ".jpg"))
+        title_card(name, ckpt, os.path.join(WORKFLOW_DIR, name + ".jpg"))
         print("wrote", path, "and its thumbnail")
     if os.path.isfile(DOCS_PAGE):
         rewrite_docs()

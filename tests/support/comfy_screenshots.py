@@ -1,17 +1,17 @@
 """Screenshots of the pack in ComfyUI's own page (README images, workflow thumbnails).
 
-    COMFYUI_ROOT=/path/to/ComfyUI python tests/comfy_screenshots.py
+    COMFYUI_ROOT=/path/to/ComfyUI python -m tests.support.comfy_screenshots   # from the repository root
 
 Run it with a Python that has ComfyUI's requirements plus ``playwright`` (the Python
 package only: it drives the system Chromium, ``/usr/bin/chromium`` or $CHROMIUM, headless;
 no browser download). It starts a local ComfyUI server on 127.0.0.1 with this pack,
 opens the page and writes ``docs/images/comfyui_*.png``: the nodes, the KSampler dropdown
 and the Browse Templates dialog for the README and docs/comfyui.md. (The template
-thumbnails ``workflows/<name>.jpg`` are title cards written by tests/workflow_builder.py;
+thumbnails ``workflows/<name>.jpg`` are title cards written by tests/support/workflow_builder.py;
 tests/test_comfyui_browser.py calls :func:`readme_screenshots` with SS_SCREENSHOTS=1.)
 
 ``--gmm`` instead writes ``docs/images/example_outputs_gmm.png`` (no ComfyUI needed): the
-dropdown entries sampling the package's exact test model, since the integration tests'
+menu entries sampling the package's exact test model, since the integration tests'
 random checkpoint only makes noise.
 
 Not a test: pytest does not collect it (no ``test_`` prefix).
@@ -19,15 +19,20 @@ Not a test: pytest does not collect it (no ``test_`` prefix).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import sys
 import tempfile
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-import comfy_harness as H  # noqa: E402
+from . import REPO, asset_cache
+from .comfy_checkout import SKIP_REASON, comfyui_root
+from .comfy_server import ComfyServer
+from .comfy_workflows import load_workflows
 
-DOCS = os.path.join(H.REPO, "docs", "images")
+DOCS = os.path.join(REPO, "docs", "images")
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
@@ -50,15 +55,6 @@ FIT_JS = """
 """
 
 
-def _save_jpg(png: bytes, path: str, width: int = 800) -> None:
-    from PIL import Image
-
-    img = Image.open(io.BytesIO(png)).convert("RGB")
-    if img.width > width:
-        img = img.resize((width, round(img.height * width / img.width)), Image.LANCZOS)
-    img.save(path, "JPEG", quality=82, optimize=True)
-
-
 def _save_png(png: bytes, path: str, width: int = 1200) -> None:
     from PIL import Image
 
@@ -69,38 +65,54 @@ def _save_png(png: bytes, path: str, width: int = 1200) -> None:
     img.save(path, "PNG", optimize=True)
 
 
+@contextlib.contextmanager
+def _page(browser, url: str, size: Tuple[int, int], ready: str, timeout: float) -> Iterator[Any]:
+    """A fresh page on ``url`` once the JS condition ``ready`` holds and the frontend's
+    extensions have had 1.5 s to settle; closed afterwards."""
+    page = browser.new_page(viewport={"width": size[0], "height": size[1]}, device_scale_factor=1)
+    try:
+        page.goto(url, wait_until="load", timeout=timeout)
+        page.wait_for_function(ready, timeout=timeout)
+        page.wait_for_timeout(1500)
+        yield page
+    finally:
+        page.close()
+
+
+def _load(page, workflow: Dict[str, Any]) -> None:
+    page.evaluate("async (wf) => { await app.loadGraphData(wf); }", workflow)
+    page.wait_for_timeout(800)
+
+
+def _fit(page, pad: int, node_ids: Optional[List[int]]) -> None:
+    page.evaluate(FIT_JS, [pad, node_ids])
+    page.wait_for_timeout(500)
+
+
 def readme_screenshots(browser, url: str, work: str, timeout: float = 300_000) -> None:
     """``docs/images/comfyui_*.png`` from a running ComfyUI with this pack (``browser``: a
     playwright Chromium). Used by this script and by tests/test_comfyui_browser.py."""
     os.makedirs(DOCS, exist_ok=True)
-    workflows = H.load_workflows()
+    workflows = load_workflows()
     names = sorted(workflows)
-    page = browser.new_page(viewport={"width": 2000, "height": 1125}, device_scale_factor=1)
-    try:
-        page.goto(url, wait_until="load", timeout=timeout)
-        page.wait_for_function("() => window.app && window.app.graph && window.app.canvas", timeout=timeout)
-        page.wait_for_timeout(1500)
+    with _page(browser, url, (2000, 1125), "() => window.app && window.app.graph && window.app.canvas",
+               timeout) as page:
         page.evaluate("() => { app.canvas.show_info = false; }")
         page.add_style_tag(content=HIDE_UI_CSS)
         canvas = page.locator("#graph-canvas")
         # README: our nodes feeding SamplerCustom (workflow 2)
-        page.evaluate("async (wf) => { await app.loadGraphData(wf); }", workflows[names[1]])
-        page.wait_for_timeout(800)
+        _load(page, workflows[names[1]])
         ids = page.evaluate("() => app.graph._nodes.filter(n => n.type.startsWith('SS_') || n.type === 'SamplerCustom').map(n => n.id)")
-        page.evaluate(FIT_JS, [20, ids])
-        page.wait_for_timeout(500)
+        _fit(page, 20, ids)
         _save_png(canvas.screenshot(), os.path.join(DOCS, "comfyui_samplercustom.png"))
         page.evaluate(NODES_JS)
         page.wait_for_timeout(800)
-        page.evaluate(FIT_JS, [20, None])
-        page.wait_for_timeout(500)
+        _fit(page, 20, None)
         _save_png(canvas.screenshot(), os.path.join(DOCS, "comfyui_nodes.png"))
         # the KSampler dropdown with our entries (workflow 1)
-        page.evaluate("async (wf) => { await app.loadGraphData(wf); }", workflows[names[0]])
-        page.wait_for_timeout(800)
+        _load(page, workflows[names[0]])
         ks = page.evaluate("() => app.graph._nodes.find(n => n.type === 'KSampler').id")
-        page.evaluate(FIT_JS, [200, [ks]])
-        page.wait_for_timeout(500)
+        _fit(page, 200, [ks])
         x, y = page.evaluate(WIDGET_POS_JS, [ks, "sampler_name"])
         box = canvas.bounding_box()
         page.mouse.click(box["x"] + x, box["y"] + y)
@@ -111,36 +123,29 @@ def readme_screenshots(browser, url: str, work: str, timeout: float = 300_000) -
         page.screenshot(path=shot, clip={"x": box["x"] + x - 420, "y": box["y"] + y - 330, "width": 900, "height": 520})
         with open(shot, "rb") as f:
             _save_png(f.read(), os.path.join(DOCS, "comfyui_ksampler_dropdown.png"))
-    finally:
-        page.close()
     # README: Browse Templates with the pack's workflows (a fresh page, no CSS changes)
-    page2 = browser.new_page(viewport={"width": 1600, "height": 1000}, device_scale_factor=1)
-    try:
-        page2.goto(url, wait_until="load", timeout=timeout)
-        page2.wait_for_function("() => window.app && window.app.graph", timeout=timeout)
-        page2.wait_for_timeout(1500)
-        page2.evaluate("async () => { await app.extensionManager.command.execute('Comfy.BrowseTemplates'); }")
-        page2.get_by_text("seeds_samplers", exact=True).first.click(timeout=60_000)
-        page2.locator('[data-testid^="template-workflow-"] img').first.wait_for(timeout=60_000)
-        page2.wait_for_timeout(2500)
-        _save_png(page2.screenshot(), os.path.join(DOCS, "comfyui_browse_templates.png"), width=1000)
-    finally:
-        page2.close()
+    with _page(browser, url, (1600, 1000), "() => window.app && window.app.graph", timeout) as page:
+        page.evaluate("async () => { await app.extensionManager.command.execute('Comfy.BrowseTemplates'); }")
+        page.get_by_text("seeds_samplers", exact=True).first.click(timeout=60_000)
+        page.locator('[data-testid^="template-workflow-"] img').first.wait_for(timeout=60_000)
+        page.wait_for_timeout(2500)
+        _save_png(page.screenshot(), os.path.join(DOCS, "comfyui_browse_templates.png"), width=1000)
 
 
 def main() -> None:
+    root = comfyui_root()
+    if root is None:
+        sys.exit(SKIP_REASON)
     from playwright.sync_api import sync_playwright
 
-    cache = os.environ.get("SS_TEST_CACHE", os.path.expanduser("~/.cache/seeds_samplers_tests"))
     work = tempfile.mkdtemp(prefix="ss_shots_")
     nodes_dir = os.path.join(work, "custom_nodes")
     os.makedirs(nodes_dir)
-    os.symlink(H.REPO, os.path.join(nodes_dir, "seeds_samplers"))
+    os.symlink(REPO, os.path.join(nodes_dir, "seeds_samplers"))
     os.makedirs(os.path.join(work, "user", "default"), exist_ok=True)
     with open(os.path.join(work, "user", "default", "comfy.settings.json"), "w") as f:
         json.dump(SETTINGS, f)
-    os.makedirs(cache, exist_ok=True)
-    server = H.ComfyServer(work, cache, [nodes_dir]).start(timeout=600)
+    server = ComfyServer(root, work, asset_cache(), [nodes_dir]).start(timeout=600)
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
@@ -193,21 +198,20 @@ WIDGET_POS_JS = """
 """
 
 def gmm_examples(path: str = os.path.join(DOCS, "example_outputs_gmm.png"), nfe: int = 12, n: int = 8) -> None:
-    """Sample grid of every dropdown entry on the exact test model (a Gaussian mixture of
+    """Sample grid of every menu entry on the exact test model (a Gaussian mixture of
     32x32 photographs, :mod:`seeds_samplers.bench.gmm`), same seed, about ``nfe`` model
     calls each, logSNR-uniform schedule; the last row is exact samples of the mixture."""
     import torch
     from PIL import Image, ImageDraw
 
     from seeds_samplers.bench.gmm import AnalyticDenoiser
-    from seeds_samplers.nodes.definitions import dropdown_settings
     from seeds_samplers.samplers.registry import SAMPLERS
     from seeds_samplers.samplers.schedules import SCHEDULES
 
     model = AnalyticDenoiser(kind="vp_discrete")
     rows, labels = [], []
     for spec in SAMPLERS.values():
-        params = dropdown_settings(spec)
+        params = spec.menu_settings()
         steps = max(2, round((nfe - 1) / spec.calls(**params)) + 1)
         sigmas = SCHEDULES["logsnr_uniform"](steps, model.seeds_model_type)
         x = model.prior_sample(n, float(sigmas[0]), torch.Generator().manual_seed(0))
