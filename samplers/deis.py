@@ -51,7 +51,7 @@ from .multistep import MAX_ORDER, Multistep, multistep_orders
 from .quadrature import gauss_legendre
 from .params import CORRECTED_START, SIGMA_STEPS, STOP_AT_SIGMA_MIN
 from .registry import Param, SamplerSpec, checked, register
-from .run import History, Method, SamplerRun, Solver, StepMode, Variable
+from .run import History, Method, SamplerRun, Solver, Variable
 from .runge_kutta import DEIS_RK_TABLEAUS
 from .vp_time import TAU_MAPS, TimeMap, model_time
 
@@ -160,7 +160,7 @@ class _RhoRK(Solver):
 
     def __init__(self, run: SamplerRun):
         super().__init__(run)
-        self.plans = run.rk_plans(DEIS_RK_TABLEAUS, [i for i in range(run.n_steps) if run.mode[i] is StepMode.SOLVER])
+        self.plans = run.rk_plans(DEIS_RK_TABLEAUS, run.solver_steps)
 
     def step(self, i: int, x: torch.Tensor, denoised: torch.Tensor, history: History) -> torch.Tensor:
         return self.run.rk_step(x, history.eps[0], self.plans[i])
@@ -197,12 +197,8 @@ def sample_deis(
     """DEIS, every published variant (1 model call per step; ``order`` calls for rhoRK).
 
     Args:
-        model: denoiser ``model(x, sigma, **extra_args) -> x0``.
-        x: initial latent at ``sigmas[0]``.
-        sigmas: decreasing noise levels; a final 0 returns the denoised estimate.
-        extra_args: passed to the model.
-        callback: called once per step with ``{x, i, sigma, sigma_hat, denoised}``.
-        disable: disables the tqdm progress bar.
+        model, x, sigmas, extra_args, callback, disable: k-diffusion's arguments, as
+            :func:`~seeds_samplers.samplers.seeds.sample_seeds_1`.
         variant: ``"tab"`` (Lagrange in the model's time, the paper's best), ``"rhoab"``
             (Lagrange in sigma), ``"logrho"`` (Lagrange in log sigma, diffusers'
             DEISMultistepScheduler) or ``"rhork"`` (Runge-Kutta in sigma).

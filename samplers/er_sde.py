@@ -43,7 +43,7 @@ from .lagrange import lagrange_derivatives
 from .params import (CORRECTED_START, NOISE_END, NOISE_START, NOISE_TYPE, S_NOISE, SIGMA_STEPS, STOP_AT_SIGMA_MIN, eta_param,
                      injects_noise)
 from .registry import Param, SamplerSpec, checked, register
-from .run import History, Method, SamplerRun, Solver, StartFix, StepMode, Variable
+from .run import History, Method, SamplerRun, Solver, StartFix, Variable
 
 __all__ = ["sample_er_sde", "NOISE_SCALE_FUNCTIONS", "noise_scale_function"]
 
@@ -133,7 +133,7 @@ class _ERSDE(Solver):
         # the noise window chooses phi per step; s_noise only scales the injected noise
         self.ns = run.noise_sampler(noise_sampler, noise_type) if (not phi.is_ode and s_noise != 0) else None
         ode = _Phi("ode", 0.0, phi.quadrature)
-        steps = [i for i in range(run.n_steps) if run.mode[i] is StepMode.SOLVER]
+        steps = run.solver_steps
         phis = {i: (phi if run.noise_on(i) else ode) for i in steps}
         integrals = {}
         for f in (phi, ode):

@@ -69,12 +69,8 @@ def sample_ipndm(
     """iPNDM / variable-step iPNDM (1 model call per step).
 
     Args:
-        model: denoiser ``model(x, sigma, **extra_args) -> x0``.
-        x: initial latent at ``sigmas[0]``.
-        sigmas: decreasing noise levels; a final 0 returns the denoised estimate.
-        extra_args: passed to the model.
-        callback: called once per step with ``{x, i, sigma, sigma_hat, denoised}``.
-        disable: disables the tqdm progress bar.
+        model, x, sigmas, extra_args, callback, disable: k-diffusion's arguments, as
+            :func:`~seeds_samplers.samplers.seeds.sample_seeds_1`.
         order: 1-4, the number of eps values combined per step (= the convergence order
             of the variable-step variant); the first steps warm up.
         variant: ``"fixed"`` (constant-step weights, the original iPNDM) or

@@ -15,7 +15,7 @@ from typing import Callable, List, Optional, Sequence
 
 import torch
 
-from .run import History, SamplerRun, Solver, StartFix, StepMode, redo_first_step
+from .run import History, SamplerRun, Solver, StartFix, redo_first_step
 
 __all__ = ["Multistep", "multistep_orders", "MAX_ORDER", "LOWER_ORDER_FINAL_STEPS", "Weights"]
 
@@ -53,7 +53,7 @@ class Multistep(Solver):
         self.orders, self.weights, self.correctable = list(orders), weights, correctable
         s = run.sigma
         self.coefs = {i: [float(c) for c in weights([s[i - j] for j in range(self.orders[i])], s[i], s[i + 1])]
-                      for i in range(run.n_steps) if run.mode[i] is StepMode.SOLVER}
+                      for i in run.solver_steps}
 
     def sigma_nodes(self, i: int) -> int:
         return self.orders[i]

@@ -37,7 +37,8 @@ NOISE_START = Param(
 )
 NOISE_END = Param(
     "noise_end", 1.0,
-    "Noise window end, as a fraction of the steps (1 = to the end): steps from here on are deterministic.",
+    "Noise window end, as a fraction of the steps (1 = to the end): steps from here on are deterministic. "
+    "Not below noise_start (equal = no noise).",
     0.0, 1.0, 0.01,
 )
 SIGMA_STEPS = Param(

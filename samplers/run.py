@@ -111,8 +111,13 @@ def check_sigmas(sigmas: Any) -> List[float]:
 
 
 def check_window(noise_start: float, noise_end: float) -> None:
+    """The noise window [noise_start, noise_end): both in [0, 1]; an inverted one would
+    silently run without noise, so it is refused (an empty one, start = end, is allowed)."""
     if not (0.0 <= noise_start <= 1.0 and 0.0 <= noise_end <= 1.0):
         raise ValueError(f"noise_start and noise_end must lie in [0, 1], got {noise_start}, {noise_end}")
+    if noise_start > noise_end:
+        raise ValueError(f"noise_start ({noise_start}) must not exceed noise_end ({noise_end}): the noise window "
+                         f"is the steps from noise_start to noise_end; equal values run without noise")
 
 
 def check_latent(x: Any) -> None:
@@ -236,7 +241,7 @@ class Solver:
 
     def injects(self, i: int) -> bool:
         """Whether step i injects noise (the eps history is forgotten after it)."""
-        return self.run.mode[i] is StepMode.SOLVER and self.run.noise_on(i)
+        return i in self.run.solver_steps and self.run.noise_on(i)
 
     def sigma_nodes(self, i: int) -> int:
         """Stored eps values a multistep solver's SIGMA step i uses."""
@@ -272,6 +277,7 @@ class SamplerRun:
         alpha: signal scale (1 for VE, 1 - sigma for flow).
         ve: VE-equivalent sigma / alpha.
         mode: the :class:`StepMode` of each step.
+        solver_steps: the indices of the ``StepMode.SOLVER`` steps.
     """
 
     def __init__(
@@ -323,6 +329,8 @@ class SamplerRun:
         self.sigma_steps = bool(sigma_steps)
         self.corrected_start = bool(corrected_start)
         self.mode = [self._mode(i) for i in range(self.n_steps)]
+        # the steps a solver's own formula takes (its coefficients are computed for these only)
+        self.solver_steps = [i for i, m in enumerate(self.mode) if m is StepMode.SOLVER]
 
     def final_nodes(self, k: int) -> int:
         """Stored values the final Adams-Bashforth step to 0 uses for a solver of order k:

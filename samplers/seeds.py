@@ -31,7 +31,7 @@ from .noise import NoiseSampler, StageNoise
 from .phi import expm1_over, one_minus_exp, psi2
 from .params import COMMON_SDE, eta_param, injects_noise
 from .registry import Param, SamplerSpec, checked, register
-from .run import History, Method, SamplerRun, Solver, StepMode, Variable
+from .run import History, Method, SamplerRun, Solver, Variable
 
 __all__ = ["sample_seeds_1", "sample_seeds_2", "sample_seeds_3"]
 
@@ -100,7 +100,7 @@ class _Seeds(Solver):
         self.ns = run.noise_sampler(noise_sampler, noise_type) if eta > 0 else None
         nf = run.noise_factor(s_noise)
         self.plans = {i: _Step(run, i, cs, eta if run.noise_on(i) else 0.0, prediction, nf)
-                      for i in range(run.n_steps) if run.mode[i] is StepMode.SOLVER}
+                      for i in run.solver_steps}
         n = len(cs) + 1
         self.stage_dev = run.to_device(
             [v for i in range(run.n_steps) for v in (self.plans[i].sig if i in self.plans else [0.0] * n)]

@@ -139,6 +139,18 @@ def test_settings_given_as_text_are_read_as_written(analytic):
                            sample_deis(model, x, sig, disable=True, stop_at_sigma_min="True"))
 
 
+@pytest.mark.parametrize("name", ["seeds_1", "seeds_2", "seeds_3", "er_sde"])
+def test_inverted_noise_window_is_refused(analytic, name):
+    """noise_start > noise_end would run without noise, silently: refused, naming both."""
+    model = analytic("edm")
+    with pytest.raises(ValueError, match="noise_start .* must not exceed noise_end"):
+        _run(name, model, torch.zeros(1, 3, 8, 8, dtype=F64), edm_sigmas(4, 0.01, 10.0), noise_start=0.8,
+             noise_end=0.2)
+    assert model.calls == 0
+    _run(name, model, torch.zeros(1, 3, 8, 8, dtype=F64), edm_sigmas(4, 0.01, 10.0), noise_start=0.5,
+         noise_end=0.5)  # an empty window is allowed: no noise
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_stop_at_sigma_min_without_a_step_before_zero_is_rejected(analytic, name):
     model = analytic("edm")
