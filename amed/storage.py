@@ -21,7 +21,8 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Union
 
 import torch
 
-from ..samplers.amed import AMED_SOLVERS, PREDICTIONS, check_grid
+from ..samplers.amed import check_grid
+from ..samplers.amed_core import AMED_SOLVERS, PREDICTIONS
 from ..samplers.amed_predictor import AMEDPredictor
 from ..tensor_files import read_tagged, write_tagged
 

@@ -16,7 +16,7 @@ from seeds_samplers.samplers.amed_capture import BottleneckCapture, capture_for,
 from seeds_samplers.amed.storage import check_compatible, load_predictor, save_predictor
 from seeds_samplers.bench.gmm import AnalyticDenoiser
 from seeds_samplers.samplers import SAMPLERS, sample_amed, sample_amed_plugin
-from seeds_samplers.samplers.amed import AMEDCore, feature_positions
+from seeds_samplers.samplers.amed_core import AMEDCore, feature_positions
 from seeds_samplers.samplers.amed_predictor import AMEDPredictor, sigma_embedding
 from seeds_samplers.samplers.schedules import SCHEDULES
 
