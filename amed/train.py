@@ -23,6 +23,7 @@ reports what it gained over the untrained predictor (r = 1/2: the base solver).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import math
 import time
@@ -31,7 +32,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 
-from ..samplers.amed import AMEDCore, MAX_ORDERS, check_solver_config, feature_positions
+from ..samplers.amed_core import AMEDCore, MAX_ORDERS, check_solver_config, feature_positions
 from ..samplers.amed_capture import capture_for
 from ..samplers.amed_predictor import AMEDPredictor
 from ..samplers.lagrange import rhoab_coefficients
@@ -298,7 +299,7 @@ def train_predictor(
             teacher_cache[key] = tb
         return tb
 
-    ctx = source if source is not None else _Null()
+    ctx = source if source is not None else contextlib.nullcontext()
     history: List[float] = []
     t0 = time.time()
     with ctx:
@@ -336,14 +337,6 @@ def train_predictor(
     )
     predictor.config = dict(config)
     return predictor, config, history
-
-
-class _Null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def schedule_sigmas(model: Any, schedule: str, steps: int) -> torch.Tensor:

@@ -4,7 +4,7 @@ sampler overhead.
 
 Quality (issue "benchmark that cannot be gamed by one model or one seed"): on every test
 model of :mod:`.models` (two exact Gaussian mixtures in VP and flow form, and the trained
-digits networks), each registered sampler at its dropdown settings, k-diffusion's euler,
+digits networks), each registered sampler at its menu entry's settings, k-diffusion's euler,
 euler_ancestral, dpmpp_2m, dpmpp_2m_sde, dpmpp_3m_sde, dpmpp_sde, lms and heun, and --
 when ``COMFYUI_ROOT`` names a ComfyUI checkout -- ComfyUI's own seeds_2, seeds_3, er_sde,
 sa_solver, res_multistep, deis and ipndm (:mod:`.comfy`), on the host schedules by their
@@ -15,7 +15,7 @@ floor (exact / real samples at the same count). Deterministic solvers also get t
 error against a converged probability-flow ODE solve.
 
 Sweep: ``--sweep SAMPLER --set name=v1,v2 ...`` runs every combination of the given
-parameter values (others at the dropdown settings) on the test models at NFE 5, 8, 10,
+parameter values (others at the menu entry's settings) on the test models at NFE 5, 8, 10,
 20 and prints mean ± spread per model x NFE and an aggregate rank.
 
 Overhead: sampler-side time per model call with a near-zero-cost model on an SDXL-size
@@ -65,7 +65,7 @@ the trained U-Nets (`seeds_samplers.digits`). Anchors: k-diffusion's samplers fr
 does), and, when `COMFYUI_ROOT` names a ComfyUI checkout, ComfyUI's own samplers run in
 that checkout's Python (`COMFYUI_PYTHON`; `bench/comfy.py`, arrays exchanged through a
 file). The "Targets" lines check the goals of the project's benchmark issue: at 10 and 20
-calls our best stochastic dropdown entry against every stochastic anchor, and at 5 and 8
+calls our best stochastic menu entry against every stochastic anchor, and at 5 and 8
 calls our best deterministic entry against ComfyUI's `res_multistep` and k-diffusion's
 `dpmpp_2m`. The verdict is paired over seeds (same latents and noise seed for both):
 "met" needs the mean per-seed difference to exceed its spread (sections written before
@@ -80,8 +80,8 @@ COMFYUI_ROOT=/path/to/ComfyUI COMFYUI_PYTHON=/path/to/comfy-venv/bin/python pyth
 python -m seeds_samplers bench --sweep seeds_3 --set eta=0,0.5,1 --set s_noise=0.9,1 --anchors
 ```
 
-The sweep runs every combination of the `--set` values (other parameters at the dropdown
-settings) on the chosen models (default: all) at NFE 5, 8, 10, 20 and prints mean ± spread
+The sweep runs every combination of the `--set` values (other parameters at the menu
+entry's settings) on the chosen models (default: all) at NFE 5, 8, 10, 20 and prints mean ± spread
 per model × NFE and an aggregate rank (mean rank over all cells, and the geometric mean of
 the ratio to the best configuration of each cell); `--anchors` ranks the k-diffusion /
 ComfyUI samplers of the same kind (stochastic or not) alongside. On a shared 2-core CPU,
@@ -161,7 +161,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--no-comfy", action="store_true", help="skip ComfyUI's samplers even when COMFYUI_ROOT is set")
     ap.add_argument("--sweep", metavar="SAMPLER", default=None, help="sweep this sampler's parameters (see --set)")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=V1,V2",
-                    help="sweep values of one parameter (repeatable; others at the dropdown settings)")
+                    help="sweep values of one parameter (repeatable; others at the menu entry's settings)")
     ap.add_argument("--anchors", action="store_true", help="sweep: also rank the anchors of the same kind")
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--skip-overhead", action="store_true")

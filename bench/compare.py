@@ -79,7 +79,7 @@ class Contender:
 
 def ours(spec_id: str, label: Optional[str] = None, **params: Any) -> Contender:
     spec = registry.get(spec_id)
-    p = {**spec.dropdown, **params}
+    p = {**spec.menu, **params}
     return Contender(label or spec.title, spec.function, p, stages=spec.calls(**p),
                      stochastic=spec.is_stochastic(**p), source="ours")
 

@@ -1,4 +1,4 @@
-"""The benchmark's contenders: each registered sampler at its dropdown settings (and, on
+"""The benchmark's contenders: each registered sampler at its menu entry's settings (and, on
 request, its other variants), and the anchors it is measured against -- k-diffusion's
 samplers and, when ``COMFYUI_ROOT`` names a ComfyUI checkout, ComfyUI's own (:mod:`.comfy`)."""
 
@@ -14,7 +14,7 @@ QUALITY_BASELINES = ("euler", "euler_ancestral", "dpmpp_2m", "dpmpp_2m_sde", "dp
 
 
 def configurations() -> List[Contender]:
-    """Each registered sampler at its dropdown settings, plus its deterministic (eta = 0)
+    """Each registered sampler at its menu entry's settings, plus its deterministic (eta = 0)
     form and every value of a ``variant`` choice."""
     out = []
     for spec in SAMPLERS.values():
@@ -30,8 +30,8 @@ def configurations() -> List[Contender]:
     return out
 
 
-def dropdown_contenders() -> List[Contender]:
-    """Every registered sampler at its dropdown settings."""
+def menu_contenders() -> List[Contender]:
+    """Every registered sampler at its menu entry's settings."""
     return [ours(spec.id) for spec in SAMPLERS.values()]
 
 

@@ -26,7 +26,7 @@ DIGITS_BUDGETS = (4, 6, 10)
 
 
 def digits_demo(model_name: str, samples: int, budgets, seed: int, schedule: str, out: Path, log=print) -> tuple:
-    """Every registered sampler (dropdown settings) and the k-diffusion baselines on a
+    """Every registered sampler (its menu entry's settings) and the k-diffusion baselines on a
     digits model: (FD markdown table, grid image names, floor)."""
     from .grid import noise_seed
     from .models import build_model

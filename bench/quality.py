@@ -7,7 +7,7 @@ import time
 from typing import Callable, List, Optional, Sequence
 
 from .compare import median_error
-from .contenders import anchor_contenders, configurations, dropdown_contenders
+from .contenders import anchor_contenders, configurations, menu_contenders
 from .grid import floors, reference_final, run_grid, summarise
 from .models import TestModel, build_model
 from .report import fmt_mean_sd, pivot_mean_sd
@@ -49,7 +49,7 @@ def quality_cells(model_name: str, schedule: str, budgets: Sequence[int], seeds:
     model = build_model(model_name)
     if ref_steps:
         model.reference_steps = ref_steps
-    contenders = (configurations() if variants else dropdown_contenders()) + anchor_contenders(comfy)
+    contenders = (configurations() if variants else menu_contenders()) + anchor_contenders(comfy)
     log(f"[{model.name} / {schedule}] {samples} samples x {len(seeds)} seeds, "
         f"{len(contenders)} contenders, budgets {list(budgets)}")
     t = time.time()

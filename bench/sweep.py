@@ -1,5 +1,5 @@
 """``bench --sweep SAMPLER --set name=v1,v2 ...``: every combination of the given parameter
-values (others at the dropdown settings) on the test models, mean ± spread per model x NFE
+values (others at the menu entry's settings) on the test models, mean ± spread per model x NFE
 and an aggregate rank."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def _parse_value(p: registry.Param, text: str) -> Any:
 
 
 def sweep_grid(sampler: str, sets: Sequence[str]) -> List[Dict[str, Any]]:
-    """Every combination of ``name=v1,v2,...`` values over the sampler's dropdown settings."""
+    """Every combination of ``name=v1,v2,...`` values over the sampler's menu entry settings."""
     spec = registry.get(sampler)
     by_name = {p.name: p for p in spec.params}
     axes = []
@@ -44,7 +44,7 @@ def sweep_grid(sampler: str, sets: Sequence[str]) -> List[Dict[str, Any]]:
         axes.append([(name, _parse_value(by_name[name], v)) for v in values.split(",") if v.strip()])
     combos = []
     for combo in itertools.product(*axes) if axes else [()]:
-        params = {**spec.dropdown, **dict(combo)}
+        params = {**spec.menu, **dict(combo)}
         spec.resolve(**params)  # validates the combination
         combos.append(params)
     return combos
@@ -53,7 +53,7 @@ def sweep_grid(sampler: str, sets: Sequence[str]) -> List[Dict[str, Any]]:
 def sweep_label(sampler: str, params: Dict[str, Any], varied: Sequence[str]) -> str:
     spec = registry.get(sampler)
     shown = ", ".join(f"{k}={params[k]:g}" if isinstance(params[k], float) else f"{k}={params[k]}" for k in varied)
-    return f"{spec.title} [{shown}]" if shown else f"{spec.title} [dropdown]"
+    return f"{spec.title} [{shown}]" if shown else f"{spec.title} [menu entry]"
 
 
 def rank_table(cells: Sequence[dict]) -> List[tuple]:
@@ -93,7 +93,7 @@ def sweep(sampler: str, sets: Sequence[str], models: Sequence[str], schedules: O
     spec = registry.get(sampler)
     contenders = [ours(spec.id, sweep_label(sampler, p, varied), **p) for p in combos]
     if anchors:
-        contenders += [c for c in anchor_contenders(comfy) if c.stochastic == spec.is_stochastic(**spec.dropdown)]
+        contenders += [c for c in anchor_contenders(comfy) if c.stochastic == spec.is_stochastic(**spec.menu)]
     all_cells = []
     for name in models:
         model = build_model(name)

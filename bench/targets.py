@@ -41,7 +41,7 @@ def _verdict(mine: dict, other: dict) -> str:
 
 
 def target_lines(cells: Sequence[dict], stochastic_budgets=(10, 20), deterministic_budgets=(5, 8)) -> List[str]:
-    """Issue targets: at 10 and 20 calls our best stochastic dropdown entry vs every
+    """Issue targets: at 10 and 20 calls our best stochastic menu entry vs every
     stochastic anchor; at 5 and 8 calls our best deterministic entry vs ComfyUI's
     res_multistep and k-diffusion's dpmpp_2m."""
     out = []

@@ -7,12 +7,13 @@
   SIGMAS node per schedule, and the hidden 0.1.0 family node(s) for old workflows.
 * Hand-written node modules: a module of this package named in
   :data:`EXTRA_NODE_MODULES` (e.g. ``"amed"`` for ``nodes/amed.py``) defines
-  ``NODE_CLASS_MAPPINGS`` and, optionally, ``NODE_DISPLAY_NAME_MAPPINGS``. Its nodes are
-  added after the generated ones; a node id it shares with a generated node replaces
-  that node (for a sampler whose node needs more than its registry parameters). If the
-  module has a ``comfyui_setup()`` function, :func:`setup_comfyui` calls it once ComfyUI
-  loads the pack (e.g. to register a model folder). A module that fails to import, or
-  whose setup fails, is logged and skipped; the other nodes still load.
+  ``NODE_CLASS_MAPPINGS`` and, optionally, ``NODE_DISPLAY_NAME_MAPPINGS``. It is imported
+  before the generated nodes are built, so a sampler node it extends
+  (:func:`.definitions.extend_sampler_node`) is built with the extension; its own nodes
+  are added after the generated ones, and one named like a generated node is refused
+  (logged). If the module has a ``comfyui_setup()`` function, :func:`setup_comfyui` calls
+  it once ComfyUI loads the pack (e.g. to register a model folder). A module that fails to
+  import, or whose setup fails, is logged and skipped; the other nodes still load.
 * All ``comfy`` imports live in this package, and only :mod:`.registration` and the
   nodes' run methods need them; :func:`node_definitions` works without ComfyUI as long
   as the extra modules import ``comfy`` lazily too.
@@ -28,7 +29,7 @@ __all__ = ["setup_comfyui", "node_definitions", "EXTRA_NODE_MODULES"]
 
 log = logging.getLogger("seeds_samplers")
 
-# Modules of this package with hand-written nodes, merged after the generated ones.
+# Modules of this package with hand-written nodes or extensions of generated ones.
 EXTRA_NODE_MODULES: Tuple[str, ...] = ("amed",)
 
 
@@ -55,17 +56,21 @@ def node_definitions(_setup: bool = False) -> Tuple[Dict[str, type], Dict[str, s
     """``(NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS)`` without touching ComfyUI."""
     from .definitions import build_node_classes
 
+    extra_classes, extra_names = _extra_nodes(EXTRA_NODE_MODULES, setup=_setup)  # extensions first
     classes, names = build_node_classes()
-    extra_classes, extra_names = _extra_nodes(EXTRA_NODE_MODULES, setup=_setup)
-    for node_id in extra_classes:
-        names.pop(node_id, None)  # a replaced generated node takes no stale display name along
-    classes.update(extra_classes)
-    names.update(extra_names)
+    for node_id, cls in extra_classes.items():
+        if node_id in classes:
+            log.error("SEEDS Samplers: a hand-written node may not replace the generated %r (extend it with "
+                      "definitions.extend_sampler_node); kept the generated one", node_id)
+            continue
+        classes[node_id] = cls
+        if node_id in extra_names:
+            names[node_id] = extra_names[node_id]
     return classes, names
 
 
 def setup_comfyui() -> Tuple[Dict[str, type], Dict[str, str]]:
-    """Register the dropdown entries and return the node mappings.
+    """Register the menu entries and return the node mappings.
 
     Node classes are built first, so a failure leaves ComfyUI's lists untouched;
     registering again (the pack imported twice) adds nothing.
@@ -78,7 +83,7 @@ def setup_comfyui() -> Tuple[Dict[str, type], Dict[str, str]]:
         log.info("SEEDS Samplers: added samplers %s and schedulers %s to the dropdowns; %d nodes",
                  summary["samplers"], summary["schedulers"], len(classes))
     elif not summary["skipped"]:
-        log.info("SEEDS Samplers: dropdown entries already registered by an earlier import; %d nodes", len(classes))
+        log.info("SEEDS Samplers: menu entries already registered by an earlier import; %d nodes", len(classes))
     if summary["skipped"]:
         log.warning("SEEDS Samplers: names already taken by another pack, left alone: %s", summary["skipped"])
     return classes, names

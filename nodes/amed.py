@@ -1,11 +1,11 @@
 """ComfyUI nodes for AMED (Zhou et al., CVPR 2024; docs/amed.md).
 
 * ``SS_Sampler_amed_solver`` / ``SS_Sampler_amed_plugin`` -- the registry's generated
-  AMED-Solver / AMED-Plugin sampler nodes (same ids, widgets and defaults, so they replace
-  the generated ones when merged after them) plus an optional ``predictor`` input. With a predictor, its stored configuration (solver, base, AFS,
-  orders, grid) decides and the solver widgets are ignored; the sampler checks the grid,
-  model type and family, and warns for another CFG scale. Without one it is the generated
-  node (fixed r).
+  AMED-Solver / AMED-Plugin sampler nodes, extended (:func:`.definitions.extend_sampler_node`)
+  with an optional ``predictor`` input. With a predictor, its stored configuration (solver,
+  base, AFS, orders, grid) decides and the solver widgets are ignored; the sampler checks
+  the grid, model type and family, and warns for another CFG scale. Without one the node
+  runs its solver with the widget values (fixed r).
 * ``SS_AMED_Train`` -- **AMED Train Predictor (SS)**: trains a predictor by distillation on
   the loaded MODEL with the user's conditioning, CFG and SIGMAS (ComfyUI prepares the model
   and conditioning exactly as for sampling; the training runs inside that call with
@@ -14,8 +14,9 @@
 * ``SS_AMED_Load`` -- **AMED Load Predictor (SS)**: lists ``models/amed``.
 
 No ``comfy`` import at module level: the definitions can be inspected without a host.
-Wire-in: ``NODE_CLASS_MAPPINGS`` / ``NODE_DISPLAY_NAME_MAPPINGS`` below, merged after
-the generated mappings; :func:`register_model_folder` once when ComfyUI loads the pack.
+Wire-in: the predictor extension registered at import; ``NODE_CLASS_MAPPINGS`` /
+``NODE_DISPLAY_NAME_MAPPINGS`` below (train, load), merged after the generated mappings;
+:func:`register_model_folder` once when ComfyUI loads the pack.
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ import copy
 import logging
 import os
 import re
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 
-from ..samplers.amed import AMED_SOLVERS, DEFAULT_ORDERS, sample_amed, sample_amed_plugin
+from ..samplers.amed import DEFAULT_ORDERS, sample_amed, sample_amed_plugin
+from ..samplers.amed_core import AMED_SOLVERS
 from ..samplers.registry import SAMPLERS
+from .definitions import NodeExtension, extend_sampler_node
 from .model_type import comfy_model_type
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "register_model_folder", "comfyui_setup", "FOLDER_NAME",
@@ -98,44 +101,26 @@ def amed_sampler_function(predictor: Any, stop_at_sigma_min: bool = False):
     return sample
 
 
-# --- the sampler nodes ----------------------------------------------------------------------
-def _sampler_nodes() -> List[Tuple[type, str]]:
-    """The registry's generated node of each AMED sampler (same id, widgets and defaults),
-    with an optional ``predictor`` input."""
-    from .definitions import build_node_classes, sampler_node_id
+# --- the sampler nodes: the generated ones, extended -----------------------------------------
+def _with_predictor(spec: Any, widgets: Dict[str, Any], extras: Dict[str, Any]) -> Optional[Callable]:
+    """A connected predictor decides (only ``stop_at_sigma_min`` of the widgets applies);
+    without one the node runs its solver with the widget values."""
+    predictor = extras.get("predictor")
+    if predictor is None:
+        return None
+    return amed_sampler_function(predictor, bool(widgets.get("stop_at_sigma_min", False)))
 
-    generated, titles = build_node_classes()
-    out = []
-    for spec in SAMPLERS.values():
-        if spec.family != "amed" or sampler_node_id(spec.id) not in generated:
-            continue
-        Generic = generated[sampler_node_id(spec.id)]
-        base_inputs = Generic.INPUT_TYPES()
 
-        class AMEDSampler(Generic):
-            DESCRIPTION = (getattr(Generic, "DESCRIPTION", "") + " Connect a predictor (AMED Train / Load Predictor) "
-                           "to use the learned steps: its stored solver, base, AFS and grid then decide and the "
-                           "solver widgets are ignored (only stop_at_sigma_min applies). The SIGMAS must be the ones "
-                           "it was trained on.")
+PREDICTOR_INPUT = NodeExtension(
+    inputs={"predictor": (AMED_TYPE, {"tooltip": "A trained AMED predictor; without one the sampler uses the fixed r."})},
+    description=("Connect a predictor (AMED Train / Load Predictor) to use the learned steps: its stored solver, "
+                 "base, AFS and grid then decide and the solver widgets are ignored (only stop_at_sigma_min "
+                 "applies). The SIGMAS must be the ones it was trained on."),
+    sampler=_with_predictor,
+)
 
-            @classmethod
-            def INPUT_TYPES(cls, _inputs=base_inputs):
-                d = copy.deepcopy(_inputs)
-                d.setdefault("optional", {})["predictor"] = (AMED_TYPE, {
-                    "tooltip": "A trained AMED predictor; without one the sampler uses the fixed r."})
-                return d
-
-            def get_sampler(self, predictor=None, **kwargs):
-                if predictor is None:
-                    return super().get_sampler(**kwargs)
-                import comfy.samplers
-
-                fn = amed_sampler_function(predictor, bool(kwargs.get("stop_at_sigma_min", False)))
-                return (comfy.samplers.KSAMPLER(fn, {}),)
-
-        AMEDSampler.__name__ = AMEDSampler.__qualname__ = Generic.__name__
-        out.append((AMEDSampler, titles[Generic.__name__]))
-    return out
+for _amed in (spec for spec in SAMPLERS.values() if spec.family == "amed"):
+    extend_sampler_node(_amed.id, PREDICTOR_INPUT)
 
 
 # --- training -------------------------------------------------------------------------------
@@ -315,8 +300,6 @@ def _load_node() -> type:
 def _build() -> Tuple[Dict[str, type], Dict[str, str]]:
     classes: Dict[str, type] = {}
     names: Dict[str, str] = {}
-    for cls, title in _sampler_nodes():
-        classes[cls.__name__], names[cls.__name__] = cls, title
     for cls, title in ((_train_node(), "AMED Train Predictor (SS)"), (_load_node(), "AMED Load Predictor (SS)")):
         classes[cls.__name__], names[cls.__name__] = cls, title
     return classes, names

@@ -2,10 +2,12 @@
 
 * one SAMPLER node per registered sampler (``SS_Sampler_<id>``), with one widget per
   parameter of that sampler only (range, step and tooltip from its ``Param``) and its
-  ``SamplerSpec.dropdown`` settings as defaults, so a new node runs exactly what the
-  ``ss_<id>`` dropdown entry runs; it returns ``comfy.samplers.KSAMPLER(fn, params)`` for
-  SamplerCustom(Advanced), ``fn`` being the solver with the model type read from ComfyUI's
-  objects (:func:`.model_type.comfy_solver`);
+  menu entry's settings (:meth:`SamplerSpec.menu_settings`) as defaults, so a new node runs
+  exactly what ``ss_<id>`` in the KSampler dropdown runs; it returns
+  ``comfy.samplers.KSAMPLER(fn, params)`` for SamplerCustom(Advanced), ``fn`` being the
+  solver with the model type read from ComfyUI's objects (:func:`.model_type.comfy_solver`).
+  A hand-written module extends one sampler's node through :func:`extend_sampler_node`
+  (extra optional inputs and what they run: the AMED predictor, ``nodes/amed.py``);
 * one SIGMAS node per schedule in ``SCHEDULES`` with ``model``, ``steps``, ``denoise``
   and the schedule's own parameters;
 * for saved workflows of 0.1.0: the combined node of each family in
@@ -26,12 +28,13 @@ from __future__ import annotations
 
 import copy
 import os
-from typing import Any, Dict, Iterable, List, Tuple
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import torch
 
 from ..samplers.model_types import model_type_from_model_sampling
-from ..samplers.registry import HOST_PREFIX, SAMPLERS, SamplerSpec
+from ..samplers.registry import SAMPLERS, SamplerSpec
 from ..samplers.schedules import SCHEDULES, ScheduleSpec
 from .model_type import comfy_solver
 from .widgets import exact_values, float_steps, merge_params, param_input
@@ -47,8 +50,8 @@ __all__ = [
     "sampler_title",
     "schedule_node_id",
     "schedule_title",
-    "scheduler_name",
-    "dropdown_settings",
+    "NodeExtension",
+    "extend_sampler_node",
     "schedule_sigmas",
     "build_node_classes",
 ]
@@ -105,11 +108,6 @@ def schedule_title(spec: ScheduleSpec) -> str:
     return f"{spec.title} Schedule (SS)"
 
 
-def scheduler_name(schedule_id: str) -> str:
-    """Scheduler dropdown name: the samplers' rule (``ss_`` + id)."""
-    return HOST_PREFIX + schedule_id
-
-
 # --- samplers --------------------------------------------------------------------------
 def families(samplers: Dict[str, SamplerSpec] = None) -> Dict[str, List[SamplerSpec]]:
     """Registry entries grouped by family, in registration order."""
@@ -127,9 +125,39 @@ def family_title(specs: List[SamplerSpec]) -> str:
     return prefix or specs[0].family
 
 
-def dropdown_settings(spec: SamplerSpec) -> Dict[str, Any]:
-    """All parameter values of the dropdown entry: defaults updated by ``spec.dropdown``."""
-    return spec.resolve(**dict(spec.dropdown))
+# --- extensions of generated sampler nodes ----------------------------------------------
+@dataclass(frozen=True)
+class NodeExtension:
+    """What a hand-written module adds to one sampler's generated node.
+
+    Attributes:
+        inputs: optional inputs (name -> ComfyUI input spec) after the generated widgets.
+        description: a sentence appended to the node's description.
+        sampler: ``sampler(spec, widgets, extras)`` -> the function ``KSAMPLER`` runs (with no
+            extra options), or None to run the solver with the widget values as usual;
+            ``widgets`` are the node's widget values as ComfyUI passed them, ``extras`` the
+            extension's inputs that are connected.
+    """
+
+    inputs: Mapping[str, Any]
+    description: str
+    sampler: Callable[[SamplerSpec, Dict[str, Any], Dict[str, Any]], Optional[Callable]]
+
+
+# sampler id -> its node's extension; read when the node classes are built
+SAMPLER_NODE_EXTENSIONS: Dict[str, NodeExtension] = {}
+
+
+def extend_sampler_node(sampler_id: str, extension: NodeExtension) -> None:
+    """Give the generated node of ``sampler_id`` the ``extension`` (one per sampler: a
+    module imported again replaces its own). The node keeps its id, widgets and defaults,
+    so saved workflows load unchanged."""
+    if sampler_id not in SAMPLERS:
+        raise ValueError(f"no sampler {sampler_id!r} to extend; known: {sorted(SAMPLERS)}")
+    clash = set(extension.inputs) & {p.name for p in SAMPLERS[sampler_id].params}
+    if clash:
+        raise ValueError(f"extension inputs {sorted(clash)} are parameters of {sampler_id!r}")
+    SAMPLER_NODE_EXTENSIONS[sampler_id] = extension
 
 
 def _run_values(spec: SamplerSpec, settings: Dict[str, Any], kwargs: Dict[str, Any]) -> Dict[str, Any]:
@@ -139,27 +167,33 @@ def _run_values(spec: SamplerSpec, settings: Dict[str, Any], kwargs: Dict[str, A
     return spec.resolve(**exact_values(values, settings, float_steps(spec.params)))
 
 
-def _ksampler(spec: SamplerSpec, params: Dict[str, Any]) -> Tuple[Any]:
+def _ksampler(function: Callable, params: Dict[str, Any]) -> Tuple[Any]:
     import comfy.samplers
 
-    return (comfy.samplers.KSAMPLER(comfy_solver(spec.function), params),)
+    return (comfy.samplers.KSAMPLER(function, params),)
 
 
 def _sampler_node(spec: SamplerSpec) -> Tuple[type, str]:
-    """The node of one sampler: its own parameters, defaults = its dropdown entry."""
+    """The node of one sampler: its own parameters, defaults = its menu entry's settings;
+    plus the inputs of its :class:`NodeExtension`, if one is registered."""
     node_id = sampler_node_id(spec.id)
-    settings = dropdown_settings(spec)
+    settings = spec.menu_settings()
+    extension = SAMPLER_NODE_EXTENSIONS.get(spec.id)
     by_name = {p.name: p for p in spec.params}
     required = {name: param_input(by_name[name], settings[name])
                 for name in _released_order(node_id, by_name)}
-    input_types = {"required": required}
-    changed = dict(spec.dropdown)
+    input_types: Dict[str, Any] = {"required": required}
+    if extension is not None and extension.inputs:
+        input_types["optional"] = dict(extension.inputs)
+    changed = dict(spec.menu)
     description = (
         f"{spec.title}: {spec.summary} A SAMPLER for SamplerCustom / SamplerCustomAdvanced. "
         f"A new node runs exactly what {spec.host_name} in the KSampler dropdown runs"
         + (" (" + ", ".join(f"{k} = {v}" for k, v in changed.items()) + ")" if changed else "")
         + "; every input acts on this solver."
+        + (" " + extension.description if extension is not None else "")
     )
+    solver = comfy_solver(spec.function)
 
     class Node:
         RETURN_TYPES = ("SAMPLER",)
@@ -174,7 +208,12 @@ def _sampler_node(spec: SamplerSpec) -> Tuple[type, str]:
             return copy.deepcopy(input_types)
 
         def get_sampler(self, **kwargs):
-            return _ksampler(spec, _run_values(spec, settings, kwargs))
+            if extension is not None:
+                extras = {k: kwargs.pop(k) for k in list(kwargs) if k in extension.inputs}
+                function = extension.sampler(spec, kwargs, {k: v for k, v in extras.items() if v is not None})
+                if function is not None:
+                    return _ksampler(function, {})
+            return _ksampler(solver, _run_values(spec, settings, kwargs))
 
     Node.__name__ = Node.__qualname__ = node_id
     return Node, sampler_title(spec)
@@ -186,7 +225,7 @@ def _legacy_family_node(family: str, specs: List[SamplerSpec]) -> Tuple[type, st
     node_id = sampler_node_id(family)
     by_id = {s.id: s for s in specs}
     first = specs[0]
-    settings = {s.id: dropdown_settings(s) for s in specs}
+    settings = {s.id: s.menu_settings() for s in specs}
     merged: Dict[str, Any] = {}
     users: Dict[str, List[SamplerSpec]] = {}
     for s in specs:
@@ -215,7 +254,7 @@ def _legacy_family_node(family: str, specs: List[SamplerSpec]) -> Tuple[type, st
     replacements = ", ".join(sampler_title(s) for s in specs)
     description = (
         f"Deprecated: the combined {title} node of version 0.1.0, kept so that saved workflows load. "
-        f"Use {replacements} instead: each has only its own inputs and starts at its dropdown entry's settings."
+        f"Use {replacements} instead: each has only its own inputs and starts at its menu entry's settings."
     )
     input_types = {"required": required}
 
@@ -238,7 +277,7 @@ def _legacy_family_node(family: str, specs: List[SamplerSpec]) -> Tuple[type, st
             if solver not in by_id:
                 raise ValueError(f"{node_id}: solver must be one of {list(by_id)}, got {solver!r}")
             spec = by_id[solver]
-            return _ksampler(spec, _run_values(spec, settings[spec.id], kwargs))
+            return _ksampler(comfy_solver(spec.function), _run_values(spec, settings[spec.id], kwargs))
 
     Node.__name__ = Node.__qualname__ = node_id
     return Node, f"{title} Sampler (deprecated) (SS)"
@@ -280,7 +319,7 @@ def _schedule_node(spec: ScheduleSpec) -> Tuple[type, str]:
         OUTPUT_TOOLTIPS = ("steps + 1 noise levels ending in 0.",)
         FUNCTION = "get_sigmas"
         CATEGORY = SCHEDULE_CATEGORY
-        DESCRIPTION = f"{spec.title}: {spec.summary} Also in the scheduler dropdown as {scheduler_name(spec.id)}."
+        DESCRIPTION = f"{spec.title}: {spec.summary} Also in the scheduler dropdown as {spec.host_name}."
         SS_SCHEDULE = spec
 
         @classmethod
@@ -297,7 +336,8 @@ def _schedule_node(spec: ScheduleSpec) -> Tuple[type, str]:
 
 def build_node_classes() -> Tuple[Dict[str, type], Dict[str, str]]:
     """``(NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS)`` for the current registries:
-    one node per sampler and per schedule, then the deprecated 0.1.0 family nodes."""
+    one node per sampler (with the extensions registered so far) and per schedule, then the
+    deprecated 0.1.0 family nodes."""
     classes: Dict[str, type] = {}
     names: Dict[str, str] = {}
 

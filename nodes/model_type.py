@@ -1,7 +1,7 @@
 """The model type behind ComfyUI's sampler wrapper, passed to the solvers explicitly.
 
 ComfyUI calls a SAMPLER's function (``KSAMPLER.sampler_function``, or the
-``sample_<name>`` of a dropdown entry) with ``model`` = ``KSamplerX0Inpaint``, whose
+``sample_<name>`` of a menu entry) with ``model`` = ``KSamplerX0Inpaint``, whose
 ``inner_model`` is the ``CFGGuider``. The guider's ``model_patcher`` answers
 ``get_model_object("model_sampling")`` (with the patches a node such as ModelSamplingSD3
 applied); older ComfyUI versions only have the base model's attribute,
@@ -57,5 +57,5 @@ def comfy_solver(solver: Callable, settings: Optional[Mapping[str, Any]] = None)
             kwargs["model_type"] = comfy_model_type(model)
         return solver(model, x, sigmas, extra_args=extra_args, callback=callback, disable=disable, **kwargs)
 
-    sample.__wrapped__ = solver  # which solver a KSAMPLER or dropdown entry runs
+    sample.__wrapped__ = solver  # which solver a KSAMPLER or menu entry runs
     return sample

@@ -3,7 +3,7 @@
 * Samplers: ``setattr(comfy.k_diffusion.sampling, "sample_" + name, fn)`` and the name
   appended in place to ``comfy.samplers.KSAMPLER_NAMES`` and ``SAMPLER_NAMES`` (the very
   list objects ``KSampler.SAMPLERS``, KSamplerSelect and validation read). ``fn`` runs the
-  solver with its dropdown settings (``SamplerSpec.dropdown``).
+  solver with its menu entry's settings (:meth:`SamplerSpec.menu_settings`).
 * Schedules: ``SCHEDULER_HANDLERS[name] = SchedulerHandler(fn)`` and ``SCHEDULER_NAMES``
   appended in place, where the ComfyUI version has ``SchedulerHandler`` (Dec 2024 on).
 
@@ -25,24 +25,21 @@ import logging
 import sys
 from typing import Any, Callable, Dict, List, Tuple
 
-from ..samplers.registry import SAMPLERS, SamplerSpec
+from ..samplers.registry import HOST_MARK, SAMPLERS, SamplerSpec
 from ..samplers.schedules import SCHEDULES, ScheduleSpec
-from .definitions import dropdown_settings, schedule_sigmas, scheduler_name
+from .definitions import schedule_sigmas
 from .model_type import comfy_solver
 
 log = logging.getLogger("seeds_samplers")
 
-MARK = "_seeds_samplers_entry"  # attribute on every function we put into ComfyUI
-
-
-def dropdown_function(spec: SamplerSpec) -> Callable:
-    """``sample_<host name>``: the solver with its dropdown settings; keyword options
+def menu_function(spec: SamplerSpec) -> Callable:
+    """``sample_<host name>``: the solver with its menu entry's settings; keyword options
     (``comfy.samplers.ksampler(name, extra_options)``) override them."""
-    settings = dropdown_settings(spec)
+    settings = spec.menu_settings()
     sample = comfy_solver(spec.function, settings)
     sample.__name__ = sample.__qualname__ = "sample_" + spec.host_name
     sample.__doc__ = f"{spec.title} ({spec.summary}) with {settings}."
-    setattr(sample, MARK, spec.id)
+    setattr(sample, HOST_MARK, spec.id)
     return sample
 
 
@@ -50,13 +47,13 @@ def _scheduler_handler(spec: ScheduleSpec) -> Callable:
     def handler(model_sampling, steps):
         return schedule_sigmas(spec, model_sampling, steps)
 
-    handler.__name__ = handler.__qualname__ = "scheduler_" + scheduler_name(spec.id)
-    setattr(handler, MARK, spec.id)
+    handler.__name__ = handler.__qualname__ = "scheduler_" + spec.host_name
+    setattr(handler, HOST_MARK, spec.id)
     return handler
 
 
 def _is_ours(obj: Any) -> bool:
-    return getattr(obj, MARK, None) is not None
+    return getattr(obj, HOST_MARK, None) is not None
 
 
 def register_samplers(samplers_mod: Any, k_sampling: Any) -> Tuple[List[str], List[str]]:
@@ -73,7 +70,7 @@ def register_samplers(samplers_mod: Any, k_sampling: Any) -> Tuple[List[str], Li
             skipped.append(name)
             continue
         if existing is None:
-            setattr(k_sampling, attr, dropdown_function(spec))
+            setattr(k_sampling, attr, menu_function(spec))
         if name not in names_live:
             names_live.append(name)
             added.append(name)
@@ -92,7 +89,7 @@ def register_schedulers(samplers_mod: Any) -> Tuple[List[str], List[str]]:
         return [], []
     added, skipped = [], []
     for spec in SCHEDULES.values():
-        name = scheduler_name(spec.id)
+        name = spec.host_name
         existing = handlers.get(name)
         theirs = existing is not None and not _is_ours(getattr(existing, "handler", None))
         if theirs or (existing is None and name in names_live):

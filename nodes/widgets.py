@@ -17,7 +17,7 @@ value to ``10**-p`` (even when the input says ``round: False``), and shows the r
 
 A rounded default still means the exact value: :func:`exact_values` maps the shown
 default (0.33 for r1 = 1/3) back to the exact one when the node runs, so a new node and
-the dropdown entry run the same solver. Any other value runs as entered.
+the menu entry run the same solver. Any other value runs as entered.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def shown(value: float, step: float) -> float:
 def param_input(param: Any, default: Any = None, note: str = "") -> Tuple[Any, dict]:
     """``(type, options)`` for one :class:`~seeds_samplers.samplers.registry.Param`.
 
-    ``default`` overrides the parameter's own default (a node starts at its dropdown
+    ``default`` overrides the parameter's own default (a node starts at its menu
     entry's settings); ``note`` is appended to the tooltip.
     """
     value = param.default if default is None else default

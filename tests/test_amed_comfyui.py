@@ -104,7 +104,8 @@ def test_training_and_sampling_through_comfyui(comfy_model, tmp_path):
 
     from seeds_samplers.amed.storage import load_predictor, save_predictor
     from seeds_samplers.amed.train import TrainSettings
-    from seeds_samplers.nodes.amed import NODE_CLASS_MAPPINGS, amed_sampler_function, train_in_comfy
+    from seeds_samplers.nodes import node_definitions
+    from seeds_samplers.nodes.amed import amed_sampler_function, train_in_comfy
 
     patcher, positive, negative = comfy_model
     ms = patcher.get_model_object("model_sampling")
@@ -148,4 +149,6 @@ def test_training_and_sampling_through_comfyui(comfy_model, tmp_path):
     # another CFG: a warning, not an error
     with pytest.warns(UserWarning, match="CFG"):
         _run_probe(patcher, positive, negative, amed_sampler_function(pred), batch=1, steps=4, cfg=5.0)
-    assert {"SS_Sampler_amed_solver", "SS_Sampler_amed_plugin", "SS_AMED_Train", "SS_AMED_Load"} <= set(NODE_CLASS_MAPPINGS)
+    classes = node_definitions()[0]
+    assert {"SS_Sampler_amed_solver", "SS_Sampler_amed_plugin", "SS_AMED_Train", "SS_AMED_Load"} <= set(classes)
+    assert "predictor" in classes["SS_Sampler_amed_solver"].INPUT_TYPES()["optional"]

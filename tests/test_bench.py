@@ -204,7 +204,7 @@ def test_rank_table_orders_by_mean_rank():
     assert [r[2] for r in tied] == [1.5, 1.5, 3.0]
 
 
-def test_sweep_grid_is_the_product_over_the_dropdown_settings():
+def test_sweep_grid_is_the_product_over_the_menu_entry_settings():
     from seeds_samplers.samplers.registry import get
 
     spec = get("seeds_2")
@@ -212,9 +212,9 @@ def test_sweep_grid_is_the_product_over_the_dropdown_settings():
     assert len(combos) == 6
     assert {(c["eta"], c["variant"]) for c in combos} == {(e, v) for e in (0.0, 0.5, 1.0) for v in ("phi_1", "phi_2")}
     for c in combos:
-        assert {k: c[k] for k in spec.dropdown if k not in ("eta", "variant")} == \
-            {k: v for k, v in spec.dropdown.items() if k not in ("eta", "variant")}
-    assert sweep_grid("seeds_2", []) == [dict(spec.dropdown)]
+        assert {k: c[k] for k in spec.menu if k not in ("eta", "variant")} == \
+            {k: v for k, v in spec.menu.items() if k not in ("eta", "variant")}
+    assert sweep_grid("seeds_2", []) == [dict(spec.menu)]
     with pytest.raises(ValueError, match="no parameter 'nope'"):
         sweep_grid("seeds_2", ["nope=1"])
     with pytest.raises(ValueError, match="eta must be in"):

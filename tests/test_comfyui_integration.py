@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from seeds_samplers.nodes.definitions import families, scheduler_name
+from seeds_samplers.nodes.definitions import families
 from seeds_samplers.samplers.registry import SAMPLERS
 from seeds_samplers.samplers.schedules import SCHEDULES
 from support import REPO, asset_cache
@@ -35,7 +35,7 @@ from support.comfy_workflows import load_workflows, missing_samplers, ui_to_api
 pytestmark = pytest.mark.usefixtures("comfyui_root")  # skips without a ComfyUI checkout
 
 SAMPLER_NAMES = [s.host_name for s in SAMPLERS.values()]
-SCHEDULER_NAMES = [scheduler_name(s) for s in SCHEDULES]
+SCHEDULER_NAMES = [s.host_name for s in SCHEDULES.values()]
 
 
 # --- fixtures --------------------------------------------------------------------------
@@ -239,7 +239,7 @@ KARRAS4 = {"class_type": "BasicScheduler", "inputs": {"model": None, "scheduler"
 
 
 @pytest.mark.parametrize("sampler_id", list(SAMPLERS))
-def test_a_new_sampler_node_gives_the_dropdown_entrys_image(server, object_info, sampler_id):
+def test_a_new_sampler_node_gives_the_menu_entrys_image(server, object_info, sampler_id):
     """A node at its defaults (as the page creates it) and the ss_<id> entry in
     KSamplerSelect: same seed and sigmas, the same image to the last bit."""
     node = {"class_type": f"SS_Sampler_{sampler_id}", "inputs": _node_defaults(object_info, f"SS_Sampler_{sampler_id}")}
@@ -264,7 +264,7 @@ def test_schedules_as_nodes_and_in_the_dropdown(server, object_info, schedule):
     inputs.update(model=None, steps=4)
     sampler = {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "ss_er_sde"}}
     checks(server.run(custom_prompt(sampler, {"class_type": node_id, "inputs": inputs})))
-    checks(server.run(base_prompt(sampler="ss_seeds_1", scheduler=scheduler_name(schedule), flow=True)))
+    checks(server.run(base_prompt(sampler="ss_seeds_1", scheduler=SCHEDULES[schedule].host_name, flow=True)))
 
 
 def test_partial_denoise_with_our_scheduler(server):
@@ -296,12 +296,12 @@ def test_host_passes_seed_callbacks_and_model_type(server):
     assert {"denoise_mask", "model_options", "seed"} <= set(rec["keys"])
     assert [c["i"] for c in rec["callbacks"]] == list(range(5))
     assert rec["callbacks"][0]["keys"] == ["denoised", "i", "sigma", "sigma_hat", "x"]
-    assert rec["calls"] == spec.calls(**dict(spec.dropdown)) * 4 + 1  # last step to sigma = 0: one call
+    assert rec["calls"] == spec.calls(**dict(spec.menu)) * 4 + 1  # last step to sigma = 0: one call
     assert rec["kind"] == "ve" and "CONST" not in rec["ms_classes"]
     assert rec["sigma_min"] == pytest.approx(rec["ms_sigma_min"]) and rec["sigma_max"] == pytest.approx(rec["ms_sigma_max"])
     assert rec["noise_scale"] == rec["ms_noise_scale"]
     assert rec["finite"]
-    assert spec.is_stochastic(**dict(spec.dropdown))
+    assert spec.is_stochastic(**dict(spec.menu))
     assert rec["same_seed_same_result"] and rec["other_seed_differs"]
 
 
@@ -366,8 +366,8 @@ def test_progress_and_previews_every_step(server):
 @pytest.mark.parametrize("name", SAMPLER_NAMES)
 def test_interrupt_during_a_step_stops_by_the_next_step(server, name):
     """An interrupt raised inside model call N (step k) stops the run before step k + 2."""
-    spec = SAMPLERS[name[len("ss_"):]]
-    per_step = spec.calls(**dict(spec.dropdown))
+    spec = next(s for s in SAMPLERS.values() if s.host_name == name)
+    per_step = spec.calls(**dict(spec.menu))
     report = os.path.join(server.reports, f"interrupt_{name}.jsonl")
     # interrupt at the last model call of step 2 (worst case for multi-stage solvers)
     at = 3 * per_step
@@ -399,7 +399,7 @@ def test_cancel_button_stops_a_long_run_within_one_step(server):
     entry = server.wait(body["prompt_id"], timeout=120)
     assert any(m[0] == "execution_interrupted" for m in entry["status"]["messages"])
     after = [r for r in read_report(report) if r["t"] > t_cancel]
-    per_step = SAMPLERS["seeds_3"].calls(**dict(SAMPLERS["seeds_3"].dropdown))
+    per_step = SAMPLERS["seeds_3"].calls(**dict(SAMPLERS["seeds_3"].menu))
     assert len(after) <= per_step  # at most the rest of this step and the next step's first call
     assert len(read_report(report)) < 40
 

@@ -1,5 +1,6 @@
 """The ComfyUI glue without ComfyUI: node definitions generated from the registries,
-and the dropdown registration against stand-in ``comfy`` modules (always runs).
+and the menu entries' registration in ComfyUI's dropdowns against stand-in ``comfy``
+modules (always runs).
 
 The real host is exercised by tests/test_comfyui_integration.py.
 """
@@ -37,7 +38,7 @@ POPULAR_PACK_SCHEDULERS = {"bong_tangent", "beta57", "ays", "ays+", "ays_30", "a
 # --- naming --------------------------------------------------------------------------
 def test_names_follow_one_rule_and_collide_with_nothing_known():
     samplers = [s.host_name for s in SAMPLERS.values()]
-    schedulers = [D.scheduler_name(s) for s in SCHEDULES]
+    schedulers = [s.host_name for s in SCHEDULES.values()]
     for name in samplers + schedulers:
         assert name.startswith("ss_")
     assert not set(samplers) & (set(CORE_SAMPLERS) | POPULAR_PACK_SAMPLERS)
@@ -77,22 +78,22 @@ def _run_node(cls, monkeypatch, fake, **changes):
 
 
 @pytest.mark.parametrize("sampler_id", list(SAMPLERS))
-def test_a_new_node_runs_exactly_its_dropdown_entry(fake_comfy, monkeypatch, sampler_id):
-    """Defaults come from SamplerSpec.dropdown: a fresh node and the ss_<id> entry pass the
+def test_a_new_node_runs_exactly_its_menu_entry(fake_comfy, monkeypatch, sampler_id):
+    """Defaults come from SamplerSpec.menu: a fresh node and the ss_<id> entry pass the
     solver identical parameters (SEEDS-2's variant, DEIS's variant/order, r1 = 1/3 ...)."""
     spec = SAMPLERS[sampler_id]
     cls = node_definitions()[0][f"SS_Sampler_{sampler_id}"]
     ks = _run_node(cls, monkeypatch, fake_comfy)
     assert ks.sampler_function.__wrapped__ is spec.function
-    assert ks.extra_options == D.dropdown_settings(spec)
-    for k, v in spec.dropdown.items():
+    assert ks.extra_options == spec.menu_settings()
+    for k, v in spec.menu.items():
         shown = cls.INPUT_TYPES()["required"][k][1]["default"]
         assert shown == v or shown == pytest.approx(v, abs=0.006), (k, shown, v)
 
 
-def test_seeds_2_node_and_dropdown_agree_on_the_variant():
+def test_seeds_2_node_and_menu_entry_agree_on_the_variant():
     req = node_definitions()[0]["SS_Sampler_seeds_2"].INPUT_TYPES()["required"]
-    assert req["variant"][1]["default"] == D.dropdown_settings(SAMPLERS["seeds_2"])["variant"]
+    assert req["variant"][1]["default"] == SAMPLERS["seeds_2"].menu_settings()["variant"]
 
 
 @pytest.mark.parametrize("node_id", sorted(D.build_node_classes()[0]))
@@ -166,7 +167,7 @@ def test_a_new_registry_entry_appears_without_touching_the_nodes(monkeypatch):
     base = SAMPLERS["seeds_2"]
     extra = dataclasses.replace(base, id="seeds_2_test", family="testfam", title="Test solver",
                                 params=base.params + (Param("gamma", 0.25, "A test parameter.", 0.0, 1.0, 0.05),),
-                                dropdown={"gamma": 0.5})
+                                menu={"gamma": 0.5})
     monkeypatch.setitem(SAMPLERS, "seeds_2_test", extra)
     classes, names = node_definitions()
     assert "SS_Sampler_seeds_2_test" in classes and names["SS_Sampler_seeds_2_test"] == "Test solver Sampler (SS)"
@@ -240,12 +241,38 @@ def test_extra_node_modules_are_merged_and_a_broken_one_is_skipped(monkeypatch, 
     with caplog.at_level(logging.ERROR, logger="seeds_samplers"):
         classes, names = N.node_definitions()
     assert classes["SS_Sampler_extra_test"] is Extra and names["SS_Sampler_extra_test"] == "Extra test Sampler (SS)"
-    assert classes["SS_Sampler_ipndm"] is Extra and "SS_Sampler_ipndm" not in names  # replaced
+    assert classes["SS_Sampler_ipndm"] is not Extra and names["SS_Sampler_ipndm"] == "iPNDM Sampler (SS)"
+    assert "may not replace the generated 'SS_Sampler_ipndm'" in caplog.text  # extend it instead
     assert "SS_Sampler_seeds_2" in classes
     assert "ss_test_broken" in caplog.text and "failed to load" in caplog.text
     assert calls == []  # the setup hook runs only when ComfyUI loads the pack
     N.node_definitions(_setup=True)
     assert calls == [1]
+
+
+def test_amed_nodes_extend_the_generated_node_with_a_predictor_input(fake_comfy, monkeypatch):
+    """nodes/amed.py extends the generated AMED sampler nodes (same id, title and widgets,
+    so saved workflows load) with an optional predictor that, when connected, decides."""
+    from seeds_samplers.nodes import amed as A
+
+    classes, names = node_definitions()
+    assert "optional" not in classes["SS_Sampler_seeds_2"].INPUT_TYPES()  # only the AMED nodes are extended
+    for sid in ("amed_solver", "amed_plugin"):
+        spec, cls = SAMPLERS[sid], classes[f"SS_Sampler_{sid}"]
+        inputs = cls.INPUT_TYPES()
+        assert set(inputs["required"]) == {p.name for p in spec.params}
+        assert list(inputs["optional"]) == ["predictor"] and inputs["optional"]["predictor"][0] == A.AMED_TYPE
+        assert cls.DESCRIPTION.endswith("The SIGMAS must be the ones it was trained on.")
+        assert names[cls.__name__] == f"{spec.title} Sampler (SS)"
+        values = {k: v[1]["default"] for k, v in inputs["required"].items()}
+        for given in ({}, {"predictor": None}):  # no predictor: the solver with the widget values
+            (ks,) = cls().get_sampler(**values, **given)
+            assert ks.sampler_function.__wrapped__ is spec.function and ks.extra_options == spec.menu_settings()
+        made = []
+        monkeypatch.setattr(A, "amed_sampler_function", lambda p, stop: made.append((p, stop)) or "learned")
+        predictor = object()
+        (ks,) = cls().get_sampler(predictor=predictor, **dict(values, stop_at_sigma_min=True))
+        assert ks.sampler_function == "learned" and ks.extra_options == {} and made == [(predictor, True)]
 
 
 # --- stand-in ComfyUI ----------------------------------------------------------------
@@ -294,7 +321,7 @@ def test_setup_registers_in_place_once(fake_comfy, caplog):
     with caplog.at_level(logging.INFO, logger="seeds_samplers"):
         classes, names = setup_comfyui()
     ours = [spec.host_name for spec in SAMPLERS.values()]
-    scheds = [D.scheduler_name(x) for x in SCHEDULES]
+    scheds = [x.host_name for x in SCHEDULES.values()]
     # the same list objects, our names appended after the built-ins
     assert (s.KSAMPLER_NAMES, s.SAMPLER_NAMES, s.SCHEDULER_NAMES) == lists
     assert all(a is b for a, b in zip((s.KSAMPLER_NAMES, s.SAMPLER_NAMES, s.SCHEDULER_NAMES), lists))
@@ -359,12 +386,12 @@ def _record(monkeypatch, spec_id):
     return spec, seen
 
 
-def test_dropdown_entry_runs_with_the_dropdown_settings(monkeypatch):
-    from seeds_samplers.nodes.registration import dropdown_function
+def test_menu_entry_runs_with_its_settings(monkeypatch):
+    from seeds_samplers.nodes.registration import menu_function
 
     spec, seen = _record(monkeypatch, "seeds_2")
-    spec = dataclasses.replace(spec, dropdown={"eta": 0.5})
-    fn = dropdown_function(spec)
+    spec = dataclasses.replace(spec, menu={"eta": 0.5})
+    fn = menu_function(spec)
     x = torch.zeros(1, 4, 2, 2)
     ea = {"seed": 3, "denoise_mask": None}
     cb = object()
@@ -421,7 +448,7 @@ def test_schedule_node_and_handler_follow_comfy_denoise_rule():
 
 
 def test_docs_name_every_entry_and_node():
-    """docs/comfyui.md (the pack's ComfyUI page) names every dropdown entry and every
+    """docs/comfyui.md (the pack's ComfyUI page) names every menu entry and every
     node (its generated tables are current: ``python -m tests.support.workflow_builder``); the
     images that page and the README's ComfyUI section show exist and are small."""
     import re
@@ -435,7 +462,7 @@ def test_docs_name_every_entry_and_node():
         for spec in SAMPLERS.values():
             assert f"`{spec.host_name}`" in text, spec.host_name
         for sid in SCHEDULES:
-            assert f"`{D.scheduler_name(sid)}`" in text, sid
+            assert f"`{SCHEDULES[sid].host_name}`" in text, sid
     classes, names = node_definitions()
     for node_id, cls in classes.items():
         assert f"`{node_id}`" in page, node_id

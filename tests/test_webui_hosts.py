@@ -26,8 +26,7 @@ from support import webui_harness as H
 
 from seeds_samplers.samplers.registry import SAMPLERS, SCHEDULES  # noqa: E402
 from seeds_samplers.webui.naming import (  # noqa: E402
-    OWNER_OPTION, menu_settings, sampler_label, sampler_settings, schedule_label, schedule_name,
-    values_from_infotext,
+    OWNER_OPTION, sampler_label, sampler_settings, schedule_label, values_from_infotext,
 )
 
 LABELS = {spec.id: sampler_label(spec) for spec in SAMPLERS.values()}
@@ -79,7 +78,7 @@ def test_api_lists_our_samplers_and_schedules(webui):
     assert "Euler" in names and len(names) > len(LABELS)
     scheds = webui.get("/sdapi/v1/schedulers")
     for spec in SCHEDULES.values():
-        entry = [s for s in scheds if s["name"] == schedule_name(spec)]
+        entry = [s for s in scheds if s["name"] == spec.host_name]
         assert len(entry) == 1 and entry[0]["label"] == schedule_label(spec)
 
 
@@ -92,7 +91,7 @@ def test_txt2img_runs_our_sampler(webui, euler, sampler_id):
     assert info["sampler_name"] == label  # not silently replaced by the default
     fields = H.infotext_fields(info["infotexts"][0])
     assert fields["Sampler"] == label
-    values = menu_settings(spec)
+    values = spec.menu_settings()
     for s in sampler_settings(spec):  # every parameter in effect, with the menu entry's values
         assert s.infotext in fields, s.infotext
     assert values_from_infotext(sampler_settings(spec), fields) == {s.key: values[s.param.name]
@@ -107,7 +106,7 @@ def test_txt2img_runs_our_sampler(webui, euler, sampler_id):
 
 
 def _stochastic_spec():
-    return next(s for s in SAMPLERS.values() if s.is_stochastic(**menu_settings(s)) and
+    return next(s for s in SAMPLERS.values() if s.is_stochastic(**s.menu_settings()) and
                 any(p.name == "eta" for p in s.params))
 
 

@@ -15,8 +15,7 @@ from support import webui_standins as S
 from seeds_samplers.samplers.registry import SAMPLERS, SCHEDULES, Param, SamplerSpec  # noqa: E402
 from seeds_samplers.webui import setup_webui  # noqa: E402
 from seeds_samplers.webui.naming import (  # noqa: E402
-    OWNER_OPTION, ends_with_scheduler_word, menu_settings, sampler_label, sampler_settings, schedule_label,
-    schedule_name,
+    OWNER_OPTION, ends_with_scheduler_word, sampler_label, sampler_settings, schedule_label,
 )
 from seeds_samplers.webui.registration import register_samplers, register_settings  # noqa: E402
 
@@ -79,7 +78,7 @@ def test_running_twice_adds_nothing_twice(host):
     assert len(host.shared.opts.data_labels) == n_opts
     # entries are refreshed at their index (a reloaded script's constructors are used)
     assert all(sd.all_samplers_map[n] is not old[n] for n in old)
-    assert set(sch.schedulers_map) >= {schedule_name(s) for s in SCHEDULES.values()}
+    assert set(sch.schedulers_map) >= {s.host_name for s in SCHEDULES.values()}
 
 
 def test_options_are_scalars_and_the_api_lists_every_sampler(host):
@@ -101,7 +100,7 @@ def test_labels_are_readable_unique_and_never_end_in_a_scheduler_word(host):
         assert label.lower() not in taken
         assert label.startswith(spec.title)
         assert ends_with_scheduler_word(label, SCHEDULER_WORDS + [schedule_label(s) for s in SCHEDULES.values()]
-                                        + [schedule_name(s) for s in SCHEDULES.values()]) is None
+                                        + [s.host_name for s in SCHEDULES.values()]) is None
     # with every schedule of ours in the list, the host still resolves each label to itself
     for label in OURS:
         for sched in SCHEDULES.values():
@@ -159,7 +158,7 @@ def test_glue_is_generic_over_the_registry():
         (Param("flag", False, "A switch."), Param("count", 2, "A count.", 1, 5, 1),
          Param("scale", 0.5, "A scale.", 0.0, 1.0, 0.05), Param("mode", "a", "A mode.", choices=("a", "b")),
          Param("free", 1.5, "Unbounded.")),
-        calls_per_step=lambda p: p["count"], dropdown={"mode": "b", "count": 3})
+        calls_per_step=lambda p: p["count"], menu={"mode": "b", "count": 3})
     h = S.make_host()
     register_samplers(h.sd_samplers, h.sd_samplers_common, h.sd_samplers_kdiffusion, h.sd_schedulers, h.shared,
                       specs=[spec])
@@ -172,7 +171,7 @@ def test_glue_is_generic_over_the_registry():
     assert kinds["count"] == ("slider", {"minimum": 1, "maximum": 5, "step": 1})
     assert kinds["mode"] == ("dropdown", {"choices": ["a", "b"]})
     assert kinds["free"][0] == "number"
-    assert {s.param.name: s.default for s in settings} == menu_settings(spec) == dict(
+    assert {s.param.name: s.default for s in settings} == spec.menu_settings() == dict(
         flag=False, count=3, scale=0.5, mode="b", free=1.5)
     assert all(s.help == s.param.description for s in settings)
     assert h.sd_samplers.find_sampler_config("Probe Solver (SS)").total_steps(4) == 12
@@ -218,18 +217,18 @@ def test_every_sampler_runs_with_the_host_protocol(host, spec):
     assert out.shape == (2, 3, 8, 8) and bool(torch.isfinite(out).all())
     assert sampler.callback_steps == [0, 1, 2, 3]  # once per step, every step
     calls = sampler.model_wrap_cfg.calls
-    assert len(calls) == 4 * spec.calls(**menu_settings(spec)) or spec.id.startswith("amed") or len(calls) >= 4
+    assert len(calls) == 4 * spec.calls(**spec.menu_settings()) or spec.id.startswith("amed") or len(calls) >= 4
     assert all(c.shape == (2,) for c in calls)  # per-image sigma
     # the values in effect are in the infotext
     for s in sampler_settings(spec):
         assert s.infotext in p.extra_generation_params
     # model calls per step is what the entry reports to the host (prompt editing, refiner)
     cfg = host.sd_samplers.find_sampler_config(label)
-    assert cfg.total_steps(4) == 4 * spec.calls(**menu_settings(spec))
+    assert cfg.total_steps(4) == 4 * spec.calls(**spec.menu_settings())
 
 
 def _stochastic():
-    return [s for s in SAMPLERS.values() if s.is_stochastic(**menu_settings(s))]
+    return [s for s in SAMPLERS.values() if s.is_stochastic(**s.menu_settings())]
 
 
 @pytest.mark.parametrize("spec", _stochastic(), ids=[s.id for s in _stochastic()])
@@ -318,7 +317,7 @@ def test_unknown_denoiser_wrapper_is_a_clear_error(host):
 @pytest.mark.parametrize("spec", list(SCHEDULES.values()), ids=list(SCHEDULES))
 def test_schedules_in_the_schedule_menu(host, spec):
     entry = host.sd_schedulers.schedulers_map[schedule_label(spec)]
-    assert host.sd_schedulers.schedulers_map[schedule_name(spec)] is entry and entry.need_inner_model
+    assert host.sd_schedulers.schedulers_map[spec.host_name] is entry and entry.need_inner_model
     sampler = host.sd_samplers.create_sampler("Euler")
     p = S.Processing([1], steps=6, scheduler=schedule_label(spec))
     sigmas = sampler.get_sigmas(p, 6)

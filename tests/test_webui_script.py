@@ -79,7 +79,7 @@ def _run(tmp_path, ext, with_host=True):
 
 def test_script_registers_from_any_folder_name_and_twice_adds_nothing(tmp_path):
     from seeds_samplers.samplers.registry import SAMPLERS, SCHEDULES
-    from seeds_samplers.webui.naming import sampler_label, schedule_name
+    from seeds_samplers.webui.naming import sampler_label
 
     ext = _copy(tmp_path)
     r = _run(tmp_path, ext)
@@ -89,7 +89,7 @@ def test_script_registers_from_any_folder_name_and_twice_adds_nothing(tmp_path):
     for spec in SAMPLERS.values():
         assert out["names"].count(sampler_label(spec)) == 1
     for spec in SCHEDULES.values():
-        assert out["schedulers"].count(schedule_name(spec)) == 1
+        assert out["schedulers"].count(spec.host_name) == 1
     assert not set(out["top_level"]) & set(GENERIC), "a generic top-level name was imported"
     assert out["script_classes"] == ["SeedsSamplersScript"] * 2  # one always-on Script per run, once
     assert r.stdout.count("SEEDS Samplers: added") == 1  # the reload replaced, did not add

@@ -162,7 +162,7 @@ def test_workflow_fits_a_1600x1000_window_at_a_readable_zoom(name):
     assert wf["extra"]["ds"] == view
 
 
-def test_sampler_node_in_a_workflow_runs_its_dropdown_settings_unless_changed():
+def test_sampler_node_in_a_workflow_runs_its_menu_entry_settings_unless_changed():
     """Workflow 3's SEEDS-2 node: only eta differs from ss_seeds_2 (variant agrees)."""
     from seeds_samplers.nodes import node_definitions
 

@@ -7,10 +7,10 @@ Pure Python: nothing here imports a webui, so the rules can be tested without a 
   "DEIS", "IPNDM", "ER SDE", "SEEDS 2 DP", ... and never ending in a scheduler word
   (the webui strips a trailing " Karras", " Uniform", ... from sampler names). The
   alias is the ComfyUI name (``ss_<id>``).
-* Schedule: name ``ss_<id>``, label ``<title> (SS)``.
+* Schedule: name ``ss_<id>`` (:attr:`ScheduleSpec.host_name`), label ``<title> (SS)``.
 * Settings: one option per parameter, key ``seeds_samplers_<id>_<param>`` (schedules:
   ``seeds_samplers_schedule_<id>_<param>``), default = the menu entry's setting
-  (``SamplerSpec.dropdown`` over the parameter defaults), range and help text from the
+  (:meth:`SamplerSpec.menu_settings`), range and help text from the
   :class:`~seeds_samplers.samplers.registry.Param`.
 * Infotext: ``<short title> <param>: <value>`` ("SEEDS-2 eta: 1.0"), where the short
   title keeps the characters an infotext key may hold (letters, digits, ``_ - /`` and
@@ -24,12 +24,12 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
-from ..samplers.registry import HOST_PREFIX, Param, SamplerSpec, ScheduleSpec
+from ..samplers.registry import Param, SamplerSpec, ScheduleSpec
 
 __all__ = [
     "LABEL_SUFFIX", "SECTION", "OPTION_PREFIX", "OWNER_OPTION", "Setting",
-    "sampler_label", "schedule_name", "schedule_label", "infotext_title", "sampler_settings",
-    "schedule_settings", "menu_settings", "values_from_options", "infotext_fields", "cast_like_webui",
+    "sampler_label", "schedule_label", "infotext_title", "sampler_settings",
+    "schedule_settings", "values_from_options", "infotext_fields", "cast_like_webui",
     "values_from_infotext", "ends_with_scheduler_word", "format_value", "check_unique",
 ]
 
@@ -45,10 +45,6 @@ _INFOTEXT_KEY_CHARS = re.compile(r"[^\w \-/]")
 
 def sampler_label(spec: SamplerSpec) -> str:
     return spec.title + LABEL_SUFFIX
-
-
-def schedule_name(spec: ScheduleSpec) -> str:
-    return HOST_PREFIX + spec.id
 
 
 def schedule_label(spec: ScheduleSpec) -> str:
@@ -107,13 +103,8 @@ def _settings(params: Iterable[Param], values: Mapping[str, Any], key_prefix: st
     ]
 
 
-def menu_settings(spec: SamplerSpec) -> Dict[str, Any]:
-    """The menu entry's parameter values: defaults updated by ``spec.dropdown``."""
-    return spec.resolve(**dict(spec.dropdown))
-
-
 def sampler_settings(spec: SamplerSpec) -> List[Setting]:
-    return _settings(spec.params, menu_settings(spec), f"{OPTION_PREFIX}{spec.id}_", spec.title,
+    return _settings(spec.params, spec.menu_settings(), f"{OPTION_PREFIX}{spec.id}_", spec.title,
                      sampler_label(spec))
 
 

@@ -28,12 +28,12 @@ from typing import Any, Callable, Dict, List, Optional
 import torch
 
 from ..samplers.model_types import VE
-from ..samplers.registry import SAMPLERS, SamplerSpec
+from ..samplers.registry import HOST_MARK, SAMPLERS, SamplerSpec
 from ..samplers.schedules import SCHEDULES, ScheduleSpec
 from .model_type import denoiser_model_type
 from .naming import (
     OWNER_OPTION, SECTION, Setting, check_unique, ends_with_scheduler_word, sampler_label, sampler_settings,
-    schedule_label, schedule_name, schedule_settings, values_from_options,
+    schedule_label, schedule_settings, values_from_options,
 )
 from .sampler import make_sampler_class, steps_factor
 
@@ -41,8 +41,6 @@ log = logging.getLogger("seeds_samplers")
 
 __all__ = ["register_samplers", "register_schedulers", "register_settings", "scheduler_function",
            "sampler_data_class", "is_ours", "entry_options"]
-
-MARK = "_seeds_samplers_entry"
 
 
 def is_ours(data: Any) -> bool:
@@ -148,7 +146,7 @@ def scheduler_function(spec: ScheduleSpec, settings: List[Setting], shared: Any)
         return sigmas.to(device=device, dtype=torch.float32)
 
     schedule.__name__ = schedule.__qualname__ = "schedule_" + spec.id
-    setattr(schedule, MARK, spec.id)
+    setattr(schedule, HOST_MARK, spec.id)
     return schedule
 
 
@@ -168,10 +166,10 @@ def register_schedulers(sd_schedulers: Any, shared: Any,
         lists.append(extra)
     added, replaced, skipped = [], [], []
     for spec in specs:
-        name, label = schedule_name(spec), schedule_label(spec)
+        name, label = spec.host_name, schedule_label(spec)
         entry = sd_schedulers.Scheduler(name, label, scheduler_function(spec, schedule_settings(spec), shared),
                                         need_inner_model=True)
-        clash = [s for s in lists[0] if not getattr(s.function, MARK, None) and
+        clash = [s for s in lists[0] if not getattr(s.function, HOST_MARK, None) and
                  check_unique([name, label], [s.name, s.label])]
         if clash:
             log.warning("SEEDS Samplers: schedule name %r / %r is already used; not adding ours", name, label)

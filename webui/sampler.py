@@ -32,7 +32,7 @@ import torch
 from ..samplers.noise import BrownianNoise, GaussianNoise
 from ..samplers.registry import SamplerSpec
 from .model_type import detect_model_type
-from .naming import infotext_fields, menu_settings, sampler_settings, values_from_options
+from .naming import infotext_fields, sampler_settings, values_from_options
 
 __all__ = ["make_sampler_class", "steps_factor", "batch_seeds_of", "HostRNGNoise"]
 
@@ -42,7 +42,7 @@ def steps_factor(spec: SamplerSpec, opts: Any) -> int:
     try:
         params = values_from_options(sampler_settings(spec), opts)
     except ValueError:
-        params = menu_settings(spec)
+        params = spec.menu_settings()
     return max(1, int(spec.calls(**params)))
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from ..samplers.schedules import SCHEDULES
-from .naming import infotext_fields, schedule_label, schedule_name, schedule_settings, values_from_options
+from .naming import infotext_fields, schedule_label, schedule_settings, values_from_options
 
 __all__ = ["make_script_class", "schedule_infotext"]
 
@@ -19,7 +19,7 @@ def schedule_infotext(p: Any, opts: Any) -> dict:
     for attr in ("scheduler", "hr_scheduler"):
         chosen = getattr(p, attr, None)
         for spec in SCHEDULES.values():
-            if spec.params and chosen in (schedule_name(spec), schedule_label(spec)):
+            if spec.params and chosen in (spec.host_name, schedule_label(spec)):
                 settings = schedule_settings(spec)
                 out.update(infotext_fields(settings, values_from_options(settings, opts)))
     return out
