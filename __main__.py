@@ -7,6 +7,7 @@ COMMANDS = {  # command: (module, what it does)
     "bench": ("bench.benchmark", "the benchmark (docs/benchmark.md), sweeps of a sampler's parameters"),
     "docs": ("bench.docs", "the sampler reference from the registry (README, docs/reference.md)"),
     "sigma-steps": ("bench.sigma_steps", "what the steps in sigma change (docs/sigma_steps.md)"),
+    "guidance": ("bench.guidance", "the samplers under classifier-free guidance on digits-cond (docs/guidance.md)"),
     "train-digits": ("digits.train", "train a digits model or the FD classifier"),
     "amed-train": ("bench.amed_train", "train an AMED predictor by distillation (test models) or convert one"),
 }

@@ -5,7 +5,8 @@ weights so a test can tell that the file it loads is the one that was trained.
 (sigma = 0.5, 2, 8 for eps; 0.2, 0.5, 0.8 for flow) with seeded noise, denoised once; the
 mean squared error of the x0 estimates. ``python -m seeds_samplers.digits.check --write``
 stores it as ``heldout_check`` in each ``digits-<kind>.json`` record; without ``--write``
-it prints the recorded and the recomputed values.
+it prints the recorded and the recomputed values. A class-conditional model (digits-cond)
+is checked with the digits' own labels.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Dict, List, Optional
 import torch
 
 from .data import load_digits
-from .denoiser import KINDS, DigitsDenoiser, load_digits_model
+from .denoiser import MODELS, DigitsDenoiser, load_digits_model
 from .weights import weights_path
 
 __all__ = ["heldout_check", "CHECK_SIGMAS", "record_path"]
@@ -35,14 +36,15 @@ def record_path(kind: str):
 def heldout_check(model: DigitsDenoiser) -> Dict[str, float]:
     """{"sigma=<s>": mse, ..., "mean_image": mse of predicting the mean training digit
     (the best a denoiser that ignores its input can do)}."""
-    x0 = load_digits("heldout")[0][:CHECK_COUNT]
+    x0, y = (t[:CHECK_COUNT] for t in load_digits("heldout"))
+    labels = y if model.num_classes else None
     g = torch.Generator().manual_seed(CHECK_SEED)
     out: Dict[str, float] = {}
     for s in CHECK_SIGMAS[model.kind]:
         eps = torch.randn(x0.shape, generator=g)
         x = x0 + s * eps if model.kind == "eps" else (1 - s) * x0 + s * eps
         with torch.inference_mode():
-            d = model(x, torch.tensor(s))
+            d = model(x, torch.tensor(s), labels=labels)
         out[f"sigma={s:g}"] = float(((d - x0) ** 2).mean())
     mean = load_digits("train")[0].mean(0, keepdim=True)
     out["mean_image"] = float(((mean - x0) ** 2).mean())
@@ -54,8 +56,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--write", action="store_true", help="store the check in the weights' JSON records")
     args = ap.parse_args(argv)
-    for kind in KINDS:
+    for kind in MODELS:
         rec_path = record_path(kind)
+        if not weights_path(f"digits-{kind}").is_file():
+            print(f"digits-{kind}: no weights file, skipped")
+            continue
         record = json.loads(rec_path.read_text()) if rec_path.is_file() else {}
         check = heldout_check(load_digits_model(kind))
         print(f"digits-{kind}: recorded {record.get('heldout_check')}, now {check}")

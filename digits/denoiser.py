@@ -11,6 +11,10 @@ resolve_model_type` reads it with the function the ComfyUI glue reads a ComfyUI 
   interpolating log sigma in SD's table, predicts eps, and x0 = x - sigma eps.
 * ``digits-flow``: x = (1 - sigma) x0 + sigma eps; the network sees x at timestep
   1000 sigma, predicts v = eps - x0, and x0 = x - sigma v.
+* ``digits-cond``: the eps model's parameterisation with a class-conditional U-Net; the
+  requested digits come in as ``labels`` (``model(x, sigma, labels=y)``, as samplers pass
+  ``extra_args``); no labels = the unconditional ("no label") prediction. Classifier-free
+  guidance on top of it: :mod:`.guidance`.
 """
 
 from __future__ import annotations
@@ -26,9 +30,10 @@ from .unet import UNet, UNetConfig
 from .weights import load_weights, weights_path
 
 __all__ = ["DigitsDenoiser", "ModelSamplingDiscreteEps", "ModelSamplingDiscreteFlowCONST", "load_digits_model",
-           "KINDS"]
+           "KINDS", "MODELS"]
 
-KINDS = ("eps", "flow")
+KINDS = ("eps", "flow")  # parameterisations
+MODELS = {"eps": "eps", "flow": "flow", "cond": "eps"}  # shipped model name -> its parameterisation
 
 
 class _Sampling:
@@ -82,8 +87,8 @@ class DigitsDenoiser(nn.Module):
     """``model(x, sigma) -> x0`` for a trained digits U-Net.
 
     Args:
-        net: the U-Net.
-        kind: ``"eps"`` or ``"flow"``.
+        net: the U-Net (class-conditional when ``net.config.num_classes > 0``).
+        kind: ``"eps"`` or ``"flow"`` (the parameterisation).
     Attributes:
         model_sampling: the noise-level description (see module docstring).
         calls: number of forward calls (for NFE accounting in tests and benchmarks).
@@ -107,18 +112,33 @@ class DigitsDenoiser(nn.Module):
     def sigma_max(self) -> float:
         return self.model_sampling.sigma_max
 
-    def forward(self, x: torch.Tensor, sigma: torch.Tensor, **kwargs) -> torch.Tensor:
+    @property
+    def num_classes(self) -> int:
+        """Number of classes of a conditional model; 0 for an unconditional one."""
+        return self.net.config.num_classes
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor, labels: Optional[torch.Tensor] = None,
+                **kwargs) -> torch.Tensor:
+        """x0 estimate of x at noise level sigma (scalar or per sample).
+
+        Args:
+            labels: digit per sample [B] (or one for all) for a conditional model, index
+                ``num_classes`` = no label; ``None`` = no label for every sample.
+            kwargs: other host ``extra_args`` (ignored).
+        """
         self.calls += 1
         sigma = torch.as_tensor(sigma, device=x.device).reshape(-1).expand(x.shape[0])
         view = (-1,) + (1,) * (x.ndim - 1)
         s = sigma.to(torch.float32).view(view)
         xf = x.to(torch.float32)
         t = self.model_sampling.timestep(sigma)
+        if labels is not None:
+            labels = torch.as_tensor(labels, device=x.device).reshape(-1).expand(x.shape[0])
         if self.kind == "eps":
-            eps = self.net(xf / (1 + s * s).sqrt(), t)
+            eps = self.net(xf / (1 + s * s).sqrt(), t, labels)
             out = xf - s * eps
         else:
-            out = xf - s * self.net(xf, t)
+            out = xf - s * self.net(xf, t, labels)
         return out.to(x.dtype)
 
     def prior_sample(self, n: int, generator: Optional[torch.Generator] = None,
@@ -131,9 +151,10 @@ class DigitsDenoiser(nn.Module):
 
 def load_digits_model(kind: str = "eps", path: Union[str, Path, None] = None) -> DigitsDenoiser:
     """The shipped ``digits-<kind>`` denoiser (or the weights at ``path``), on the CPU in
-    float32. Raises ``ValueError`` for a missing, corrupt or mismatched weight file."""
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    float32; ``kind`` is a name of :data:`MODELS` (``"cond"``: the class-conditional eps
+    model). Raises ``ValueError`` for a missing, corrupt or mismatched weight file."""
+    if kind not in MODELS:
+        raise ValueError(f"kind must be one of {tuple(MODELS)}, got {kind!r}")
     path = weights_path(f"digits-{kind}") if path is None else Path(path)
     state, config = load_weights(path, kind)
     net = UNet(UNetConfig.from_dict(config))
@@ -141,4 +162,4 @@ def load_digits_model(kind: str = "eps", path: Union[str, Path, None] = None) ->
         net.load_state_dict(state, strict=True)
     except RuntimeError as e:
         raise ValueError(f"{Path(path).name} does not match the digits U-Net architecture: {e}") from None
-    return DigitsDenoiser(net, kind)
+    return DigitsDenoiser(net, MODELS[kind])

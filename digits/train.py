@@ -1,4 +1,4 @@
-"""``python -m seeds_samplers train-digits --kind eps|flow|classifier``: train one of the
+"""``python -m seeds_samplers train-digits --kind eps|flow|cond|classifier``: train one of the
 digits networks on the 4,000 training digits and write its weights (safetensors) and a
 JSON record (command, seed, steps, wall time, final loss) beside them.
 
@@ -10,6 +10,9 @@ weights (the EMA is what ships).
   loss ||eps_hat - eps||^2 (DDPM).
 * flow: t logit-normal (SD3), sigma = shift(t), x = (1 - sigma) x0 + sigma eps,
   loss ||v_hat - (eps - x0)||^2 (rectified flow).
+* cond: the eps model's schedule and loss with the digit's label fed to a class-conditional
+  U-Net; each label is replaced by "no label" with probability ``LABEL_DROPOUT`` (0.15), so
+  the one network also learns the unconditional prediction classifier-free guidance needs.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import math
 import shlex
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import List, Optional
 
@@ -36,7 +40,9 @@ from .weights import WEIGHTS_DIR, save_weights
 
 __all__ = ["train_denoiser", "train_classifier", "main"]
 
-DEFAULT_STEPS = {"eps": 3500, "flow": 3500, "classifier": 1500}
+DEFAULT_STEPS = {"eps": 3500, "flow": 3500, "cond": 3500, "classifier": 1500}
+LABEL_DROPOUT = 0.15  # probability that a training label is replaced by "no label" (cond)
+NUM_CLASSES = 10
 
 
 def _lr(step: int, steps: int, peak: float, warmup: int = 200) -> float:
@@ -53,16 +59,25 @@ def _batches(n: int, batch: int, g: torch.Generator):
             yield perm[k:k + batch]
 
 
+def drop_labels(labels: torch.Tensor, null_label: int, p: float, g: torch.Generator) -> torch.Tensor:
+    """``labels`` with each entry replaced by ``null_label`` with probability ``p``."""
+    drop = torch.rand(labels.shape, generator=g) < p
+    return torch.where(drop, torch.full_like(labels, null_label), labels)
+
+
 def denoiser_loss(net: UNet, kind: str, x0: torch.Tensor, g: torch.Generator,
-                  abar: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """One Monte-Carlo estimate of the training loss on a batch of clean digits."""
+                  abar: Optional[torch.Tensor] = None, labels: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """One Monte-Carlo estimate of the training loss on a batch of clean digits.
+
+    ``labels`` (kind ``"cond"``): the batch's digit labels, dropped to "no label" here."""
     b = x0.shape[0]
     eps = torch.randn(x0.shape, generator=g)
-    if kind == "eps":
+    if kind in ("eps", "cond"):
         t = torch.randint(0, 1000, (b,), generator=g)
         a = abar[t].float().view(b, 1, 1, 1)
         xt = a.sqrt() * x0 + (1 - a).sqrt() * eps
-        return F.mse_loss(net(xt, t.float()), eps)
+        y = drop_labels(labels, net.null_label, LABEL_DROPOUT, g) if kind == "cond" else None
+        return F.mse_loss(net(xt, t.float(), y), eps)
     u = torch.randn((b,), generator=g)
     sigma = flow_sigma(torch.sigmoid(u)).float()
     s = sigma.view(b, 1, 1, 1)
@@ -74,11 +89,13 @@ def train_denoiser(kind: str, steps: int, seed: int = 0, batch: int = 64, lr: fl
                    ema_decay: float = 0.999, config: UNetConfig = UNetConfig(),
                    progress: bool = True):
     """Train a digits denoiser; returns (EMA network, mean loss of the last 10% of steps)."""
-    if kind not in ("eps", "flow"):
-        raise ValueError(f"kind must be 'eps' or 'flow', got {kind!r}")
+    if kind not in ("eps", "flow", "cond"):
+        raise ValueError(f"kind must be 'eps', 'flow' or 'cond', got {kind!r}")
+    if kind == "cond" and not config.num_classes:
+        config = replace(config, num_classes=NUM_CLASSES)
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
-    x, _ = load_digits("train")
+    x, y = load_digits("train")
     net = UNet(config)
     ema = copy.deepcopy(net).requires_grad_(False)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.0)
@@ -89,7 +106,8 @@ def train_denoiser(kind: str, steps: int, seed: int = 0, batch: int = 64, lr: fl
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = _lr(step, steps, lr)
-        loss = denoiser_loss(net, kind, x[next(it)], g, abar)
+        idx = next(it)
+        loss = denoiser_loss(net, kind, x[idx], g, abar, y[idx] if kind == "cond" else None)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -136,8 +154,9 @@ def train_classifier(steps: int, seed: int = 0, batch: int = 128, lr: float = 2e
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m seeds_samplers train-digits", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--kind", required=True, choices=("eps", "flow", "classifier"))
-    ap.add_argument("--steps", type=int, default=None, help="optimiser steps (default: eps/flow 3500, classifier 1500)")
+    ap.add_argument("--kind", required=True, choices=("eps", "flow", "cond", "classifier"))
+    ap.add_argument("--steps", type=int, default=None,
+                    help="optimiser steps (default: eps/flow/cond 3500, classifier 1500)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     ap.add_argument("--out", type=Path, default=None, help="weights file (default: the shipped one)")
@@ -158,6 +177,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     else:
         net, loss = train_denoiser(args.kind, steps, args.seed)
         record["final_loss"] = loss
+        if args.kind == "cond":
+            record["label_dropout"] = LABEL_DROPOUT
         save_weights(out, net.state_dict(), args.kind, net.config.to_dict())
         print(f"final loss (mean of the last 10% of steps) {loss:.5f}")
     record["train_seconds"] = round(time.time() - start, 1)

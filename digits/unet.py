@@ -5,13 +5,19 @@ attention, residual block) as in SD's U-Net, so AMED's bottleneck feature (the
 channel-mean of the middle block's output) exists. The noise level enters as a
 sinusoidal embedding of the model's own timestep (0..999 for the discrete eps model,
 1000 * sigma for the flow model, as hosts feed SD and SD3).
+
+A class-conditional U-Net (``num_classes > 0``) adds a learned label embedding to the time
+embedding; its table has one row more than there are classes, the "no label" index
+``num_classes`` that classifier-free guidance evaluates as the unconditional prediction.
+Unconditional configs (``num_classes == 0``, the shipped eps/flow models) build exactly the
+network they were trained as: no extra parameters, the same forward arithmetic.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import nn
@@ -25,14 +31,18 @@ class UNetConfig:
     channels: Tuple[int, int, int] = (32, 64, 64)
     groups: int = 8
     in_channels: int = 1
+    num_classes: int = 0  # 0: unconditional
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if not self.num_classes:  # unconditional files keep the metadata they were written with
+            del d["num_classes"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "UNetConfig":
         return cls(channels=tuple(int(c) for c in d["channels"]), groups=int(d["groups"]),
-                   in_channels=int(d["in_channels"]))
+                   in_channels=int(d["in_channels"]), num_classes=int(d.get("num_classes", 0)))
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -97,6 +107,8 @@ class UNet(nn.Module):
         temb = 4 * c0
         self.temb_dim = c0
         self.time_mlp = nn.Sequential(nn.Linear(c0, temb), nn.SiLU(), nn.Linear(temb, temb))
+        # created only for conditional configs, so unconditional state dicts load strictly
+        self.label_emb = nn.Embedding(config.num_classes + 1, temb) if config.num_classes else None
         self.conv_in = nn.Conv2d(config.in_channels, c0, 3, padding=1)
         self.down0 = ResBlock(c0, c0, temb, g)                      # 32x32
         self.pool0 = nn.Conv2d(c0, c0, 3, stride=2, padding=1)
@@ -112,8 +124,26 @@ class UNet(nn.Module):
         self.norm_out = nn.GroupNorm(g, c0)
         self.conv_out = nn.Conv2d(c0, config.in_channels, 3, padding=1)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    @property
+    def null_label(self) -> int:
+        """The "no label" index of a conditional U-Net (``num_classes``)."""
+        return self.config.num_classes
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, labels: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """eps or v prediction for x [B, C, 32, 32] at timesteps t [B].
+
+        Args:
+            labels: class indices [B] (``null_label`` = no label) for a conditional U-Net;
+                ``None`` there means no label for every sample. An unconditional U-Net refuses
+                labels rather than ignoring them.
+        """
         emb = self.time_mlp(timestep_embedding(t, self.temb_dim))
+        if self.label_emb is not None:
+            if labels is None:
+                labels = torch.full((x.shape[0],), self.null_label, dtype=torch.long, device=x.device)
+            emb = emb + self.label_emb(labels.to(device=x.device, dtype=torch.long).reshape(-1).expand(x.shape[0]))
+        elif labels is not None:
+            raise ValueError("labels given to an unconditional digits U-Net (num_classes = 0)")
         h0 = self.down0(self.conv_in(x), emb)
         h1 = self.down1(self.pool0(h0), emb)
         h2 = self.down2(self.pool1(h1), emb)

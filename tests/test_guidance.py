@@ -1,0 +1,228 @@
+"""The class-conditional digits model and classifier-free guidance (issue 17, item 2).
+
+* the unconditional models are unchanged by the label embedding: same parameters, same
+  config metadata, the outputs recorded before conditioning was added;
+* a conditional U-Net: its label changes the output, "no label" is the labels-dropped path;
+* CFG: exactly the conditional prediction at scale 1, the unconditional one at 0, the
+  hosts' combination in between from one batched cond/uncond call, labels via extra_args;
+* training ``--kind cond`` runs and records its label dropout;
+* KID: 0 in expectation for equal distributions, large for different ones;
+* with the shipped digits-cond weights: CFG 3 reads as the requested digit more often
+  than CFG 1 (skipped with the reason while the weights are absent).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from seeds_samplers.digits.denoiser import DigitsDenoiser, load_digits_model
+from seeds_samplers.digits.fd import class_kernel_distance, kernel_distance
+from seeds_samplers.digits.guidance import CFGDenoiser, cfg_combine
+from seeds_samplers.digits.unet import UNet, UNetConfig
+from seeds_samplers.digits.weights import weights_path
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+TINY_COND = UNetConfig(channels=(8, 8, 8), groups=4, num_classes=10)
+
+# D(x, sigma) of the shipped models on randn((2, 1, 32, 32), seed 7), computed with the U-Net
+# as it was before class conditioning existed: sum over the batch and 4 pixels of sample 0.
+BEFORE = {
+    "eps": (2.0, -1594.3884040899575, [-0.03504230082035065, -0.17516285181045532, 0.012146234512329102,
+                                       -0.12143731117248535]),
+    "flow": (0.5, -857.8958312664181, [-0.25907933712005615, -0.09027662873268127, -0.9065637588500977,
+                                       0.4602694511413574]),
+}
+
+
+def tiny_cond(seed: int = 0) -> DigitsDenoiser:
+    torch.manual_seed(seed)
+    net = UNet(TINY_COND)
+    with torch.no_grad():  # a visible label effect in an untrained net
+        net.label_emb.weight.mul_(3.0)
+    return DigitsDenoiser(net, "eps")
+
+
+def latents(n: int = 4, seed: int = 1) -> torch.Tensor:
+    return torch.randn((n, 1, 32, 32), generator=torch.Generator().manual_seed(seed))
+
+
+# --- unconditional models unchanged ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["eps", "flow"])
+def test_unconditional_models_give_the_outputs_recorded_before_conditioning(kind):
+    model = load_digits_model(kind)
+    assert model.num_classes == 0 and model.net.label_emb is None
+    assert "num_classes" not in model.net.config.to_dict()  # files written now keep the old metadata
+    assert not any("label" in k for k in model.net.state_dict())
+    sigma, total, pixels = BEFORE[kind]
+    x = torch.randn((2, 1, 32, 32), generator=torch.Generator().manual_seed(7))
+    with torch.inference_mode():
+        d = model(x, torch.tensor(sigma))
+    # equal on this machine; the tolerance only covers other CPUs' kernel rounding
+    assert float(d.double().sum()) == pytest.approx(total, rel=1e-5)
+    assert d[0, 0, 16, 14:18].tolist() == pytest.approx(pixels, rel=1e-4, abs=1e-5)
+
+
+def test_unconditional_unet_refuses_labels():
+    torch.manual_seed(0)
+    net = UNet(UNetConfig(channels=(8, 8, 8), groups=4))
+    with pytest.raises(ValueError, match="unconditional"):
+        net(latents(2), torch.tensor([5.0, 5.0]), torch.tensor([1, 2]))
+
+
+# --- the conditional model -------------------------------------------------------------------
+
+
+def test_label_changes_the_output_and_no_label_is_the_dropped_path():
+    model = tiny_cond()
+    x, s = latents(), torch.tensor(3.0)
+    with torch.inference_mode():
+        d3 = model(x, s, labels=torch.tensor(3))
+        d7 = model(x, s, labels=torch.tensor(7))
+        d_none = model(x, s)
+        d_null = model(x, s, labels=torch.full((4,), 10))
+    assert (d3 - d7).abs().max() > 1e-3
+    assert torch.equal(d_none, d_null)
+    assert model.net.null_label == 10
+
+
+def test_config_round_trip_keeps_the_classes():
+    assert UNetConfig.from_dict(TINY_COND.to_dict()) == TINY_COND
+    assert UNetConfig.from_dict({"channels": [8, 8, 8], "groups": 4, "in_channels": 1}).num_classes == 0
+
+
+# --- classifier-free guidance --------------------------------------------------------------
+
+
+def test_cfg_at_1_and_0_is_exactly_the_cond_and_uncond_prediction():
+    model = tiny_cond()
+    x, s = latents(), torch.tensor(2.0)
+    labels = torch.tensor([0, 3, 5, 9])
+    with torch.inference_mode():
+        cond = model(x, s, labels=labels)
+        uncond = model(x, s)
+        assert torch.equal(CFGDenoiser(model, 1.0, labels)(x, s), cond)
+        assert torch.equal(CFGDenoiser(model, 0.0, labels)(x, s), uncond)
+    assert torch.equal(cfg_combine(cond, uncond, 1.0), cond) and torch.equal(cfg_combine(cond, uncond, 0.0), uncond)
+
+
+def test_cfg_combines_one_batched_cond_uncond_call():
+    model = tiny_cond()
+    x, s = latents(), torch.tensor(2.0)
+    labels = torch.tensor([1, 2, 3, 4])
+    guided = CFGDenoiser(model, 4.0, labels)
+    before = model.calls
+    with torch.inference_mode():
+        d = guided(x, s)
+        cond = model(x, s, labels=labels)
+        uncond = model(x, s)
+    assert model.calls - before == 3 and guided.calls == 1  # one network call per sampler call
+    want = uncond + 4.0 * (cond - uncond)
+    torch.testing.assert_close(d, want, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(guided.last_uncond, uncond, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(guided.last_cond, cond, rtol=1e-5, atol=1e-5)
+    assert (d - cond).abs().max() > 1e-3  # guidance did something
+
+
+def test_cfg_takes_labels_and_scale_from_extra_args():
+    model = tiny_cond()
+    x, s = latents(), torch.tensor(2.0)
+    guided = CFGDenoiser(model, 3.0)
+    with pytest.raises(ValueError, match="no labels"):
+        guided(x, s)
+    with torch.inference_mode():
+        via_args = guided(x, s, **{"labels": torch.tensor(6), "cfg_scale": 1.0})
+        direct = model(x, s, labels=torch.full((4,), 6))
+    assert torch.equal(via_args, direct)
+    guided.keep_uncond = True
+    with torch.inference_mode():
+        guided(x, s, labels=6, cfg_scale=1.0)
+    assert guided.last_uncond is not None
+
+
+def test_cfg_refuses_an_unconditional_model():
+    torch.manual_seed(0)
+    with pytest.raises(ValueError, match="class-conditional"):
+        CFGDenoiser(DigitsDenoiser(UNet(UNetConfig(channels=(8, 8, 8), groups=4)), "eps"))
+
+
+def test_samplers_run_through_cfg():
+    from seeds_samplers.bench.compare import schedule_for
+    from seeds_samplers.samplers.seeds import sample_seeds_2
+
+    guided = CFGDenoiser(tiny_cond(), 3.0, torch.arange(4))
+    sigmas = schedule_for(guided, 6, "karras")
+    x = guided.prior_sample(4, torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        out = sample_seeds_2(guided, x, sigmas, extra_args={"labels": torch.tensor([9, 8, 7, 6])}, disable=True)
+    assert out.shape == x.shape and bool(torch.isfinite(out).all()) and guided.calls > 0
+
+
+# --- training --------------------------------------------------------------------------------
+
+
+def test_train_cond_runs_and_records_the_dropout(tmp_path):
+    from seeds_samplers.digits import train
+
+    out = tmp_path / "c.safetensors"
+    assert train.main(["--kind", "cond", "--steps", "2", "--out", str(out)]) == 0
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["label_dropout"] == train.LABEL_DROPOUT == 0.15
+    model = load_digits_model("cond", out)
+    assert model.num_classes == 10 and model.kind == "eps"
+
+
+def test_drop_labels_rate():
+    from seeds_samplers.digits.train import drop_labels
+
+    y = torch.zeros(20000, dtype=torch.long)
+    dropped = drop_labels(y, 10, 0.15, torch.Generator().manual_seed(0))
+    assert set(dropped.unique().tolist()) == {0, 10}
+    assert abs(float((dropped == 10).double().mean()) - 0.15) < 0.01
+
+
+# --- KID -----------------------------------------------------------------------------------------
+
+
+def test_kid_is_unbiased_for_equal_distributions_and_large_for_different_ones():
+    g = torch.Generator().manual_seed(0)
+    same = [kernel_distance(torch.randn(20, 8, generator=g), torch.randn(50, 8, generator=g)) for _ in range(200)]
+    mean = sum(same) / len(same)
+    spread = (sum((v - mean) ** 2 for v in same) / (len(same) - 1)) ** 0.5
+    assert abs(mean) < 3 * spread / len(same) ** 0.5  # unbiased: no small-sample offset
+    shifted = kernel_distance(torch.randn(20, 8, generator=g) + 1.0, torch.randn(50, 8, generator=g))
+    assert shifted > mean + 5 * spread
+    labels = torch.arange(20) % 2
+    a = torch.randn(20, 8, generator=g)
+    assert class_kernel_distance(a, labels, a, labels) == pytest.approx(
+        sum(kernel_distance(a[labels == c], a[labels == c]) for c in (0, 1)) / 2)
+
+
+# --- the trained model -----------------------------------------------------------------------
+
+COND_WEIGHTS = weights_path("digits-cond")
+
+
+@pytest.mark.skipif(not COND_WEIGHTS.is_file(),
+                    reason="digits-cond weights not trained yet (python -m seeds_samplers train-digits --kind cond)")
+def test_cfg_3_hits_the_requested_digit_more_often_than_cfg_1():
+    from seeds_samplers.bench.compare import ours, run_at_budget
+    from seeds_samplers.bench.guidance import ClassMetrics, requested_labels
+
+    model = CFGDenoiser(load_digits_model("cond"))
+    metrics = ClassMetrics()
+    labels = requested_labels(64)
+    model.labels = labels
+    x = model.prior_sample(64, torch.Generator().manual_seed(0))
+    acc = {}
+    for cfg in (1.0, 3.0):
+        model.cfg_scale = cfg
+        with torch.inference_mode():
+            out, _ = run_at_budget(ours("seeds_2"), model, x, 10, "karras", 0)
+        acc[cfg] = metrics(out, labels)[0]
+    assert acc[3.0] > acc[1.0], acc
