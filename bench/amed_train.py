@@ -18,7 +18,8 @@ import torch
 
 from ..amed.storage import FEATURE_MODES, save_predictor
 from ..amed.train import TrainSettings, schedule_sigmas, student_nfe, train_predictor
-from ..samplers.amed import AMED_SOLVERS, DEFAULT_ORDERS
+from ..samplers.amed import DEFAULT_ORDERS
+from ..samplers.amed_core import AMED_SOLVERS
 
 __all__ = ["WEIGHTS", "load_model", "main"]
 

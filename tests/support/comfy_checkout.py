@@ -37,7 +37,13 @@ def missing_requirements() -> Optional[str]:
 
 def _loaded_from(module: object, root: str) -> bool:
     inside = root + os.sep
-    files = [getattr(module, "__file__", None)] + list(getattr(module, "__path__", None) or [])
+    try:
+        # a namespace package's __path__ is recomputed on iteration from its parent module
+        # and sys.path: read it while both are still in place (see importable)
+        paths = list(getattr(module, "__path__", None) or [])
+    except (KeyError, AttributeError, TypeError):
+        paths = []
+    files = [getattr(module, "__file__", None)] + paths
     return any(isinstance(f, str) and os.path.abspath(f).startswith(inside) for f in files)
 
 
@@ -52,11 +58,12 @@ def importable(root: str) -> Iterator[str]:
     try:
         yield root
     finally:
+        # which modules came from the checkout: decided before anything is removed
+        loaded = [(name, module) for name, module in list(sys.modules.items())
+                  if before.get(name) is not module and _loaded_from(module, root)]
         if root in sys.path:
             sys.path.remove(root)
-        for name, module in list(sys.modules.items()):
-            if before.get(name) is module or not _loaded_from(module, root):
-                continue
+        for name, module in loaded:
             if name in before:
                 sys.modules[name] = before[name]
             else:
