@@ -207,7 +207,7 @@ def _train_node() -> type:
                                  "tooltip": "Training trajectories (paper 5k-10k; a few hundred already help)."}),
         "batch": ("INT", {"default": 8, "min": 1, "max": 512, "tooltip": "Trajectories per optimiser round."}),
         "teacher_substeps": ("INT", {"default": defaults.teacher_substeps, "min": 1, "max": 32,
-                                     "tooltip": "Teacher DPM-Solver-2 steps per sampling step."}),
+                                     "tooltip": "Teacher steps (third-order Adams-Bashforth in sigma, 1 model call each) per sampling step."}),
         "lr": ("FLOAT", {"default": defaults.lr, "min": 1e-5, "max": 1.0, "step": 1e-4, "round": False,
                          "tooltip": "Adam learning rate (paper 5e-3)."}),
         "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "tooltip": "Seed of the training latents."}),
