@@ -133,3 +133,27 @@ def test_the_solvers_load_no_other_layer():
         f"seeds_samplers.samplers.{p.stem}" for p in sorted((REPO / "samplers").glob("*.py")) if p.stem != "__init__"])
     bad = [m for m in loaded if layer_of(m) not in ("", "samplers")]
     assert not bad, bad
+
+
+def _mentions_step_modes(source: str) -> List[str]:
+    """Names in ``source`` through which a module would branch on step modes: the StepMode
+    enum, or a run's ``mode`` list."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Name) and node.id == "StepMode":
+            found.append("StepMode")
+        elif isinstance(node, ast.Attribute) and node.attr in ("StepMode", "mode"):
+            found.append(node.attr)
+        elif isinstance(node, ast.alias) and node.name == "StepMode":
+            found.append("import StepMode")
+    return found
+
+
+def test_only_the_step_loop_branches_on_step_modes():
+    """samplers/run.py decides how each step is taken; a solver module gives coefficients
+    and its update formula only (it reads run.solver_steps, never the modes)."""
+    samplers = REPO / "samplers"
+    offenders = {p.name: _mentions_step_modes(p.read_text()) for p in sorted(samplers.glob("*.py"))
+                 if p.name != "run.py"}
+    assert {k: v for k, v in offenders.items() if v} == {}
+    assert _mentions_step_modes((samplers / "run.py").read_text())  # the check sees them where they are
