@@ -165,7 +165,7 @@ def markdown(cells: Sequence[dict], key: str, higher_is_better: bool, digits: in
 
 def page(cells: Sequence[dict], floor: Dict[str, Tuple[float, float]], samples: int, seeds: Sequence[int],
          seconds: float, command: str) -> str:
-    intro = __doc__.split("\n", 1)[1].split("Writes the page")[0].strip()
+    intro = __doc__.split("``: ", 1)[1].split("Writes the page")[0].strip()
     return "\n".join([
         "# Sampling with classifier-free guidance (digits-cond)", "",
         f"Written by `{command}` ({samples} samples per seed, seeds {', '.join(map(str, seeds))}; "

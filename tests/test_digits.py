@@ -125,7 +125,7 @@ def test_short_classifier_run(tmp_path):
 # --- the shipped weights -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["eps", "flow"])
+@pytest.mark.parametrize("kind", ["eps", "flow", "cond"])
 def test_shipped_weights_denoise_heldout_digits_with_the_recorded_error(kind):
     record = json.loads(record_path(kind).read_text())
     assert "heldout_check" in record, "run python -m seeds_samplers.digits.check --write after training"
