@@ -3,7 +3,7 @@
 import sys
 
 COMMANDS = {  # command: (module, what it does)
-    "demo": ("bench.demo", "every sampler vs k-diffusion on an exact model and the digits models"),
+    "demo": ("bench.demo", "every sampler (vs k-diffusion when installed) on an exact model and the digits models"),
     "bench": ("bench.benchmark", "the benchmark (docs/benchmark.md), sweeps of a sampler's parameters"),
     "docs": ("bench.docs", "the sampler reference from the registry (README, docs/reference.md)"),
     "sigma-steps": ("bench.sigma_steps", "what the steps in sigma change (docs/sigma_steps.md)"),

@@ -32,7 +32,10 @@ def _run_install_main(tmp_path, body: str) -> subprocess.CompletedProcess:
 
 
 def test_requirements_match_the_project_dependencies():
-    import tomllib
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: the same parser as a package
+        import tomli as tomllib
 
     with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
         deps = tomllib.load(f)["project"]["dependencies"]
