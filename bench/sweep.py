@@ -17,15 +17,7 @@ from .report import pivot_mean_sd
 
 
 def _parse_value(p: registry.Param, text: str) -> Any:
-    if p.kind == "bool":
-        low = text.strip().lower()
-        if low not in ("true", "false", "1", "0", "yes", "no"):
-            raise ValueError(f"{p.name} is true/false, got {text!r}")
-        return low in ("true", "1", "yes")
-    if p.kind == "int":
-        return p.check(int(text))
-    if p.kind == "float":
-        return p.check(float(text))
+    """A ``--set`` value as the menus read it: Param.check takes numbers and true/false as text."""
     return p.check(text.strip())
 
 

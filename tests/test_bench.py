@@ -221,6 +221,10 @@ def test_sweep_grid_is_the_product_over_the_menu_entry_settings():
         sweep_grid("seeds_2", ["eta=-1"])
     with pytest.raises(ValueError, match="name=v1,v2"):
         sweep_grid("seeds_2", ["eta"])
+    # values are read as the menus read text (Param.check): true/false, numbers
+    assert [c["sigma_steps"] for c in sweep_grid("seeds_2", ["sigma_steps=False, true"])] == [False, True]
+    with pytest.raises(ValueError, match="sigma_steps must be True or False"):
+        sweep_grid("seeds_2", ["sigma_steps=maybe"])
     with pytest.raises(ValueError, match="unknown sampler"):
         sweep_grid("nope", [])
 
