@@ -30,7 +30,7 @@ __all__ = ["setup_comfyui", "node_definitions", "EXTRA_NODE_MODULES"]
 log = logging.getLogger("seeds_samplers")
 
 # Modules of this package with hand-written nodes or extensions of generated ones.
-EXTRA_NODE_MODULES: Tuple[str, ...] = ("amed",)
+EXTRA_NODE_MODULES: Tuple[str, ...] = ("amed", "digits")
 
 
 def _extra_nodes(modules: Tuple[str, ...], setup: bool = False) -> Tuple[Dict[str, type], Dict[str, str]]:

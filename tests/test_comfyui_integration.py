@@ -28,7 +28,7 @@ from seeds_samplers.samplers.schedules import SCHEDULES
 from support import REPO, asset_cache
 from support.comfy_checkpoint import CHECKPOINT as CKPT, ensure_checkpoint
 from support.comfy_nodes import CORE_SAMPLERS, CORE_SCHEDULERS, server_definitions
-from support.comfy_server import ComfyServer
+from support.comfy_server import ComfyServer, checkout_files
 from support.comfy_test_packs import PROBE_PACK, SNAPSHOT_PACK
 from support.comfy_workflows import load_workflows, missing_samplers, ui_to_api
 
@@ -60,8 +60,11 @@ def server(tmp_path_factory, comfyui_python):
     os.symlink(REPO, os.path.join(dirs[2], "seeds_samplers_again"))
     with open(os.path.join(dirs[3], "ss_test_probes.py"), "w") as f:
         f.write(PROBE_PACK % {"pack_module": os.path.join(dirs[1], "seeds_samplers").replace(".", "_x_")})
-    srv = ComfyServer(comfyui_python, work, cache, dirs, extra_args=["--preview-method", "latent2rgb"]).start()
+    srv = ComfyServer(comfyui_python, work, cache, dirs, extra_args=["--preview-method", "latent2rgb"])
+    srv.checkout_before = checkout_files(comfyui_python)  # the user's install, which the tests must not write to
+    srv.start()
     srv.reports = os.path.join(work, "reports")
+    srv.workflows_run = []
     os.makedirs(srv.reports)
     yield srv
     srv.stop()
@@ -216,12 +219,23 @@ def test_example_workflow_executes(server, defs, name):
                       ("SS_AMED_Train", "teacher_substeps"): 1})
     prompt = ui_to_api(wf, defs, overrides)
     for nid, node in list(prompt.items()):
-        if node["class_type"] == "VAEDecode":
+        if node["class_type"] in ("VAEDecode", "SS_DigitsDecode"):
             prompt[f"check_{nid}"] = {"class_type": "SSTestImageCheck", "inputs": {"images": [nid, 0], "label": nid}}
     entry = server.run(prompt)
     checks(entry)
     saved = [img for node in entry["outputs"].values() for img in node.get("images", [])]
     assert saved, "the workflow saved no image"
+    server.workflows_run.append(name)
+
+
+def test_runs_write_only_into_the_servers_temporary_folders(server, comfyui_python):
+    """AMED training saved its predictor in the server's own models/amed (a temporary folder);
+    the checkout (a user's install, maybe) gained, lost and changed no file."""
+    assert checkout_files(comfyui_python) == server.checkout_before
+    trained = [n for n in server.workflows_run if "SS_AMED_Train" in {x["type"] for x in load_workflows()[n]["nodes"]}]
+    if trained:
+        saved = os.listdir(os.path.join(server.base_dir, "models", "amed"))
+        assert any(f.endswith(".safetensors") for f in saved), saved
 
 
 # --- every sampler, every node, every schedule -----------------------------------------

@@ -18,7 +18,8 @@ import pytest
 from support import REPO
 from support import workflow_builder as B
 from support.comfy_nodes import offline_definitions
-from support.comfy_workflows import WORKFLOW_DIR, WorkflowError, load_workflows, missing_samplers, ui_to_api
+from support.comfy_workflows import (WORKFLOW_DIR, WorkflowError, load_workflows, missing_samplers, ui_to_api,
+                                     widget_names)
 
 WORKFLOWS = load_workflows()
 
@@ -41,6 +42,8 @@ def test_there_are_the_five_example_workflows():
                                                                 or any(str(v).startswith("ss_seeds") for v in values[n])))
     # DEIS at a low step count
     assert any_wf(lambda n: "ss_deis" in values[n] or "SS_Sampler_deis" in types[n])
+    # the shipped digits model, nothing to download
+    assert any_wf(lambda n: "SS_DigitsLoader" in types[n] and "CheckpointLoaderSimple" not in types[n])
     # a comparison of several of our samplers at one seed
     def compared(n):
         ks = [x["widgets_values"] for x in WORKFLOWS[n]["nodes"] if x["type"] == "KSampler"]
@@ -66,12 +69,12 @@ def test_workflow_is_ui_format_with_thumbnail_and_checkpoint_note(name):
     with open(thumb, "rb") as f:
         assert f.read(3) == b"\xff\xd8\xff", "thumbnail is not a JPEG"
     assert os.path.getsize(thumb) < 300_000
-    # a note that names every checkpoint the graph loads
+    # a note that names every checkpoint or digits model the graph loads
     notes = " ".join(n["widgets_values"][0] for n in wf["nodes"] if n["type"] in ("Note", "MarkdownNote"))
-    ckpts = [n["widgets_values"][0] for n in wf["nodes"] if n["type"] == "CheckpointLoaderSimple"]
-    assert ckpts
-    for c in ckpts:
-        assert c in notes, f"the note does not name the checkpoint {c}"
+    models = [n["widgets_values"][0] for n in wf["nodes"] if n["type"] in ("CheckpointLoaderSimple", "SS_DigitsLoader")]
+    assert models
+    for c in models:
+        assert c in notes, f"the note does not name the model {c}"
 
 
 @pytest.mark.parametrize("name", sorted(WORKFLOWS))
@@ -143,6 +146,8 @@ def test_note_starts_with_the_checkpoint_file_and_where_it_goes(name):
     wf = WORKFLOWS[name]
     ckpts = [n["widgets_values"][0] for n in wf["nodes"] if n["type"] == "CheckpointLoaderSimple"]
     first_lines = [t.splitlines()[0] for t in _notes(wf)]
+    if not ckpts:  # the digits template: says nothing needs downloading
+        assert any(n["type"] == "SS_DigitsLoader" for n in wf["nodes"]) and B.DIGITS_LINE in first_lines
     for c in ckpts:
         assert any(line.startswith("NEEDS " + c) and "models/checkpoints/" in line for line in first_lines), c
     with open(os.path.join(REPO, "docs", "comfyui.md"), encoding="utf-8") as f:
@@ -191,3 +196,43 @@ def test_docs_generated_tables_are_current():
 def test_workflow_file_names_are_safe_for_the_template_browser():
     for name in WORKFLOWS:
         assert re.fullmatch(r"[A-Za-z0-9 .()+,_-]+", name), name
+
+
+def test_every_workflow_file_has_its_builder_and_note_writer():
+    assert set(WORKFLOWS) == set(B.WORKFLOWS)
+
+
+@pytest.mark.parametrize("name", sorted(WORKFLOWS))
+def test_notes_are_written_from_the_widget_values_they_describe(name):
+    """The note in the file is what its writer makes of the file's own widget values: a
+    widget changed without rewriting the note (python -m tests.support.workflow_builder)
+    fails here."""
+    wf = WORKFLOWS[name]
+    assert _notes(wf) == [B.write_note(name, wf, offline_definitions())]
+
+
+def _set_widget(wf, node_type, widget, value):
+    defs = offline_definitions()
+    (node,) = [n for n in wf["nodes"] if n["type"] == node_type]
+    names = widget_names(defs[node_type])
+    node["widgets_values"][names.index(widget)] = value
+
+
+@pytest.mark.parametrize("name, node_type, widget, value, says", [
+    ("2 SDXL - SamplerCustom with ER-SDE and a logSNR schedule", "SS_Sampler_er_sde", "noise_scale_function", "sde_5",
+     "noise-scale function sde_5 (phi(s) = s(e^{s^0.3}+10); the paper's default)"),
+    ("2 SDXL - SamplerCustom with ER-SDE and a logSNR schedule", "SS_Sampler_er_sde", "order", 2, "order 2,"),
+    ("1 SD1.5 txt2img - SEEDS-2 in the KSampler dropdown", "KSampler", "steps", 20,
+     "20 steps cost about as much as 40 Euler steps"),
+    ("4 DEIS at 8 steps", "SS_Sigmas_deis_quadratic", "kappa", 1.5, "(kappa 1.5)"),
+    ("6 AMED train and sample", "SS_Sigmas_logsnr_uniform", "steps", 6,
+     "6 steps = 5 AMED steps with the analytical first step + the final denoise = 10 model calls"),
+])
+def test_a_changed_widget_changes_its_note(name, node_type, widget, value, says):
+    """The writers read the values: a changed widget is described as changed, and the file's
+    old note no longer passes the check above."""
+    wf = json.loads(json.dumps(WORKFLOWS[name]))
+    _set_widget(wf, node_type, widget, value)
+    note = B.write_note(name, wf, offline_definitions())
+    assert says in note
+    assert note != _notes(WORKFLOWS[name])[0]

@@ -5,8 +5,12 @@
 
 Widget order and defaults come from the same node definitions the tests check against
 (ours from the registry, ComfyUI's core ones from support.comfy_nodes.CORE_NODES), so the
-files stay in step with the nodes. The JSON is the product: edit it in ComfyUI and save
-over it if you like; tests/test_workflows.py checks whatever is there.
+files stay in step with the nodes. Each workflow's note is written from the widget values
+of the graph it describes (:data:`WORKFLOWS` pairs a graph builder with a note writer that
+reads them through :class:`Widgets`), so tests/test_workflows.py can write the note again
+from a file's own values and compare. The JSON is the product: edit it in ComfyUI and save
+over it if you like (then rewrite its note here); tests/test_workflows.py checks whatever
+is there.
 """
 
 from __future__ import annotations
@@ -175,10 +179,11 @@ def _calls(host_name: str) -> int:
     return spec.calls(**dict(spec.menu))
 
 
-def _sd_front(g: Graph, ckpt: str, prompt: str, note: str, latent: Tuple[str, Dict[str, Any]] = None,
+def _sd_front(g: Graph, ckpt: str, prompt: str, latent: Tuple[str, Dict[str, Any]] = None,
               x0: float = 0) -> Tuple[Dict, Dict, Dict, Dict]:
-    """Checkpoint, prompts, latent and a note: (ckpt node, positive, negative, latent)."""
-    g.node("Note", (x0, -260), {"text": checkpoint_line(ckpt) + "\n\n" + note}, size=(770, 220), title="Read me")
+    """Checkpoint, prompts, latent and an empty note (its writer fills it in):
+    (ckpt node, positive, negative, latent)."""
+    g.node("Note", (x0, -260), {"text": ""}, size=(770, 220), title="Read me")
     ck = g.node("CheckpointLoaderSimple", (x0, 0), {"ckpt_name": ckpt}, size=(340, 110))
     pos = g.node("CLIPTextEncode", (x0 + 370, 0), {"text": prompt}, size=(400, 160), title="Positive prompt",
                  color=("#232", "#353"))
@@ -211,18 +216,9 @@ def _sampler_custom(g: Graph, pos: Tuple[float, float], cfg: float, model: Dict,
 
 def sd15_ksampler(defs) -> Dict[str, Any]:
     g = Graph(defs)
-    spec = _spec("ss_seeds_2")
-    ck, pos, neg, lat = _sd_front(
-        g, "v1-5-pruned-emaonly-fp16.safetensors",
-        "a photograph of a red fox in a snowy forest, golden hour, detailed fur",
-        f"SD1.5 text-to-image with {spec.title} picked in the stock KSampler's sampler_name dropdown "
-        f"({spec.host_name}).\n"
-        "Every ss_* entry of the dropdown runs its solver with its recommended settings; the scheduler "
-        f"dropdown also has {_schedulers()}. "
-        f"{spec.title} makes {_calls(spec.host_name)} model calls per step: 15 steps cost about as much as "
-        f"{15 * _calls(spec.host_name)} Euler steps.",
-    )
-    ks = g.node("KSampler", (800, 0), {"seed": SEED, "steps": 15, "cfg": 6.0, "sampler_name": spec.host_name,
+    ck, pos, neg, lat = _sd_front(g, "v1-5-pruned-emaonly-fp16.safetensors",
+                                  "a photograph of a red fox in a snowy forest, golden hour, detailed fur")
+    ks = g.node("KSampler", (800, 0), {"seed": SEED, "steps": 15, "cfg": 6.0, "sampler_name": "ss_seeds_2",
                                        "scheduler": "karras", "denoise": 1.0}, size=(340, 290))
     g.link(ck, 0, ks, "model")
     g.link(pos, 0, ks, "positive")
@@ -237,11 +233,6 @@ def sdxl_er_sde(defs) -> Dict[str, Any]:
     ck, pos, neg, lat = _sd_front(
         g, "sd_xl_base_1.0.safetensors",
         "a lighthouse on a cliff at dusk, dramatic clouds, cinematic lighting, highly detailed",
-        f"SDXL with SamplerCustom, the {title('SS_Sampler_er_sde')} node and the "
-        f"{title('SS_Sigmas_logsnr_uniform')} node.\n"
-        f"{title('SS_Sampler_er_sde')}: order 3 with the paper's noise-scale function sde_5; eta 0 turns it "
-        f"into the ODE solver. {title('SS_Sigmas_logsnr_uniform')} spaces the steps evenly in log-SNR over "
-        "the model's own sigma range (the SEEDS / DPM-Solver schedule).",
         latent=("EmptyLatentImage", {"width": 1024, "height": 1024, "batch_size": 1}),
     )
     smp = g.node("SS_Sampler_er_sde", (800, 0))
@@ -253,18 +244,10 @@ def sdxl_er_sde(defs) -> Dict[str, Any]:
 
 def flow_seeds(defs) -> Dict[str, Any]:
     g = Graph(defs)
-    spec = _spec("ss_seeds_2")
-    node_id = "SS_Sampler_" + spec.id
-    settings = ", ".join(f"{k} {v}" for k, v in spec.menu.items())
+    node_id = "SS_Sampler_" + _spec("ss_seeds_2").id
     ck, pos, neg, lat = _sd_front(
         g, "sd3.5_medium_incl_clips_t5xxlfp8scaled.safetensors",
         "a watercolor painting of a hummingbird drinking from a flower, soft pastel colors",
-        f"A rectified-flow model (SD3 / SD3.5; same graph for Flux-style models with their loaders) with the "
-        f"{title(node_id)} node through SamplerCustom.\n"
-        "ModelSamplingSD3 sets the flow time shift; the sampler detects the flow model (alpha = 1 - sigma) by "
-        f"itself. The node starts at the settings of {spec.host_name} in the KSampler dropdown"
-        + (f" ({settings})" if settings else "") + "; here eta is 0.5, between the deterministic solver (0) "
-        "and the paper's SDE (1): compare both ends on your model.",
         latent=("EmptySD3LatentImage", {"width": 1024, "height": 1024, "batch_size": 1}),
     )
     ms = g.node("ModelSamplingSD3", (800, 0), {"shift": 3.0}, size=(340, 80))
@@ -278,19 +261,36 @@ def flow_seeds(defs) -> Dict[str, Any]:
 
 def deis_low_steps(defs) -> Dict[str, Any]:
     g = Graph(defs)
-    ck, pos, neg, lat = _sd_front(
-        g, "v1-5-pruned-emaonly-fp16.safetensors",
-        "a cozy cabin interior with a fireplace, warm light, photorealistic",
-        "DEIS at 8 steps: a deterministic multistep solver, 1 model call per step, strong at low step counts "
-        "(works the same for SDXL).\n"
-        f"KSamplerSelect picks ss_deis from the sampler dropdown; {title('SS_Sigmas_deis_quadratic')} gives "
-        "DEIS's own quadratic-time step spacing (kappa 2) over the model's timesteps.",
-    )
+    ck, pos, neg, lat = _sd_front(g, "v1-5-pruned-emaonly-fp16.safetensors",
+                                  "a cozy cabin interior with a fireplace, warm light, photorealistic")
     sel = g.node("KSamplerSelect", (800, 0), {"sampler_name": "ss_deis"}, size=(340, 60))
     sig = g.node("SS_Sigmas_deis_quadratic", below(sel), {"steps": 8})
     g.link(ck, 0, sig, "model")
     _sampler_custom(g, (1170, 0), 6.0, ck, pos, neg, sel, sig, lat, ck, "ss_deis_8steps")
     return g.to_json()
+
+
+def _sampler_row(g: Graph, samplers: List[str], y: float, col: float, gap: float, widgets: Dict[str, Any],
+                 model: Dict, positive: Dict, negative: Dict, latent: Dict) -> Tuple[Dict, float]:
+    """One KSampler per sampler in a row at height ``y`` (same seed, karras, the given
+    ``widgets``), fed by output 0 of the given nodes, their latents batched left to right
+    below the row: (the last batch node, the row's width)."""
+    batch = None
+    for i, name in enumerate(samplers):
+        ks = g.node("KSampler", (i * (col + gap), y), dict({"seed": SEED, "sampler_name": name, "scheduler": "karras",
+                                                            "denoise": 1.0}, **widgets),
+                    size=(col, 262), title=f"KSampler {name}")
+        for src, input_name in ((model, "model"), (positive, "positive"), (negative, "negative"),
+                                (latent, "latent_image")):
+            g.link(src, 0, ks, input_name)
+        if batch is None:
+            batch = ks
+            continue
+        nxt = g.node("LatentBatch", (i * (col + gap) - 110, y + 300), size=(200, 60))
+        g.link(batch, 0, nxt, "samples1")
+        g.link(ks, 0, nxt, "samples2")
+        batch = nxt
+    return batch, len(samplers) * (col + gap) - gap
 
 
 def comparison_grid(defs, samplers: List[str]) -> Dict[str, Any]:
@@ -300,11 +300,6 @@ def comparison_grid(defs, samplers: List[str]) -> Dict[str, Any]:
     g = Graph(defs)
     ckpt = "v1-5-pruned-emaonly-fp16.safetensors"
     col, gap = 340, 20
-    note = (checkpoint_line(ckpt) + "\n\n"
-            "The same prompt, seed and step count through several samplers of this pack. The results are "
-            "batched in this order (left to right in Save Image): " + ", ".join(samplers) + ".\n"
-            "Change the seed on every KSampler together (they are all set to the same fixed seed) or swap any "
-            "sampler_name for another ss_* or built-in entry.")
     ck = g.node("CheckpointLoaderSimple", (0, 0), {"ckpt_name": ckpt}, size=(col, 110))
     lat = g.node("EmptyLatentImage", (0, 150), {"width": 512, "height": 512, "batch_size": 1}, size=(col, 130))
     pos = g.node("CLIPTextEncode", (col + gap, 0), {"text": "a bowl of ramen on a wooden table, steam, studio food "
@@ -314,25 +309,9 @@ def comparison_grid(defs, samplers: List[str]) -> Dict[str, Any]:
                  title="Negative prompt", color=("#322", "#533"))
     g.link(ck, 1, pos, "clip")
     g.link(ck, 1, neg, "clip")
-    g.node("Note", (3 * (col + gap), 0), {"text": note}, size=(2 * col + gap, 280), title="Read me")
+    g.node("Note", (3 * (col + gap), 0), {"text": ""}, size=(2 * col + gap, 280), title="Read me")
     y = 340
-    batch = None
-    for i, name in enumerate(samplers):
-        ks = g.node("KSampler", (i * (col + gap), y), {"seed": SEED, "steps": 12, "cfg": 6.0, "sampler_name": name,
-                                                       "scheduler": "karras", "denoise": 1.0},
-                    size=(col, 262), title=f"KSampler {name}")
-        g.link(ck, 0, ks, "model")
-        g.link(pos, 0, ks, "positive")
-        g.link(neg, 0, ks, "negative")
-        g.link(lat, 0, ks, "latent_image")
-        if batch is None:
-            batch = ks
-            continue
-        nxt = g.node("LatentBatch", (i * (col + gap) - 110, y + 300), size=(200, 60))
-        g.link(batch, 0, nxt, "samples1")
-        g.link(ks, 0, nxt, "samples2")
-        batch = nxt
-    width = len(samplers) * (col + gap) - gap
+    batch, width = _sampler_row(g, samplers, y, col, gap, {"steps": 12, "cfg": 6.0}, ck, pos, neg, lat)
     dec = g.node("VAEDecode", (width - 220, y + 300), size=(220, 50))
     g.link(batch, 0, dec, "samples")
     g.link(ck, 2, dec, "vae")
@@ -354,6 +333,7 @@ CARD_TEXT = {
     "4": ("KSamplerSelect ss_deis", "DEIS quadratic time", "8 model calls"),
     "5": ("SEEDS-2, SEEDS-3,", "ER-SDE, DEIS, iPNDM", "side by side"),
     "6": ("AMED Train Predictor", "AMED-Solver node,", "6 model calls"),
+    "0": ("digits-cond, CFG 3,", "5 samplers side by side,", "seconds on a CPU"),
 }
 ACCENTS = ["#4f8fd8", "#d8894f", "#5fb07a", "#b86fd0", "#d0c04f", "#d05f6f"]
 
@@ -418,20 +398,7 @@ def amed_train_and_sample(defs: Dict[str, Any]) -> Dict[str, Any]:
     """Workflow 6: train an AMED predictor on the loaded model, then sample with it."""
     g = Graph(defs)
     ck_name = "v1-5-pruned-emaonly-fp16.safetensors"
-    t = title
-    note = (
-        f"AMED (Zhou et al. 2024): train a predictor for YOUR model, prompt style, CFG and schedule, then sample "
-        f"with it. {t('SS_AMED_Train')} distils a fine ODE solve into one learned intermediate time per step (from "
-        f"the U-Net bottleneck feature); it runs once (ComfyUI caches it) and saves "
-        f"models/amed/amed_sd15_logsnr4_00001.safetensors. Next time use {t('SS_AMED_Load')} instead. "
-        f"{t('SS_Sampler_amed_solver')} then uses the predictor.\n"
-        f"Keep the SIGMAS ({t('SS_Sigmas_logsnr_uniform')}, 4 steps), the CFG and the image size the same for "
-        f"training and sampling: a predictor only works on the grid it was trained on. 4 steps = 3 AMED steps with "
-        f"the analytical first step + the final denoise = 6 model calls (5 with stop_at_sigma_min). Training: 256 "
-        f"trajectories, a few minutes on a GPU (docs/amed.md)."
-    )
-    ck, pos, neg, lat = _sd_front(g, ck_name, "a lighthouse on a rocky coast at sunset, dramatic clouds, photorealistic",
-                                  note)
+    ck, pos, neg, lat = _sd_front(g, ck_name, "a lighthouse on a rocky coast at sunset, dramatic clouds, photorealistic")
     g.nodes[0]["size"] = [770, 300]
     g.nodes[0]["pos"] = [0, -340]
     sig = g.node("SS_Sigmas_logsnr_uniform", (0, 520), {"steps": 4, "denoise": 1.0}, size=(340, 86))
@@ -445,15 +412,213 @@ def amed_train_and_sample(defs: Dict[str, Any]) -> Dict[str, Any]:
     return g.to_json()
 
 
+def digits_try_it(defs: Dict[str, Any], samplers: List[str]) -> Dict[str, Any]:
+    """Workflow 0: the shipped digits-cond model through the stock KSampler with several of
+    the pack's samplers at one seed, CFG through ComfyUI's own positive / negative, batched
+    into one image: seconds on a CPU, nothing to download."""
+    g = Graph(defs)
+    col, gap = 340, 20
+    g.node("Note", (2 * (col + gap), 0), {"text": ""}, size=(3 * col + 2 * gap, 250), title="Read me")
+    ld = g.node("SS_DigitsLoader", (0, 0), {"model_name": "digits-cond"}, size=(col, 80))
+    lat = g.node("SS_DigitsLatent", (0, 130), {"batch_size": 8}, size=(col, 80))
+    pos = g.node("SS_DigitsLabel", (col + gap, 0), {"label": "3"}, size=(col, 80), title="Positive: digit",
+                 color=("#232", "#353"))
+    neg = g.node("SS_DigitsLabel", (col + gap, 130), {"label": "none"}, size=(col, 80), title="Negative: no label",
+                 color=("#322", "#533"))
+    y = 300
+    batch, width = _sampler_row(g, samplers, y, col, gap, {"steps": 10, "cfg": 3.0}, ld, pos, neg, lat)
+    dec = g.node("SS_DigitsDecode", (width - col, y + 300), {"scale": 2}, size=(col, 80))
+    g.link(batch, 0, dec, "samples")
+    save = g.node("SaveImage", (0, y + 430), {"filename_prefix": "ss_digits"}, size=(width, 330))
+    g.link(dec, 0, save, "images")
+    return g.to_json()
+
+
+# --- the notes, written from the widget values of the graph they describe ------------------
+class Widgets:
+    """The widget values of a workflow's nodes by widget name (the file's own values), with
+    the nodes in the order of the file."""
+
+    def __init__(self, wf: Dict[str, Any], defs: Dict[str, Dict[str, Any]]):
+        self.values: List[Tuple[str, Dict[str, Any]]] = []
+        for n in wf["nodes"]:
+            if n["type"] in defs:
+                self.values.append((n["type"], dict(zip(widget_names(defs[n["type"]]), n.get("widgets_values") or []))))
+
+    def all(self, ntype: str) -> List[Dict[str, Any]]:
+        return [v for t, v in self.values if t == ntype]
+
+    def one(self, ntype: str) -> Dict[str, Any]:
+        found = self.all(ntype)
+        if len(found) != 1:
+            raise ValueError(f"the note describes one {ntype} node; the graph has {len(found)}")
+        return found[0]
+
+
+def _menu_settings(spec) -> str:
+    return ", ".join(f"{k} {v}" for k, v in spec.menu.items())
+
+
+def _choice_formula(spec, param: str, value: str) -> str:
+    """``"phi(s) = <formula>; "`` for a choice of a registry parameter whose description gives
+    it (``name = formula`` items), else ``""``."""
+    import re
+
+    desc = next(p.description for p in spec.params if p.name == param)
+    m = re.search(rf"\b{re.escape(value)} = (.+?)(?: \(|, |\.? ?$)", desc)
+    return f"phi(s) = {m.group(1)}; " if m else ""
+
+
+def _same(values: List[Any]) -> Any:
+    return values[0] if len(set(values)) == 1 else None
+
+
+def note_sd15(w: Widgets) -> str:
+    ks = w.one("KSampler")
+    spec = _spec(ks["sampler_name"])
+    calls = _calls(spec.host_name)
+    return (checkpoint_line(w.one("CheckpointLoaderSimple")["ckpt_name"]) + "\n\n"
+            f"SD1.5 text-to-image with {spec.title} picked in the stock KSampler's sampler_name dropdown "
+            f"({spec.host_name}).\n"
+            "Every ss_* entry of the dropdown runs its solver with its recommended settings; the scheduler dropdown "
+            f"also has {_schedulers()}. {spec.title} makes {calls} model calls per step: {ks['steps']} steps cost "
+            f"about as much as {ks['steps'] * calls} Euler steps.")
+
+
+def note_sdxl(w: Widgets) -> str:
+    er, sig = w.one("SS_Sampler_er_sde"), w.one("SS_Sigmas_logsnr_uniform")
+    spec = _spec("ss_er_sde")
+    nsf = er["noise_scale_function"]
+    paper = next(p.default for p in spec.params if p.name == "noise_scale_function")
+    t_er, t_sig = title("SS_Sampler_er_sde"), title("SS_Sigmas_logsnr_uniform")
+    return (checkpoint_line(w.one("CheckpointLoaderSimple")["ckpt_name"]) + "\n\n"
+            f"SDXL with SamplerCustom, the {t_er} node and the {t_sig} node.\n"
+            f"{t_er}: order {er['order']}, noise-scale function {nsf} ({_choice_formula(spec, 'noise_scale_function', nsf)}"
+            + ("the paper's default" if nsf == paper else f"the paper's default is {paper}")
+            + f"), eta {er['eta']}, noise from noise_start {er['noise_start']} to noise_end {er['noise_end']}; "
+            f"eta 0 turns it into the ODE solver. {t_sig} spaces the {sig['steps']} steps evenly in log-SNR over the "
+            "model's own sigma range (the SEEDS / DPM-Solver schedule).")
+
+
+def note_flow(w: Widgets) -> str:
+    spec = _spec("ss_seeds_2")
+    node_id = "SS_Sampler_" + spec.id
+    node, sched = w.one(node_id), w.one("BasicScheduler")
+    changed = {k: v for k, v in node.items() if v != dict(spec.menu).get(k, next(
+        p.default for p in spec.params if p.name == k))}
+    here = "; here " + ", ".join(f"{k} is {v}" for k, v in changed.items()) if changed else ""
+    eta = ("between the deterministic solver (0) and the paper's SDE (1): compare both ends on your model"
+           if "eta" in changed and 0 < node["eta"] < 1 else "compare eta 0 (deterministic) and 1 (the paper's SDE)")
+    return (checkpoint_line(w.one("CheckpointLoaderSimple")["ckpt_name"]) + "\n\n"
+            "A rectified-flow model (SD3 / SD3.5; same graph for Flux-style models with their loaders) with the "
+            f"{title(node_id)} node through SamplerCustom.\n"
+            f"ModelSamplingSD3 sets the flow time shift ({w.one('ModelSamplingSD3')['shift']}); the sampler detects the "
+            f"flow model (alpha = 1 - sigma) by itself. The node starts at the settings of {spec.host_name} in the "
+            f"KSampler dropdown ({_menu_settings(spec)}){here}, {eta}. BasicScheduler: {sched['scheduler']}, "
+            f"{sched['steps']} steps.")
+
+
+def note_deis(w: Widgets) -> str:
+    sel, sig = w.one("KSamplerSelect"), w.one("SS_Sigmas_deis_quadratic")
+    spec = _spec(sel["sampler_name"])
+    calls = _calls(spec.host_name)
+    return (checkpoint_line(w.one("CheckpointLoaderSimple")["ckpt_name"]) + "\n\n"
+            f"{spec.title} at {sig['steps']} steps: a deterministic multistep solver, {calls} model call"
+            f"{'s' if calls != 1 else ''} per step, strong at low step counts (works the same for SDXL).\n"
+            f"KSamplerSelect picks {spec.host_name} from the sampler dropdown; {title('SS_Sigmas_deis_quadratic')} "
+            f"gives DEIS's own quadratic-time step spacing (kappa {sig['kappa']}) over the model's timesteps.")
+
+
+def _row_of_samplers(w: Widgets) -> Tuple[List[str], str]:
+    ks = w.all("KSampler")
+    seed = _same([k["seed"] for k in ks])
+    seeds = (f"they are all set to the same fixed seed, {seed}" if seed is not None
+             else "their seeds differ: set them equal to compare samplers")
+    return [k["sampler_name"] for k in ks], seeds
+
+
+def note_grid(w: Widgets) -> str:
+    samplers, seeds = _row_of_samplers(w)
+    return (checkpoint_line(w.one("CheckpointLoaderSimple")["ckpt_name"]) + "\n\n"
+            "The same prompt, seed and step count through several samplers of this pack. The results are batched in "
+            "this order (left to right in Save Image): " + ", ".join(samplers) + ".\n"
+            f"Change the seed on every KSampler together ({seeds}) or swap any sampler_name for another ss_* or "
+            "built-in entry.")
+
+
+def note_amed(w: Widgets) -> str:
+    tr, sig, smp = w.one("SS_AMED_Train"), w.one("SS_Sigmas_logsnr_uniform"), w.one("SS_Sampler_amed_solver")
+    t = title
+    steps = sig["steps"]
+    afs = tr["afs"]
+    spec = _spec("ss_amed_solver")
+    # the last step is a plain denoise (one call); the analytical first step saves the first
+    # step's first call; stop_at_sigma_min drops the final denoise
+    calls = spec.calls(afs=False) * (steps - 1) - int(afs) + 1
+    return (checkpoint_line(w.one("CheckpointLoaderSimple")["ckpt_name"]) + "\n\n"
+            f"AMED (Zhou et al. 2024): train a predictor for YOUR model, prompt style, CFG and schedule, then sample "
+            f"with it. {t('SS_AMED_Train')} distils a fine ODE solve into one learned intermediate time per step (from "
+            f"the U-Net bottleneck feature); it runs once (ComfyUI caches it) and saves "
+            f"models/amed/{tr['filename_prefix']}_00001.safetensors (the next free number). Next time use "
+            f"{t('SS_AMED_Load')} instead. {t('SS_Sampler_amed_solver')} then uses the predictor.\n"
+            f"Keep the SIGMAS ({t('SS_Sigmas_logsnr_uniform')}, {steps} steps), the CFG ({tr['cfg']}) and the image "
+            "size the same for training and sampling: a predictor only works on the grid it was trained on. "
+            f"{steps} steps = {steps - 1} AMED steps" + (" with the analytical first step" if afs else "")
+            + f" + the final denoise = {calls} model calls ({calls - 1} with stop_at_sigma_min"
+            + (", set here" if smp["stop_at_sigma_min"] else "") + f"). Training: {tr['trajectories']} "
+            "trajectories, a few minutes on a GPU (docs/amed.md).")
+
+
+DIGITS_LINE = "NEEDS nothing to download: the digits models ship with the pack (digits/weights/)."
+
+
+def note_digits(w: Widgets) -> str:
+    samplers, seeds = _row_of_samplers(w)
+    ks = w.all("KSampler")
+    labels = w.all("SS_DigitsLabel")
+    steps, cfg = _same([k["steps"] for k in ks]), _same([k["cfg"] for k in ks])
+    model = w.one("SS_DigitsLoader")["model_name"]
+    n = w.one("SS_DigitsLatent")["batch_size"]
+    scale = w.one("SS_DigitsDecode")["scale"]
+    return (DIGITS_LINE + "\n\n"
+            f"Try the samplers on a CPU in seconds: {title('SS_DigitsLoader')} loads {model} (a small network trained "
+            f"on MNIST digits, 32x32 pixels) as an ordinary MODEL; {title('SS_DigitsLatent')} gives {n} digits per "
+            "KSampler, " + ", ".join(samplers) + f" ({steps} steps, CFG {cfg}; {seeds}); {title('SS_DigitsDecode')} "
+            f"shows them {scale}x enlarged, left to right in Save Image.\n"
+            f"{title('SS_DigitsLabel')}: the digit on positive ({labels[0]['label']}), 'none' (no label) on negative; "
+            "KSampler's cfg scales their difference as for a text prompt. digits-eps (SD's eps schedule) and "
+            "digits-flow (rectified flow, as SD3 / Flux) are unconditional: set both labels to 'none'.")
+
+
+# name -> (graph builder, note writer)
 WORKFLOWS = {
-    "1 SD1.5 txt2img - SEEDS-2 in the KSampler dropdown": sd15_ksampler,
-    "2 SDXL - SamplerCustom with ER-SDE and a logSNR schedule": sdxl_er_sde,
-    "3 Flow model (SD3) - SEEDS with ModelSamplingSD3": flow_seeds,
-    "4 DEIS at 8 steps": deis_low_steps,
-    "5 Comparison grid - several samplers, same seed": lambda defs: comparison_grid(
-        defs, ["ss_seeds_2", "ss_seeds_3", "ss_er_sde", "ss_deis", "ss_ipndm"]),
-    "6 AMED train and sample": amed_train_and_sample,
+    "0 Try it without a download - digits models on the CPU": (lambda defs: digits_try_it(
+        defs, ["ss_seeds_2", "ss_er_sde", "ss_deis", "ss_ipndm", "euler"]), note_digits),
+    "1 SD1.5 txt2img - SEEDS-2 in the KSampler dropdown": (sd15_ksampler, note_sd15),
+    "2 SDXL - SamplerCustom with ER-SDE and a logSNR schedule": (sdxl_er_sde, note_sdxl),
+    "3 Flow model (SD3) - SEEDS with ModelSamplingSD3": (flow_seeds, note_flow),
+    "4 DEIS at 8 steps": (deis_low_steps, note_deis),
+    "5 Comparison grid - several samplers, same seed": (lambda defs: comparison_grid(
+        defs, ["ss_seeds_2", "ss_seeds_3", "ss_er_sde", "ss_deis", "ss_ipndm"]), note_grid),
+    "6 AMED train and sample": (amed_train_and_sample, note_amed),
 }
+
+
+def note_nodes(wf: Dict[str, Any]) -> List[Dict[str, Any]]:
+    return [n for n in wf["nodes"] if n["type"] in ("Note", "MarkdownNote")]
+
+
+def write_note(name: str, wf: Dict[str, Any], defs: Dict[str, Dict[str, Any]]) -> str:
+    """The note of workflow ``name`` as its writer makes it from ``wf``'s widget values."""
+    return WORKFLOWS[name][1](Widgets(wf, defs))
+
+
+def build(name: str, defs: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
+    """Workflow ``name``: its graph, then its note written from the graph's widget values."""
+    wf = WORKFLOWS[name][0](defs)
+    (note,) = note_nodes(wf)
+    note["widgets_values"] = [write_note(name, wf, defs)]
+    return wf
 
 
 # --- the generated tables of docs/comfyui.md --------------------------------------------
@@ -497,6 +662,34 @@ def checkpoints_markdown() -> str:
     return "\n".join(rows) + "\n"
 
 
+# what each workflow shows, for the workflow table of docs/comfyui.md
+WORKFLOW_SHOWS = {
+    "0 Try it without a download - digits models on the CPU":
+        "the shipped *digits-cond* model (*Digits Model Loader (SS)*), digit 3 with CFG through the stock KSampler, "
+        "SEEDS-2, ER-SDE, DEIS, iPNDM and Euler side by side; seconds on a CPU, nothing to download",
+    "1 SD1.5 txt2img - SEEDS-2 in the KSampler dropdown": "the stock KSampler with `ss_seeds_2`",
+    "2 SDXL - SamplerCustom with ER-SDE and a logSNR schedule":
+        "SamplerCustom + *ER-SDE-Solver Sampler (SS)* + *logSNR uniform Schedule (SS)*",
+    "3 Flow model (SD3) - SEEDS with ModelSamplingSD3":
+        "SD3.5 with ModelSamplingSD3 and *SEEDS-2 Sampler (SS)* (eta 0.5, otherwise the `ss_seeds_2` settings)",
+    "4 DEIS at 8 steps": "KSamplerSelect `ss_deis` + *DEIS quadratic time Schedule (SS)*, 8 steps",
+    "5 Comparison grid - several samplers, same seed":
+        "SEEDS-2, SEEDS-3, ER-SDE, DEIS and iPNDM at one seed, results side by side in one Save Image; fits a "
+        "1600 × 1000 window at about 80 % zoom",
+    "6 AMED train and sample":
+        "*AMED Train Predictor (SS)* trains a predictor on the loaded model and saves it to `models/amed`; "
+        "*AMED-Solver Sampler (SS)* samples with it (4 steps, 6 model calls)",
+}
+
+
+def workflows_markdown() -> str:
+    """The workflow table: every file in workflows/ and what it shows."""
+    rows = ["| workflow | shows |", "|---|---|"]
+    for name in sorted(load_workflows()):
+        rows.append(f"| {name} | {WORKFLOW_SHOWS[name]} |")
+    return "\n".join(rows) + "\n"
+
+
 def entries_markdown() -> str:
     """The menu entries: every sampler and schedule of the registries."""
     from seeds_samplers.samplers.registry import SAMPLERS
@@ -512,7 +705,8 @@ def entries_markdown() -> str:
 
 
 def generated_blocks() -> Dict[str, str]:
-    return {"entries": entries_markdown(), "nodes": nodes_markdown(), "checkpoints": checkpoints_markdown()}
+    return {"entries": entries_markdown(), "nodes": nodes_markdown(), "checkpoints": checkpoints_markdown(),
+            "workflows": workflows_markdown()}
 
 
 def rewrite_docs(path: str = DOCS_PAGE) -> None:
@@ -533,13 +727,14 @@ def rewrite_docs(path: str = DOCS_PAGE) -> None:
 def main() -> None:
     defs = offline_definitions()
     os.makedirs(WORKFLOW_DIR, exist_ok=True)
-    for name, build in WORKFLOWS.items():
+    for name in WORKFLOWS:
         path = os.path.join(WORKFLOW_DIR, name + ".json")
-        wf = build(defs)
+        wf = build(name, defs)
         with open(path, "w", encoding="utf-8") as f:
             json.dump(wf, f, indent=1)
             f.write("\n")
-        ckpt = next(n["widgets_values"][0] for n in wf["nodes"] if n["type"] == "CheckpointLoaderSimple")
+        ckpt = next((n["widgets_values"][0] for n in wf["nodes"] if n["type"] == "CheckpointLoaderSimple"),
+                    "nothing: the models ship with the pack")
         title_card(name, ckpt, os.path.join(WORKFLOW_DIR, name + ".jpg"))
         print("wrote", path, "and its thumbnail")
     if os.path.isfile(DOCS_PAGE):
