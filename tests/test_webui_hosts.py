@@ -1,8 +1,9 @@
-"""The extension in real webuis: AUTOMATIC1111 v1.10.1, Forge and reForge on the CPU.
+"""The extension in real webuis: AUTOMATIC1111 v1.10.1, Forge, reForge, Forge Classic and
+Forge Neo on the CPU.
 
-Opt-in: set A1111_ROOT / FORGE_ROOT / REFORGE_ROOT to prepared checkouts (pinned
-``repositories/``, a venv in ``<ROOT>/venv`` or ``*_PYTHON``; see docs/a1111.md,
-Testing), e.g.
+Opt-in: set A1111_ROOT / FORGE_ROOT / REFORGE_ROOT / FORGE_CLASSIC_ROOT / FORGE_NEO_ROOT to
+prepared checkouts (pinned ``repositories/``, a venv in ``<ROOT>/venv`` or ``*_PYTHON``; see
+docs/a1111.md, Testing), e.g.
 
     A1111_ROOT=/work/hosts/a1111 python -m pytest -q tests/test_webui_hosts.py
 
@@ -12,7 +13,8 @@ built by tests/support/webui_assets.py: the API lists our samplers and schedules
 runs txt2img at 64x64 and is proven to have run (infotext names it and its parameters,
 the image differs from Euler's at the same seed); settings overrides change the image and
 the infotext, and the infotext (read back through /sdapi/v1/png-info) reproduces it; an
-image does not depend on its batch; one schedule and one img2img run; Reload UI twice
+image does not depend on its batch; every schedule (from the "Schedule type" menu, or on
+Forge Classic the "Scheduler type" setting) with its parameters in the infotext; one img2img run; Reload UI twice
 adds nothing twice. Each host needs 5-8 GB of memory; run one host at a time.
 """
 
@@ -26,7 +28,7 @@ from support import webui_harness as H
 
 from seeds_samplers.samplers.registry import SAMPLERS, SCHEDULES  # noqa: E402
 from seeds_samplers.webui.naming import (  # noqa: E402
-    OWNER_OPTION, sampler_label, sampler_settings, schedule_label, values_from_infotext,
+    OWNER_OPTION, sampler_label, sampler_settings, schedule_label, schedule_settings, values_from_infotext,
 )
 
 LABELS = {spec.id: sampler_label(spec) for spec in SAMPLERS.values()}
@@ -76,10 +78,11 @@ def test_api_lists_our_samplers_and_schedules(webui):
         assert str(item["options"][OWNER_OPTION]) == spec.id
     # the host's own entries are still there (reForge's look-alikes included)
     assert "Euler" in names and len(names) > len(LABELS)
-    scheds = webui.get("/sdapi/v1/schedulers")
+    scheds = webui.schedules()  # the API's menu, or Forge Classic's "Scheduler type" choices
     for spec in SCHEDULES.values():
-        entry = [s for s in scheds if s["name"] == spec.host_name]
-        assert len(entry) == 1 and entry[0]["label"] == schedule_label(spec)
+        entry = [s for s in scheds if s["label"] == schedule_label(spec)]
+        assert len(entry) == 1
+        assert entry[0]["name"] == (spec.host_name if webui.has_schedule_menu else schedule_label(spec))
 
 
 @pytest.mark.parametrize("sampler_id", list(SAMPLERS))
@@ -143,14 +146,18 @@ def test_an_image_does_not_depend_on_its_batch(webui):
     assert H.mean_abs_diff(b0, b1) > 0.5
 
 
-def test_our_schedule_in_the_schedule_menu(webui, euler):
-    spec = next(iter(SCHEDULES.values()))
-    r = webui.txt2img("Euler", seed=7, steps=STEPS, scheduler=schedule_label(spec))
+@pytest.mark.parametrize("schedule_id", list(SCHEDULES))
+def test_our_schedule_in_the_schedule_menu(webui, euler, schedule_id):
+    spec = SCHEDULES[schedule_id]
+    r = webui.txt2img("Euler", seed=7, steps=STEPS, **webui.schedule_request(schedule_label(spec)))
     fields = H.infotext_fields(r["info"]["infotexts"][0])
     assert fields.get("Schedule type") == schedule_label(spec)
+    settings = schedule_settings(spec)  # its parameters in the infotext, read back as the defaults
+    assert values_from_infotext(settings, fields) == {s.key: s.default for s in settings}
     _, px = H.pixels(r["images"][0])
     _, ref = H.pixels(euler["images"][0])
-    assert H.mean_abs_diff(px, ref) > 0.5
+    # as for the samplers: the random model's images are close, the host's own schedule gives Euler's exactly
+    assert H.mean_abs_diff(px, ref) > 0.05, "same image as with the host's default schedule: was ours used?"
 
 
 def test_img2img_with_our_sampler(webui, euler):
@@ -165,12 +172,12 @@ def test_img2img_with_our_sampler(webui, euler):
 
 def test_reload_ui_twice_adds_nothing_twice(webui):
     before = webui.get("/sdapi/v1/samplers")
-    before_s = webui.get("/sdapi/v1/schedulers")
+    before_s = webui.schedules()
     for _ in range(2):
         webui.reload_ui()
     after = webui.get("/sdapi/v1/samplers")
     assert [i["name"] for i in after] == [i["name"] for i in before]
-    assert [s["name"] for s in webui.get("/sdapi/v1/schedulers")] == [s["name"] for s in before_s]
+    assert [s["name"] for s in webui.schedules()] == [s["name"] for s in before_s]
     # the refreshed entries still run
     label = LABELS[next(iter(SAMPLERS))]
     r = webui.txt2img(label, seed=5, steps=2)

@@ -1,11 +1,12 @@
-"""AUTOMATIC1111 / Forge / reForge integration: thin glue generated from the registries.
+"""AUTOMATIC1111 / Forge / reForge / Forge Classic integration: thin glue generated from the registries.
 
 :func:`setup_webui` (called at import of the extension's ``scripts/seeds_samplers_webui.py``,
 before the webui builds its UI and API) adds
 
 * every sampler of ``SAMPLERS`` to the txt2img/img2img sampler menu and
   ``/sdapi/v1/samplers`` as ``<title> (SS)`` (:mod:`.registration`, :mod:`.sampler`);
-* every schedule of ``SCHEDULES`` to the "Schedule type" menu and ``/sdapi/v1/schedulers``;
+* every schedule of ``SCHEDULES`` to the "Schedule type" menu and ``/sdapi/v1/schedulers``
+  (Forge Classic: to the choices of its "Scheduler type" setting);
 * a Settings section "SEEDS Samplers" with every parameter (:mod:`.naming`), written to the
   infotext and read back from it.
 
@@ -29,14 +30,19 @@ def setup_webui(host: Optional[Dict[str, Any]] = None) -> Optional[type]:
     the extension's script module to expose (None when there is none, or on failure).
 
     ``host`` maps ``sd_samplers``, ``sd_samplers_common``, ``sd_samplers_kdiffusion``,
-    ``sd_schedulers``, ``shared``, ``scripts`` to modules (default: the webui's own).
+    ``sd_schedulers`` (None on a webui without that module: Forge Classic), ``shared``,
+    ``scripts`` to modules (default: the webui's own).
     Running it again (Reload UI, a second copy of the extension) adds nothing twice.
     """
     try:
         if host is None:
             from modules import (  # the webui's package
-                scripts, sd_samplers, sd_samplers_common, sd_samplers_kdiffusion, sd_schedulers, shared)
+                scripts, sd_samplers, sd_samplers_common, sd_samplers_kdiffusion, shared)
 
+            try:
+                from modules import sd_schedulers  # A1111 >= 1.9, Forge, reForge: a "Schedule type" menu
+            except ImportError:  # Forge Classic (A1111 1.8 base): the schedule is the "Scheduler type" setting
+                sd_schedulers = None
             host = dict(sd_samplers=sd_samplers, sd_samplers_common=sd_samplers_common,
                         sd_samplers_kdiffusion=sd_samplers_kdiffusion, sd_schedulers=sd_schedulers,
                         shared=shared, scripts=scripts)
@@ -44,7 +50,7 @@ def setup_webui(host: Optional[Dict[str, Any]] = None) -> Optional[type]:
         from .script import make_script_class
 
         register_settings(host["shared"], host.get("components"))
-        schedules = register_schedulers(host["sd_schedulers"], host["shared"])
+        schedules = register_schedulers(host["sd_schedulers"], host["shared"], host["sd_samplers_kdiffusion"])
         samplers = register_samplers(host["sd_samplers"], host["sd_samplers_common"],
                                      host["sd_samplers_kdiffusion"], host["sd_schedulers"], host["shared"])
         script = make_script_class(host["scripts"], host["shared"]) if host.get("scripts") is not None else None

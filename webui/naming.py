@@ -27,7 +27,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 from ..samplers.registry import Param, SamplerSpec, ScheduleSpec
 
 __all__ = [
-    "LABEL_SUFFIX", "SECTION", "OPTION_PREFIX", "OWNER_OPTION", "Setting",
+    "LABEL_SUFFIX", "SECTION", "OPTION_PREFIX", "OWNER_OPTION", "SCHEDULE_SETTING", "Setting",
     "sampler_label", "schedule_label", "infotext_title", "sampler_settings",
     "schedule_settings", "values_from_options", "infotext_fields", "cast_like_webui",
     "values_from_infotext", "ends_with_scheduler_word", "format_value", "check_unique",
@@ -39,6 +39,10 @@ OPTION_PREFIX = "seeds_samplers_"
 # Key in SamplerData.options marking an entry as ours (value: the sampler id); a scalar,
 # as every option value must be (a list or dict breaks /sdapi/v1/samplers for all samplers).
 OWNER_OPTION = "seeds_samplers"
+
+# Forge Classic's (A1111 1.8's) "Scheduler type" setting, where a webui without a schedule
+# menu keeps the schedule (infotext "Schedule type")
+SCHEDULE_SETTING = "k_sched_type"
 
 _INFOTEXT_KEY_CHARS = re.compile(r"[^\w \-/]")
 

@@ -2,7 +2,7 @@
 
 The host modules are passed in (``sd_samplers``, ``sd_samplers_common``,
 ``sd_samplers_kdiffusion``, ``sd_schedulers``, ``shared``), so the same code runs on
-AUTOMATIC1111, Forge and reForge and, in the tests, on stand-ins that follow their
+AUTOMATIC1111, Forge, reForge and Forge Classic and, in the tests, on stand-ins that follow their
 documented behaviour:
 
 * samplers: a ``SamplerData`` per registry entry, appended **in place** to
@@ -13,7 +13,11 @@ documented behaviour:
   extension) is replaced at its index: never a duplicate.
 * schedules: ``sd_schedulers.Scheduler(name, label, fn, need_inner_model=True)``
   appended in place to ``schedulers`` (and ``all_schedulers`` where a fork has it) and
-  ``schedulers_map`` updated in place with name and label.
+  ``schedulers_map`` updated in place with name and label. A webui without
+  ``sd_schedulers`` (Forge Classic, built on A1111 1.8) has no schedule menu: its
+  ``KDiffusionSampler.get_sigmas`` looks the "Scheduler type" setting (``k_sched_type``,
+  infotext "Schedule type") up in ``sd_samplers_kdiffusion.k_diffusion_scheduler``, so
+  each schedule is added there under its label and to that setting's choices.
 * settings: one option per parameter in the section "SEEDS Samplers".
 
 Nothing here names a sampler: everything follows ``SAMPLERS`` / ``SCHEDULES``.
@@ -32,14 +36,14 @@ from ..samplers.registry import HOST_MARK, SAMPLERS, SamplerSpec
 from ..samplers.schedules import SCHEDULES, ScheduleSpec
 from .model_type import denoiser_model_type
 from .naming import (
-    OWNER_OPTION, SECTION, Setting, check_unique, ends_with_scheduler_word, sampler_label, sampler_settings,
-    schedule_label, schedule_settings, values_from_options,
+    OWNER_OPTION, SCHEDULE_SETTING, SECTION, Setting, check_unique, ends_with_scheduler_word, sampler_label,
+    sampler_settings, schedule_label, schedule_settings, values_from_options,
 )
 from .sampler import make_sampler_class, steps_factor
 
 log = logging.getLogger("seeds_samplers")
 
-__all__ = ["register_samplers", "register_schedulers", "register_settings", "scheduler_function",
+__all__ = ["register_samplers", "register_schedulers", "register_settings", "scheduler_function", "host_denoiser",
            "sampler_data_class", "is_ours", "entry_options"]
 
 
@@ -76,7 +80,7 @@ def sampler_data_class(sd_samplers_common: Any, shared: Any, spec: SamplerSpec) 
 
 def _scheduler_words(sd_schedulers: Any) -> List[str]:
     words = []
-    for s in getattr(sd_schedulers, "schedulers", []):
+    for s in getattr(sd_schedulers, "schedulers", None) or []:
         words += [s.label, s.name, *(getattr(s, "aliases", None) or [])]
     return words
 
@@ -127,16 +131,20 @@ def register_samplers(sd_samplers: Any, sd_samplers_common: Any, sd_samplers_kdi
     return {"added": added, "replaced": replaced, "skipped": skipped}
 
 
-def scheduler_function(spec: ScheduleSpec, settings: List[Setting], shared: Any) -> Callable:
+def scheduler_function(spec: ScheduleSpec, settings: List[Setting], shared: Any,
+                       denoiser: Optional[Callable[[], Any]] = None) -> Callable:
     """The webui scheduler function: ``fn(n, sigma_min, sigma_max, device, inner_model)``.
 
     ``inner_model`` (the host's denoiser wrapper) gives the model type (VE or flow, its
-    sigma table); the range is the one the webui passes (the model's, or the "sigma
-    min/max" settings). Parameters come from the settings.
+    sigma table); a host that passes none (Forge Classic) gets it from ``denoiser()``.
+    The range is the one the webui passes (the model's, or the "sigma min/max" settings).
+    Parameters come from the settings.
     """
 
     def schedule(n, sigma_min=None, sigma_max=None, device="cpu", inner_model=None, **_ignored):
         params = values_from_options(settings, getattr(shared, "opts", None))
+        if inner_model is None and denoiser is not None:
+            inner_model = denoiser()
         mt = denoiser_model_type(_Wrap(inner_model)) if inner_model is not None else VE
         if sigma_min is not None and sigma_max is not None:
             mt = replace(mt, sigma_min=float(sigma_min), sigma_max=float(sigma_max))
@@ -157,9 +165,20 @@ class _Wrap:
         self.inner_model = inner
 
 
-def register_schedulers(sd_schedulers: Any, shared: Any,
+def host_denoiser(sd_samplers_kdiffusion: Any) -> Optional[Callable[[], Any]]:
+    """What the host's own k-diffusion samplers wrap the loaded model in (the
+    ``inner_model`` A1111 >= 1.9 passes to a scheduler), for hosts that pass none."""
+    cfg = getattr(sd_samplers_kdiffusion, "CFGDenoiserKDiffusion", None)
+    return None if cfg is None else (lambda: cfg(None).inner_model)
+
+
+def register_schedulers(sd_schedulers: Any, shared: Any, sd_samplers_kdiffusion: Any = None,
                         specs: Optional[List[ScheduleSpec]] = None) -> Dict[str, List[str]]:
+    """Add (or refresh) one schedule per entry; returns ``{"added", "replaced", "skipped"}``.
+    ``sd_schedulers`` None: the host's schedules are the "Scheduler type" setting."""
     specs = list(SCHEDULES.values()) if specs is None else specs
+    if sd_schedulers is None:
+        return _register_setting_schedulers(sd_samplers_kdiffusion, shared, specs)
     lists = [sd_schedulers.schedulers]
     extra = getattr(sd_schedulers, "all_schedulers", None)  # Forge Neo style forks
     if isinstance(extra, list) and extra is not sd_schedulers.schedulers:
@@ -185,6 +204,33 @@ def register_schedulers(sd_schedulers: Any, shared: Any,
                 was = True
         (replaced if was else added).append(label)
         sd_schedulers.schedulers_map.update({name: entry, label: entry})
+    return {"added": added, "replaced": replaced, "skipped": skipped}
+
+
+def _register_setting_schedulers(sd_samplers_kdiffusion: Any, shared: Any,
+                                 specs: List[ScheduleSpec]) -> Dict[str, List[str]]:
+    """Forge Classic: ``k_diffusion_scheduler[label] = fn`` (called as ``fn(n=, sigma_min=,
+    sigma_max=, device=[, rho=])``) and the label among the choices of ``k_sched_type``
+    (mutated in place: the Settings dropdown is built from that list later)."""
+    table = getattr(sd_samplers_kdiffusion, "k_diffusion_scheduler", None)
+    info = getattr(shared.opts, "data_labels", {}).get(SCHEDULE_SETTING)
+    choices = (getattr(info, "component_args", None) or {}).get("choices") if info is not None else None
+    if not isinstance(table, dict) or not isinstance(choices, list):
+        raise RuntimeError(f"this webui has neither modules.sd_schedulers nor the {SCHEDULE_SETTING!r} setting "
+                           f"with sd_samplers_kdiffusion.k_diffusion_scheduler: no place for schedules")
+    denoiser = host_denoiser(sd_samplers_kdiffusion)
+    added, replaced, skipped = [], [], []
+    for spec in specs:
+        label = schedule_label(spec)
+        clash = [k for k, fn in table.items() if not getattr(fn, HOST_MARK, None) and check_unique([label], [k])]
+        if clash:
+            log.warning("SEEDS Samplers: schedule name %r is already used; not adding ours", label)
+            skipped.append(label)
+            continue
+        (replaced if label in table else added).append(label)
+        table[label] = scheduler_function(spec, schedule_settings(spec), shared, denoiser)
+        if label not in choices:
+            choices.append(label)
     return {"added": added, "replaced": replaced, "skipped": skipped}
 
 

@@ -8,16 +8,20 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from ..samplers.schedules import SCHEDULES
-from .naming import infotext_fields, schedule_label, schedule_settings, values_from_options
+from .naming import SCHEDULE_SETTING, infotext_fields, schedule_label, schedule_settings, values_from_options
 
 __all__ = ["make_script_class", "schedule_infotext"]
 
 
 def schedule_infotext(p: Any, opts: Any) -> dict:
-    """Infotext fields of our schedules that ``p`` uses (first pass and hires)."""
+    """Infotext fields of our schedules that ``p`` uses (first pass and hires; on a webui
+    whose ``p`` has no ``scheduler``, Forge Classic, the "Scheduler type" setting)."""
     out = {}
-    for attr in ("scheduler", "hr_scheduler"):
-        chosen = getattr(p, attr, None)
+    if hasattr(p, "scheduler"):
+        used = [getattr(p, "scheduler", None), getattr(p, "hr_scheduler", None)]
+    else:
+        used = [getattr(opts, SCHEDULE_SETTING, None)]
+    for chosen in used:
         for spec in SCHEDULES.values():
             if spec.params and chosen in (spec.host_name, schedule_label(spec)):
                 settings = schedule_settings(spec)

@@ -29,11 +29,16 @@ import urllib.error
 import urllib.request
 from typing import Any, Dict, List, Optional
 
+from seeds_samplers.webui.naming import SCHEDULE_SETTING
+
 from . import REPO, asset_cache, free_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXT_NAME = "sd-webui-SEEDS_under_test"  # any folder name must work
-HOSTS = {"a1111": "A1111_ROOT", "forge": "FORGE_ROOT", "reforge": "REFORGE_ROOT"}
+HOSTS = {"a1111": "A1111_ROOT", "forge": "FORGE_ROOT", "reforge": "REFORGE_ROOT",
+         "forge-classic": "FORGE_CLASSIC_ROOT", "forge-neo": "FORGE_NEO_ROOT"}
+LOADS_ON_FIRST_USE = {"forge", "forge-neo"}  # start-up prints only "Model selected:"; no " loaded in " yet
+
 
 RELOAD_EXTENSION = '''
 from modules import script_callbacks, shared
@@ -143,12 +148,13 @@ class Webui:
         self.install_output = (r.returncode, r.stdout + r.stderr)
         env = dict(os.environ, IGNORE_CMD_ARGS_ERRORS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
                    PYTHONUNBUFFERED="1")
-        if self.kind == "a1111":
-            env["HF_HOME"] = clip_cache(self.python)
+        env["HF_HOME"] = clip_cache(self.python)  # A1111 and Forge Classic load the CLIP tokenizer by name
         env.pop("PYTHONPATH", None)
         cmd = [self.python, "launch.py", "--api", "--skip-prepare-environment", "--skip-torch-cuda-test",
                "--use-cpu", "all", "--no-half", "--no-download-sd-model", "--skip-version-check",
-               "--server-name", "127.0.0.1", "--port", str(self.port), "--ckpt", ckpt]
+               "--server-name", "127.0.0.1", "--port", str(self.port)]
+        # Neo has no --ckpt (argparse would take it for --ckpt-dirs): it lists the folder and picks the file there
+        cmd += ["--ckpt-dirs", os.path.dirname(ckpt)] if self.kind == "forge-neo" else ["--ckpt", ckpt]
         if self.kind != "a1111":
             cmd.append("--always-cpu")
         self._log = open(self.log_path, "w")
@@ -156,9 +162,19 @@ class Webui:
                                      stderr=subprocess.STDOUT, start_new_session=True)
         self.wait_for(lambda: self.log.count("Startup time:") >= 1, timeout, "the webui to start")
         self.wait_api(timeout)
-        if self.kind != "forge":  # Forge loads the checkpoint on the first generation
+        if self.kind not in LOADS_ON_FIRST_USE:
             self.wait_for(lambda: " loaded in " in self.log, timeout, "the model to load")
+        self.has_schedule_menu = self._has_schedule_api()
         return self
+
+    def _has_schedule_api(self) -> bool:
+        try:
+            self.get("/sdapi/v1/schedulers")
+            return True
+        except urllib.error.HTTPError as e:
+            if e.code == 404:  # Forge Classic (A1111 1.8 base): the schedule is a setting
+                return False
+            raise
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -204,6 +220,26 @@ class Webui:
         self.post("/seeds-test/reload-ui", {})
         self.wait_for(lambda: self.log.count("Startup time:") > n, timeout, "Reload UI")
         self.wait_api(timeout)
+
+    # --- schedules: a menu (A1111 >= 1.9, Forge, reForge) or a setting (Forge Classic) ---
+    def schedules(self) -> List[Dict[str, str]]:
+        """The schedule menu as ``[{"name", "label"}]``: ``/sdapi/v1/schedulers``, or the
+        choices of the "Scheduler type" setting's dropdown in the UI's gradio config."""
+        if self.has_schedule_menu:
+            return [{"name": s["name"], "label": s["label"]} for s in self.get("/sdapi/v1/schedulers")]
+        config = self.get("/config")
+        for c in config.get("components", []):
+            props = c.get("props", {})
+            if props.get("elem_id") == "setting_" + SCHEDULE_SETTING:
+                names = [ch[-1] if isinstance(ch, (list, tuple)) else ch for ch in props.get("choices", [])]
+                return [{"name": n, "label": n} for n in names]
+        raise AssertionError(f"no schedule API and no setting_{SCHEDULE_SETTING} dropdown in the UI")
+
+    def schedule_request(self, label: str) -> Dict[str, Any]:
+        """Request fields that pick the schedule ``label``."""
+        if self.has_schedule_menu:
+            return {"scheduler": label}
+        return {"override_settings": {SCHEDULE_SETTING: label}}
 
     # --- HTTP -------------------------------------------------------------------------
     def get(self, path: str, timeout: float = 60) -> Any:

@@ -418,3 +418,53 @@ class ImageRNG:
     def next(self):
         self.calls += 1
         return torch.stack([torch.randn(self.shape, generator=g) for g in self.generators])
+
+
+def make_classic_host(mixture=None) -> types.SimpleNamespace:
+    """Stand-ins for Forge Classic (an A1111 1.8 base): no ``sd_schedulers`` (None); the
+    schedule is the setting ``k_sched_type`` (label "Scheduler type", infotext "Schedule
+    type", a dropdown whose choices list is fixed when the option is defined), which
+    ``KDiffusionSampler.get_sigmas`` looks up in ``sd_samplers_kdiffusion.k_diffusion_scheduler``
+    (``"Automatic"`` maps to None: the model's own schedule) and calls as
+    ``fn(n=, sigma_min=, sigma_max=, device=)`` with the model's range and no model;
+    ``CFGDenoiserKDiffusion(sampler).inner_model`` is the wrapper its samplers use;
+    ``p`` has no ``scheduler`` field."""
+    host = make_host(mixture)
+    kd, shared = host.sd_samplers_kdiffusion, host.shared
+    kd.k_diffusion_scheduler = {"Automatic": None, "karras": host.sd_schedulers.schedulers_map["karras"].function}
+    shared.opts.add_option("k_sched_type", OptionInfo("Automatic", "Scheduler type", "dropdown",
+                                                      {"choices": list(kd.k_diffusion_scheduler)},
+                                                      infotext="Schedule type"))
+
+    class CFGDenoiserKDiffusion(torch.nn.Module):
+        def __init__(self, sampler):
+            super().__init__()
+            self.sampler = sampler
+
+        @property
+        def inner_model(self):
+            return shared.denoiser
+
+    kd.CFGDenoiserKDiffusion = CFGDenoiserKDiffusion
+
+    class KDiffusionSampler(kd.KDiffusionSampler):
+        def get_sigmas(self, p, steps):
+            name = shared.opts.k_sched_type
+            if name == "Automatic":
+                return self.model_wrap.get_sigmas(steps).cpu()
+            p.extra_generation_params["Schedule type"] = name
+            return kd.k_diffusion_scheduler[name](n=steps, sigma_min=self.model_wrap.sigmas[0].item(),
+                                                  sigma_max=self.model_wrap.sigmas[-1].item(),
+                                                  device=torch.device("cpu")).cpu()
+
+    kd.KDiffusionSampler = KDiffusionSampler
+    host.sd_schedulers = None
+    return host
+
+
+class ClassicProcessing(Processing):
+    """Forge Classic's ``p``: no ``scheduler`` / ``hr_scheduler`` fields."""
+
+    def __init__(self, seeds, **kw):
+        super().__init__(seeds, **kw)
+        del self.scheduler, self.hr_scheduler
