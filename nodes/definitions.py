@@ -10,6 +10,8 @@
   (extra optional inputs and what they run: the AMED predictor, ``nodes/amed.py``);
 * one SIGMAS node per schedule in ``SCHEDULES`` with ``model``, ``steps``, ``denoise``
   and the schedule's own parameters;
+* CFG++ (``cfg_pp``, samplers/cfg_pp.py): the unconditional prediction is captured as
+  ComfyUI's own ``*_cfg_pp`` samplers get it (:func:`with_uncond_capture`);
 * for saved workflows of 0.1.0: the combined node of each family in
   :data:`LEGACY_FAMILY_NODES` (``SS_Sampler_seeds``, with a ``solver`` combo), kept as a
   hidden ``DEPRECATED`` node that still loads and runs.
@@ -54,6 +56,8 @@ __all__ = [
     "extend_sampler_node",
     "schedule_sigmas",
     "build_node_classes",
+    "UncondCapture",
+    "with_uncond_capture",
 ]
 
 # Beside ComfyUI's own SamplerER_SDE / KarrasScheduler nodes.
@@ -167,6 +171,46 @@ def _run_values(spec: SamplerSpec, settings: Dict[str, Any], kwargs: Dict[str, A
     return spec.resolve(**exact_values(values, settings, float_steps(spec.params)))
 
 
+class UncondCapture:
+    """The unconditional prediction of ComfyUI's latest model call, for CFG++: installed as a
+    ``sampler_post_cfg_function`` (ComfyUI hands it ``uncond_denoised`` after combining
+    cond and uncond, and takes back ``denoised`` unchanged). Satisfies the solvers'
+    :class:`~seeds_samplers.samplers.cfg_pp.UncondSource`."""
+
+    def __init__(self) -> None:
+        self.last_uncond: Optional[torch.Tensor] = None
+
+    def __call__(self, args: Dict[str, Any]) -> torch.Tensor:
+        self.last_uncond = args["uncond_denoised"]
+        return args["denoised"]
+
+
+def with_uncond_capture(sample: Callable, settings: Optional[Mapping[str, Any]] = None) -> Callable:
+    """``sample`` (a :func:`.model_type.comfy_solver`) that, when it runs with ``cfg_pp`` on
+    (``settings`` updated by the call's options), gets ComfyUI's unconditional prediction the
+    way ComfyUI's ``*_cfg_pp`` samplers do: a post-CFG function added to a copy of
+    ``extra_args["model_options"]`` with the cfg1 optimisation disabled (at CFG 1 ComfyUI
+    otherwise skips the unconditional pass), passed to the solver as ``uncond``."""
+    base = dict(settings or {})
+
+    def run(model, x, sigmas, extra_args=None, callback=None, disable=None, **options):
+        if not {**base, **options}.get("cfg_pp", False):
+            return sample(model, x, sigmas, extra_args=extra_args, callback=callback, disable=disable, **options)
+        import comfy.model_patcher
+
+        capture = UncondCapture()
+        extra_args = dict(extra_args or {})
+        model_options = dict(extra_args.get("model_options", {}))  # the caller's dict stays as it was
+        extra_args["model_options"] = comfy.model_patcher.set_model_options_post_cfg_function(
+            model_options, capture, disable_cfg1_optimization=True)
+        return sample(model, x, sigmas, extra_args=extra_args, callback=callback, disable=disable, uncond=capture,
+                      **options)
+
+    run.__wrapped__ = getattr(sample, "__wrapped__", sample)  # which solver a KSAMPLER or menu entry runs
+    run.__name__ = run.__qualname__ = getattr(sample, "__name__", "sample")
+    return run
+
+
 def _ksampler(function: Callable, params: Dict[str, Any]) -> Tuple[Any]:
     import comfy.samplers
 
@@ -193,7 +237,7 @@ def _sampler_node(spec: SamplerSpec) -> Tuple[type, str]:
         + "; every input acts on this solver."
         + (" " + extension.description if extension is not None else "")
     )
-    solver = comfy_solver(spec.function)
+    solver = with_uncond_capture(comfy_solver(spec.function))
 
     class Node:
         RETURN_TYPES = ("SAMPLER",)
@@ -277,7 +321,8 @@ def _legacy_family_node(family: str, specs: List[SamplerSpec]) -> Tuple[type, st
             if solver not in by_id:
                 raise ValueError(f"{node_id}: solver must be one of {list(by_id)}, got {solver!r}")
             spec = by_id[solver]
-            return _ksampler(comfy_solver(spec.function), _run_values(spec, settings[spec.id], kwargs))
+            return _ksampler(with_uncond_capture(comfy_solver(spec.function)),
+                             _run_values(spec, settings[spec.id], kwargs))
 
     Node.__name__ = Node.__qualname__ = node_id
     return Node, f"{title} Sampler (deprecated) (SS)"

@@ -25,9 +25,10 @@ import logging
 import sys
 from typing import Any, Callable, Dict, List, Tuple
 
-from ..samplers.registry import HOST_MARK, SAMPLERS, SamplerSpec
+from ..samplers.cfg_pp import menu_entries
+from ..samplers.registry import HOST_MARK, SamplerSpec
 from ..samplers.schedules import SCHEDULES, ScheduleSpec
-from .definitions import schedule_sigmas
+from .definitions import schedule_sigmas, with_uncond_capture
 from .model_type import comfy_solver
 
 log = logging.getLogger("seeds_samplers")
@@ -36,7 +37,7 @@ def menu_function(spec: SamplerSpec) -> Callable:
     """``sample_<host name>``: the solver with its menu entry's settings; keyword options
     (``comfy.samplers.ksampler(name, extra_options)``) override them."""
     settings = spec.menu_settings()
-    sample = comfy_solver(spec.function, settings)
+    sample = with_uncond_capture(comfy_solver(spec.function, settings), settings)
     sample.__name__ = sample.__qualname__ = "sample_" + spec.host_name
     sample.__doc__ = f"{spec.title} ({spec.summary}) with {settings}."
     setattr(sample, HOST_MARK, spec.id)
@@ -61,7 +62,7 @@ def register_samplers(samplers_mod: Any, k_sampling: Any) -> Tuple[List[str], Li
     added, skipped = [], []
     names_live = samplers_mod.SAMPLER_NAMES
     knames_live = getattr(samplers_mod, "KSAMPLER_NAMES", None)
-    for spec in SAMPLERS.values():
+    for spec in menu_entries():  # the registry's samplers, then their CFG++ forms (ss_seeds_2_cfg_pp)
         name = spec.host_name
         attr = "sample_" + name
         existing = getattr(k_sampling, attr, None)

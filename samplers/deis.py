@@ -51,6 +51,7 @@ from .multistep import MAX_ORDER, Multistep, multistep_orders
 from .quadrature import gauss_legendre
 from .params import CORRECTED_START, SIGMA_STEPS, STOP_AT_SIGMA_MIN
 from .registry import Param, SamplerSpec, checked, register
+from .cfg_pp import CFG_PP, UncondSource
 from .run import History, Method, SamplerRun, Solver, Variable
 from .runge_kutta import DEIS_RK_TABLEAUS
 from .vp_time import TAU_MAPS, TimeMap, model_time
@@ -182,7 +183,7 @@ _PARAMS = (
     Param("lower_order_final", True,
           "Multistep only: with fewer than 15 steps, last step order 1 and the one before "
           "at most 2 (diffusers' default)."),
-    STOP_AT_SIGMA_MIN, SIGMA_STEPS, CORRECTED_START,
+    STOP_AT_SIGMA_MIN, SIGMA_STEPS, CORRECTED_START, CFG_PP,
 )
 
 
@@ -192,7 +193,8 @@ def sample_deis(
     model: Callable, x: torch.Tensor, sigmas: torch.Tensor, extra_args: Optional[dict] = None,
     callback: Optional[Callable] = None, disable: Optional[bool] = None,
     variant: str = "tab", order: int = 3, tau_map: str = "auto", lower_order_final: bool = True,
-    model_type: Any = None, stop_at_sigma_min: bool = False, sigma_steps: bool = True, corrected_start: bool = True,
+    model_type: Any = None, stop_at_sigma_min: bool = False, sigma_steps: bool = True, corrected_start: bool = True, cfg_pp: bool = False,
+    uncond: Optional[UncondSource] = None,
 ) -> torch.Tensor:
     """DEIS, every published variant (1 model call per step; ``order`` calls for rhoRK).
 
@@ -219,6 +221,7 @@ def sample_deis(
         corrected_start: multistep, order >= 3: redo the Euler first step with the two-node
             rule once eps_1 is known (no extra call; :mod:`.run`); off = the papers' and
             diffusers' warm-up.
+        cfg_pp, uncond: CFG++, as :func:`~seeds_samplers.samplers.seeds.sample_seeds_1`.
 
     Every parameter's range and choices: its ``Param`` (checked at entry).
     """
@@ -228,7 +231,7 @@ def sample_deis(
                      method=Method(order=order, multistep=not rk, variable=Variable.SIGMA if in_sigma else Variable.OWN,
                                    eps_depth=1 if rk else order),
                      model_type=model_type, stop_at_sigma_min=stop_at_sigma_min, sigma_steps=sigma_steps,
-                     corrected_start=corrected_start)
+                     corrected_start=corrected_start, cfg_pp=cfg_pp, uncond=uncond)
     if rk:
         return run.run(_RhoRK(run))
     orders = multistep_orders(run.n_steps, order, lower_order_final)

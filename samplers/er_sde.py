@@ -43,6 +43,7 @@ from .lagrange import lagrange_derivatives
 from .params import (CORRECTED_START, NOISE_END, NOISE_START, NOISE_TYPE, S_NOISE, SIGMA_STEPS, STOP_AT_SIGMA_MIN, eta_param,
                      injects_noise)
 from .registry import Param, SamplerSpec, checked, register
+from .cfg_pp import CFG_PP, UncondSource
 from .run import History, Method, SamplerRun, Solver, StartFix, Variable
 
 __all__ = ["sample_er_sde", "NOISE_SCALE_FUNCTIONS", "noise_scale_function"]
@@ -227,7 +228,7 @@ _PARAMS = (
     S_NOISE,
     Param("quadrature", "gauss", "gauss: exact float64 integrals; riemann100: the official 100-point rule.",
           choices=QUADRATURES),
-    NOISE_START, NOISE_END, NOISE_TYPE, STOP_AT_SIGMA_MIN, SIGMA_STEPS, CORRECTED_START,
+    NOISE_START, NOISE_END, NOISE_TYPE, STOP_AT_SIGMA_MIN, SIGMA_STEPS, CORRECTED_START, CFG_PP,
 )
 
 
@@ -239,7 +240,8 @@ def sample_er_sde(
     order: int = 3, noise_scale_function: Union[str, Callable] = "sde_5", eta: float = 1.0, s_noise: float = 1.0,
     quadrature: str = "gauss", noise_sampler: Optional[NoiseSampler] = None, noise_type: str = "gaussian",
     model_type: Any = None, stop_at_sigma_min: bool = False, noise_start: float = 0.0, noise_end: float = 1.0,
-    sigma_steps: bool = True, corrected_start: bool = True,
+    sigma_steps: bool = True, corrected_start: bool = True, cfg_pp: bool = False,
+    uncond: Optional[UncondSource] = None,
 ) -> torch.Tensor:
     """ER-SDE-Solver (1 model call per step).
 
@@ -259,6 +261,7 @@ def sample_er_sde(
             step) as Adams-Bashforth steps in sigma (see :mod:`.run`).
         corrected_start: order 3 with a deterministic first step: once D_1 is known, redo
             the first step with it (no extra call; :mod:`.run`); off = the paper's warm-up.
+        cfg_pp, uncond: CFG++, as :func:`~seeds_samplers.samplers.seeds.sample_seeds_1`.
         Other arguments as :func:`~seeds_samplers.samplers.seeds.sample_seeds_1`; every
         parameter's range and choices: its ``Param`` (checked at entry).
     """
@@ -267,7 +270,8 @@ def sample_er_sde(
                      method=Method(order=order, multistep=True, variable=Variable.LAMBDA, stochastic=not phi.is_ode,
                                    denoised_depth=order),
                      model_type=model_type, stop_at_sigma_min=stop_at_sigma_min,
-                     noise_window=(noise_start, noise_end), sigma_steps=sigma_steps, corrected_start=corrected_start)
+                     noise_window=(noise_start, noise_end), sigma_steps=sigma_steps, corrected_start=corrected_start,
+                     cfg_pp=cfg_pp, uncond=uncond)
     return run.run(_ERSDE(run, order, phi, s_noise, noise_sampler, noise_type))
 
 

@@ -29,6 +29,7 @@ from .lagrange import rhoab_coefficients
 from .multistep import MAX_ORDER, Multistep, multistep_orders
 from .params import CORRECTED_START, SIGMA_STEPS, STOP_AT_SIGMA_MIN
 from .registry import Param, SamplerSpec, checked, register
+from .cfg_pp import CFG_PP, UncondSource
 from .run import Method, SamplerRun, Variable
 
 __all__ = ["sample_ipndm", "IPNDM_VARIANTS", "IPNDM_WEIGHTS", "ipndm_coefficients"]
@@ -54,7 +55,7 @@ _PARAMS = (
           "fixed: constant-step Adams-Bashforth weights (original iPNDM); "
           "variable: weights for the actual step sizes (full order on any schedule).",
           choices=IPNDM_VARIANTS),
-    STOP_AT_SIGMA_MIN, SIGMA_STEPS, CORRECTED_START,
+    STOP_AT_SIGMA_MIN, SIGMA_STEPS, CORRECTED_START, CFG_PP,
 )
 
 
@@ -64,7 +65,8 @@ def sample_ipndm(
     model: Callable, x: torch.Tensor, sigmas: torch.Tensor, extra_args: Optional[dict] = None,
     callback: Optional[Callable] = None, disable: Optional[bool] = None,
     order: int = 4, variant: str = "fixed", model_type: Any = None, stop_at_sigma_min: bool = False,
-    sigma_steps: bool = True, corrected_start: bool = True,
+    sigma_steps: bool = True, corrected_start: bool = True, cfg_pp: bool = False,
+    uncond: Optional[UncondSource] = None,
 ) -> torch.Tensor:
     """iPNDM / variable-step iPNDM (1 model call per step).
 
@@ -83,13 +85,14 @@ def sample_ipndm(
         corrected_start: variable variant, order >= 3: redo the Euler first step with the
             trapezoidal rule once eps_1 is known (no extra call; :mod:`.run`); off = iPNDM's
             warm-up.
+        cfg_pp, uncond: CFG++, as :func:`~seeds_samplers.samplers.seeds.sample_seeds_1`.
 
     Every parameter's range and choices: its ``Param`` (checked at entry).
     """
     run = SamplerRun(model, x, sigmas, extra_args, callback, disable,
                      method=Method(order=order, multistep=True, variable=Variable.SIGMA, eps_depth=order),
                      model_type=model_type, stop_at_sigma_min=stop_at_sigma_min, sigma_steps=sigma_steps,
-                     corrected_start=corrected_start)
+                     corrected_start=corrected_start, cfg_pp=cfg_pp, uncond=uncond)
     weights = ipndm_coefficients if variant == "fixed" else rhoab_coefficients
     orders = multistep_orders(run.n_steps, order, lower_order_final=False)
     # the fixed weights do not integrate over an arbitrary interval: no corrected start there

@@ -42,6 +42,13 @@ Corrected start (multistep solvers of order >= 3, ``corrected_start``): the firs
 has only one stored value, so it is a first-order step (local error O(h^2), which would cap
 the global order at 2). Once the second model output is known, the loop redoes it with
 two values at no extra call (:meth:`SamplerRun.start_fix`; docs/orders.md).
+
+CFG++ (``cfg_pp``, :mod:`.cfg_pp`; docs/algorithms.md, CFG++): after the model call at the
+start of step i the state x is replaced by x~ = x + alpha_i (D_g - D_u), so that the eps the
+loop stores, (x~ - D_g) / sigma_i, and everything that reads the state or the histories
+(the solver's own step, SIGMA steps, FINAL_AB, the corrected start) see the pair
+(D_g, eps_u); Runge-Kutta stages read their eps at their own shifted points
+(:meth:`SamplerRun.rk_step`). Without an unconditional prediction x~ = x.
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple
 import torch
 from tqdm.auto import trange
 
+from .cfg_pp import CFGPlusPlus, UncondSource, cfg_pp_source
 from .lagrange import rhoab_coefficients
 from .model_types import ModelType, resolve_model_type
 from .noise import NOISE_TYPES, NoiseSampler, make_noise_sampler
@@ -295,6 +303,8 @@ class SamplerRun:
         noise_window: Tuple[float, float] = (0.0, 1.0),
         sigma_steps: bool = True,
         corrected_start: bool = True,
+        cfg_pp: bool = False,
+        uncond: Optional[UncondSource] = None,
     ):
         values = check_sigmas(sigmas)
         check_window(*noise_window)
@@ -328,6 +338,8 @@ class SamplerRun:
         self.noise_window = tuple(float(v) for v in noise_window)
         self.sigma_steps = bool(sigma_steps)
         self.corrected_start = bool(corrected_start)
+        # CFG++: where the unconditional prediction of each call is read (module doc)
+        self.cfg_pp: Optional[CFGPlusPlus] = cfg_pp_source(model, uncond) if cfg_pp else None
         self.mode = [self._mode(i) for i in range(self.n_steps)]
         # the steps a solver's own formula takes (its coefficients are computed for these only)
         self.solver_steps = [i for i, m in enumerate(self.mode) if m is StepMode.SOLVER]
@@ -399,7 +411,8 @@ class SamplerRun:
     def rk_plans(self, tableaus: dict, steps: Iterable[int]) -> dict:
         """Runge-Kutta coefficients (:func:`~.runge_kutta.rk_plan`) of ``steps``, in sigma,
         with the tableau of the solver's order."""
-        return {i: rk_plan(tableaus[self.method.order], self.sigma[i], self.sigma[i + 1], self.to_device)
+        return {i: rk_plan(tableaus[self.method.order], self.sigma[i], self.sigma[i + 1], self.to_device,
+                           self.mt.alpha)
                 for i in steps}
 
     # --- the step loop ---------------------------------------------------------------
@@ -417,8 +430,13 @@ class SamplerRun:
         return x.to(self.out_dtype)
 
     def rk_step(self, x: torch.Tensor, eps0: torch.Tensor, plan: RKPlan) -> torch.Tensor:
-        """One Runge-Kutta step in sigma (:func:`~.runge_kutta.rk_step`) with this run's model."""
-        return rk_step(x, eps0, plan, self.denoise)
+        """One Runge-Kutta step in sigma (:func:`~.runge_kutta.rk_step`) with this run's model
+        (CFG++: each stage's eps read at its shifted point)."""
+        return rk_step(x, eps0, plan, self.denoise, None if self.cfg_pp is None else self.cfg_pp.shifted)
+
+    def shifted(self, x: torch.Tensor, denoised: torch.Tensor, alpha: float) -> torch.Tensor:
+        """CFG++'s shifted point of a model call at x (:mod:`.cfg_pp`); x without CFG++."""
+        return x if self.cfg_pp is None else self.cfg_pp.shifted(x, denoised, alpha)
 
     def start_fix(self, solver: Solver) -> Optional[StartFix]:
         """The corrected start (module doc), or None where it does not apply: a multistep
@@ -453,11 +471,15 @@ class SamplerRun:
         needs_eps = [active or i in rk for i in range(self.n_steps)]
         injects = [solver.injects(i) for i in range(self.n_steps)]
         fix = self.start_fix(solver)
+        if self.cfg_pp is not None and type(solver).x_at is not Solver.x_at:
+            raise ValueError("cfg_pp needs a solver whose state is x")  # AMED refuses it (docs/algorithms.md)
         state = solver.initial(self.x)
         for i in trange(self.n_steps, disable=self.disable):
             x = solver.x_at(i, state)
             denoised = solver.evaluate(i, state, x)
             self.report(i, x, denoised)
+            if self.cfg_pp is not None:  # the state at which (D_g, eps_u) is consistent
+                x = state = self.cfg_pp.shifted(x, denoised, self.alpha[i])
             eps = (x - denoised) * self.inv_sigma[i] if needs_eps[i] else None
             history.push(self.sigma[i], eps, denoised)
             if i == 1 and fix is not None:

@@ -10,7 +10,7 @@ step loop (:func:`rk_plan`); the step itself is tensor arithmetic only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -44,27 +44,37 @@ DEIS_RK_TABLEAUS: Dict[int, Tableau] = {1: TABLEAUS["euler"], 2: TABLEAUS["heun2
 @dataclass(frozen=True)
 class RKPlan:
     """Float64 coefficients of one step from sigma s0 to s1: ``a`` = h A, ``b`` = h b,
-    ``inv`` = 1 / sigma at each stage, ``sig`` the stage sigmas on the device."""
+    ``inv`` = 1 / sigma at each stage, ``sig`` the stage sigmas on the device, ``alpha``
+    the signal scale at each stage (CFG++'s shifted stage points)."""
 
     a: List[List[float]]
     b: List[float]
     inv: List[float]
     sig: torch.Tensor
+    alpha: List[float]
 
 
-def rk_plan(tableau: Tableau, s0: float, s1: float, to_device: Callable[[Sequence[float]], torch.Tensor]) -> RKPlan:
-    """The step's coefficients (host side, once per step)."""
+def rk_plan(tableau: Tableau, s0: float, s1: float, to_device: Callable[[Sequence[float]], torch.Tensor],
+            alpha: Optional[Callable[[float], float]] = None) -> RKPlan:
+    """The step's coefficients (host side, once per step); ``alpha(sigma)`` the model's
+    signal scale (default 1)."""
     c, A, b = tableau
     h = s1 - s0
     sig = [s0 + ck * h for ck in c]
     return RKPlan(a=[[aij * h for aij in row] for row in A], b=[bj * h for bj in b],
-                  inv=[1.0 / v for v in sig], sig=to_device(sig))
+                  inv=[1.0 / v for v in sig], sig=to_device(sig),
+                  alpha=[1.0 if alpha is None else alpha(v) for v in sig])
+
+
+# (x, D, alpha) -> the point whose eps is read with D (CFG++, :func:`.cfg_pp.shift`)
+Shift = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
 
 
 def rk_step(x: torch.Tensor, eps0: torch.Tensor, plan: RKPlan,
-            denoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+            denoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], shift: Optional[Shift] = None) -> torch.Tensor:
     """x + sum_j b_j k_j, k_0 = ``eps0`` (the step start's eps, already known) and
-    k_j = (x_j - D(x_j)) / sigma_j at the later stages (one model call each)."""
+    k_j = (x_j - D(x_j)) / sigma_j at the later stages (one model call each); with
+    ``shift`` (CFG++) k_j = (shift(x_j, D_j, alpha_j) - D_j) / sigma_j."""
     ks = [eps0]
     for st in range(1, len(plan.b)):
         x_st = x
@@ -72,6 +82,8 @@ def rk_step(x: torch.Tensor, eps0: torch.Tensor, plan: RKPlan,
             if a != 0.0:
                 x_st = x_st + k * a
         d_st = denoise(x_st, plan.sig[st])
+        if shift is not None:
+            x_st = shift(x_st, d_st, plan.alpha[st])
         ks.append((x_st - d_st) * plan.inv[st])
     for bj, k in zip(plan.b, ks):
         if bj != 0.0:

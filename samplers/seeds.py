@@ -29,6 +29,7 @@ import torch
 
 from .noise import NoiseSampler, StageNoise
 from .phi import expm1_over, one_minus_exp, psi2
+from .cfg_pp import CFG_PP, UncondSource
 from .params import COMMON_SDE, eta_param, injects_noise
 from .registry import Param, SamplerSpec, checked, register
 from .run import History, Method, SamplerRun, Solver, Variable
@@ -122,9 +123,12 @@ class _Seeds(Solver):
         return y
 
     def stage_output(self, y: torch.Tensor, i: int, st: _Step, p: int) -> torch.Tensor:
-        """The model output at stage p: D (data prediction) or eps (noise prediction)."""
+        """The model output at stage p: D (data prediction) or eps (noise prediction; with
+        CFG++ read at the stage's shifted point, i.e. eps_u)."""
         d = self.run.denoise(y, self.stage_dev[i, p])
-        return d if self.prediction == "data" else _eps(y, d, st.alpha[p], st.sig[p])
+        if self.prediction == "data":
+            return d
+        return _eps(self.run.shifted(y, d, st.alpha[p]), d, st.alpha[p], st.sig[p])
 
     def step(self, i: int, x: torch.Tensor, denoised: torch.Tensor, history: History) -> torch.Tensor:
         run = self.run
@@ -183,15 +187,15 @@ class _Seeds3(_Seeds):
 
 def _run(solver: type, model, x, sigmas, extra_args, callback, disable, order: int, settings: tuple, eta: float,
          prediction: str, s_noise: float, noise_sampler, noise_type, model_type, stop_at_sigma_min, noise_start,
-         noise_end, sigma_steps) -> torch.Tensor:
+         noise_end, sigma_steps, cfg_pp, uncond) -> torch.Tensor:
     run = SamplerRun(model, x, sigmas, extra_args, callback, disable,
                      method=Method(order=order, variable=Variable.LAMBDA, stochastic=eta > 0),
                      model_type=model_type, stop_at_sigma_min=stop_at_sigma_min,
-                     noise_window=(noise_start, noise_end), sigma_steps=sigma_steps)
+                     noise_window=(noise_start, noise_end), sigma_steps=sigma_steps, cfg_pp=cfg_pp, uncond=uncond)
     return run.run(solver(run, *settings, eta, prediction, s_noise, noise_sampler, noise_type))
 
 
-_SEEDS1_PARAMS = (eta_param(),) + COMMON_SDE
+_SEEDS1_PARAMS = (eta_param(),) + COMMON_SDE + (CFG_PP,)
 
 
 @checked(_SEEDS1_PARAMS)
@@ -202,6 +206,7 @@ def sample_seeds_1(
     eta: float = 1.0, s_noise: float = 1.0, prediction: str = "data",
     noise_sampler: Optional[NoiseSampler] = None, noise_type: str = "gaussian", model_type: Any = None,
     stop_at_sigma_min: bool = False, noise_start: float = 0.0, noise_end: float = 1.0, sigma_steps: bool = True,
+    cfg_pp: bool = False, uncond: Optional[UncondSource] = None,
 ) -> torch.Tensor:
     """SEEDS-1 (1 model call per step).
 
@@ -229,17 +234,22 @@ def sample_seeds_1(
             deterministic (eta = 0). (0, 1) = every step, as in the paper.
         sigma_steps: take long deterministic steps near sigma = 0 in sigma, and on flow
             models the final step to 0 as an Adams-Bashforth step (see :mod:`.run`).
+        cfg_pp: CFG++ (:mod:`.cfg_pp`): the guided prediction in the data part, the
+            unconditional noise carried on; give the CFG scale in [0, 1].
+        uncond: where the unconditional prediction of each model call is read (an object
+            with ``last_uncond``; default: the model, if it keeps one). Host glue sets it.
 
     Every parameter's range and choices: its ``Param`` (checked at entry).
     """
     return _run(_Seeds1, model, x, sigmas, extra_args, callback, disable, 1, ((),), eta, prediction, s_noise,
-                noise_sampler, noise_type, model_type, stop_at_sigma_min, noise_start, noise_end, sigma_steps)
+                noise_sampler, noise_type, model_type, stop_at_sigma_min, noise_start, noise_end, sigma_steps,
+                cfg_pp, uncond)
 
 
 _SEEDS2_PARAMS = (eta_param(),
                   Param("r", 0.5, "Fraction of the step (in log-SNR) where the stage is evaluated.", 0.01, 0.99, 0.01),
                   Param("variant", "phi_1", "Final-stage weights: phi_1 (tableau 2a) or phi_2 (tableau 2b).",
-                        choices=("phi_1", "phi_2"))) + COMMON_SDE
+                        choices=("phi_1", "phi_2"))) + COMMON_SDE + (CFG_PP,)
 
 
 @checked(_SEEDS2_PARAMS)
@@ -250,6 +260,7 @@ def sample_seeds_2(
     eta: float = 1.0, s_noise: float = 1.0, r: float = 0.5, variant: str = "phi_1", prediction: str = "data",
     noise_sampler: Optional[NoiseSampler] = None, noise_type: str = "gaussian", model_type: Any = None,
     stop_at_sigma_min: bool = False, noise_start: float = 0.0, noise_end: float = 1.0, sigma_steps: bool = True,
+    cfg_pp: bool = False, uncond: Optional[UncondSource] = None,
 ) -> torch.Tensor:
     """SEEDS-2 (2 model calls per step), stage at fraction ``r`` of the step in lambda.
 
@@ -265,13 +276,13 @@ def sample_seeds_2(
     """
     return _run(_Seeds2, model, x, sigmas, extra_args, callback, disable, 2, (r, variant), eta, prediction,
                 s_noise, noise_sampler, noise_type, model_type, stop_at_sigma_min, noise_start, noise_end,
-                sigma_steps)
+                sigma_steps, cfg_pp, uncond)
 
 
 _SEEDS3_PARAMS = (eta_param(),
                   Param("r1", 1.0 / 3.0, "Fraction of the step of the first stage.", 0.01, 0.98, 0.01),
                   Param("r2", 2.0 / 3.0, "Fraction of the step of the second stage (> r1).", 0.02, 0.99, 0.01)
-                  ) + COMMON_SDE
+                  ) + COMMON_SDE + (CFG_PP,)
 
 
 @checked(_SEEDS3_PARAMS)
@@ -282,6 +293,7 @@ def sample_seeds_3(
     eta: float = 1.0, s_noise: float = 1.0, r1: float = 1.0 / 3.0, r2: float = 2.0 / 3.0, prediction: str = "data",
     noise_sampler: Optional[NoiseSampler] = None, noise_type: str = "gaussian", model_type: Any = None,
     stop_at_sigma_min: bool = False, noise_start: float = 0.0, noise_end: float = 1.0, sigma_steps: bool = True,
+    cfg_pp: bool = False, uncond: Optional[UncondSource] = None,
 ) -> torch.Tensor:
     """SEEDS-3 (3 model calls per step; paper tableau 3), stages at ``r1`` and ``r2``.
 
@@ -298,7 +310,7 @@ def sample_seeds_3(
         raise ValueError(f"the stage fractions must satisfy r1 < r2, got r1={r1}, r2={r2}")
     return _run(_Seeds3, model, x, sigmas, extra_args, callback, disable, 3, (r1, r2), eta, prediction,
                 s_noise, noise_sampler, noise_type, model_type, stop_at_sigma_min, noise_start, noise_end,
-                sigma_steps)
+                sigma_steps, cfg_pp, uncond)
 
 
 register(SamplerSpec(

@@ -23,6 +23,7 @@ import time
 import pytest
 
 from seeds_samplers.nodes.definitions import families
+from seeds_samplers.samplers.cfg_pp import cfg_pp_forms
 from seeds_samplers.samplers.registry import SAMPLERS
 from seeds_samplers.samplers.schedules import SCHEDULES
 from support import REPO, asset_cache
@@ -35,6 +36,7 @@ from support.comfy_workflows import load_workflows, missing_samplers, ui_to_api
 pytestmark = pytest.mark.usefixtures("comfyui_root")  # skips without a ComfyUI checkout
 
 SAMPLER_NAMES = [s.host_name for s in SAMPLERS.values()]
+CFG_PP_NAMES = [s.host_name for s in cfg_pp_forms()]  # after ours in the menu (samplers/cfg_pp.py)
 SCHEDULER_NAMES = [s.host_name for s in SCHEDULES.values()]
 
 
@@ -141,7 +143,7 @@ def test_dropdowns_list_our_names(object_info):
             assert schedulers.count(name) == 1, (node, name)
     select = object_info["KSamplerSelect"]["input"]["required"]["sampler_name"][0]
     basic = object_info["BasicScheduler"]["input"]["required"]["scheduler"][0]
-    assert [n for n in select if n.startswith("ss_")] == SAMPLER_NAMES
+    assert [n for n in select if n.startswith("ss_")] == SAMPLER_NAMES + CFG_PP_NAMES
     assert [n for n in basic if n.startswith("ss_")] == SCHEDULER_NAMES
     # the built-ins are all still there, in their order, in front of ours
     assert select[: len(CORE_SAMPLERS)] == CORE_SAMPLERS
@@ -243,6 +245,30 @@ def test_runs_write_only_into_the_servers_temporary_folders(server, comfyui_pyth
 @pytest.mark.parametrize("name", SAMPLER_NAMES)
 def test_every_sampler_runs_in_ksampler(server, name, flow):
     checks(server.run(base_prompt(sampler=name, flow=flow)))
+
+
+@pytest.mark.parametrize("flow", [False, True], ids=["eps", "flow"])
+@pytest.mark.parametrize("name", CFG_PP_NAMES)
+def test_every_cfg_pp_entry_runs_in_ksampler(server, name, flow):
+    checks(server.run(base_prompt(sampler=name, flow=flow, cfg=0.7)))
+
+
+@pytest.mark.parametrize("cfg", [0.6, 1.0])
+def test_first_order_cfg_pp_node_is_comfyuis_euler_cfg_pp(server, object_info, cfg):
+    """iPNDM of order 1 with cfg_pp on is CFG++'s DDIM step, which is ComfyUI's own
+    euler_cfg_pp on an eps model: the same image up to float32 round-off. At CFG 1 too
+    (the unconditional pass must run although ComfyUI skips it at 1 unless told not to);
+    with cfg_pp off the image differs by far more than that round-off."""
+    node = {"class_type": "SS_Sampler_ipndm",
+            "inputs": {**_node_defaults(object_info, "SS_Sampler_ipndm"), "order": 1, "cfg_pp": True}}
+    theirs = {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler_cfg_pp"}}
+    a = checks(server.run(custom_prompt(node, KARRAS4, cfg=cfg)))[0]
+    b = checks(server.run(custom_prompt(theirs, KARRAS4, cfg=cfg)))[0]
+    assert abs(a["sum"] - b["sum"]) <= 1e-4 * abs(b["sum"]) and abs(a["std"] - b["std"]) <= 1e-4 * b["std"], (a, b)
+    node["inputs"]["cfg_pp"] = False
+    c = checks(server.run(custom_prompt(node, KARRAS4, cfg=cfg)))[0]
+    # (the random-weight model's cond and uncond differ little: compare with the round-off above)
+    assert abs(c["sum"] - b["sum"]) > 10 * abs(a["sum"] - b["sum"]), (a, b, c)
 
 
 def _node_defaults(object_info, node_id):

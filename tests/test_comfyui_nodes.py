@@ -320,7 +320,9 @@ def test_setup_registers_in_place_once(fake_comfy, caplog):
     builtin_euler = fake_comfy.k.sample_euler
     with caplog.at_level(logging.INFO, logger="seeds_samplers"):
         classes, names = setup_comfyui()
-    ours = [spec.host_name for spec in SAMPLERS.values()]
+    from seeds_samplers.samplers.cfg_pp import menu_entries
+
+    ours = [spec.host_name for spec in menu_entries()]  # the registry's samplers, then their CFG++ forms
     scheds = [x.host_name for x in SCHEDULES.values()]
     # the same list objects, our names appended after the built-ins
     assert (s.KSAMPLER_NAMES, s.SAMPLER_NAMES, s.SCHEDULER_NAMES) == lists

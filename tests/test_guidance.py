@@ -8,7 +8,9 @@
 * training ``--kind cond`` runs and records its label dropout;
 * KID: 0 in expectation for equal distributions, large for different ones;
 * with the shipped digits-cond weights: CFG 3 reads as the requested digit more often
-  than CFG 1 (skipped with the reason while the weights are absent).
+  than CFG 1 (skipped with the reason while the weights are absent);
+* CFG++ through the wrapper: its kept unconditional prediction, the DDIM step; the bench's
+  ComfyUI adapter feeds ComfyUI's post-CFG hook; the bench's verdict rule.
 """
 
 from __future__ import annotations
@@ -187,6 +189,62 @@ def test_kid_is_unbiased_for_equal_distributions_and_large_for_different_ones():
     a = torch.randn(20, 8, generator=g)
     assert class_kernel_distance(a, labels, a, labels) == pytest.approx(
         sum(kernel_distance(a[labels == c], a[labels == c]) for c in (0, 1)) / 2)
+
+
+# --- CFG++ through the CFG wrapper (samplers/cfg_pp.py) -------------------------------------
+
+
+def test_cfg_pp_reads_the_wrappers_uncond_and_is_the_ddim_step():
+    """cfg_pp=True on the CFG wrapper with keep_uncond: SEEDS-1 (eta = 0) is CFG++'s DDIM step
+    x' = D_g + sigma' (x - D_u) / sigma with the wrapper's own last_uncond, also at scale 1;
+    the wrapper that skips the unconditional half at 1 is refused."""
+    from seeds_samplers.samplers import sample_seeds_1
+    from seeds_samplers.samplers.schedules import edm_sigmas
+
+    labels = torch.tensor([0, 3, 5, 9])
+    sig = edm_sigmas(5, 0.1, 10.0)
+    for scale in (0.6, 1.0):
+        model = CFGDenoiser(tiny_cond(), scale, labels, keep_uncond=True)
+        x = latents() * 10.0
+        with torch.inference_mode():
+            got = sample_seeds_1(model, x, sig, eta=0.0, cfg_pp=True, sigma_steps=False)
+            y = x.clone()
+            for i in range(len(sig) - 1):
+                d = model(y, sig[i].float())
+                y = d if sig[i + 1] == 0 else d + (y - model.last_uncond) * float(sig[i + 1] / sig[i])
+        assert torch.allclose(got, y, rtol=0, atol=1e-4), (scale, (got - y).abs().max())  # float32, |x| ~ 10
+    with pytest.raises(ValueError, match="keep_uncond"):
+        sample_seeds_1(CFGDenoiser(tiny_cond(), 1.0, labels), latents(), sig, cfg_pp=True)
+
+
+def test_bench_hands_comfyui_samplers_the_uncond_through_the_post_cfg_hook():
+    from seeds_samplers.bench.guidance import ComfyCFGModel
+
+    model = CFGDenoiser(tiny_cond(), 0.7, torch.tensor([1, 2, 3, 4]), keep_uncond=True)
+    seen = {}
+
+    def post(args):
+        seen.update(args)
+        return args["denoised"]
+
+    wrapped = ComfyCFGModel(model, model_sampling=object())
+    with torch.inference_mode():
+        d = wrapped(latents(), torch.tensor(2.0), model_options={"sampler_post_cfg_function": [post]})
+    assert torch.equal(seen["denoised"], d) and torch.equal(seen["uncond_denoised"], model.last_uncond)
+    assert torch.equal(d, cfg_combine(model.last_cond, model.last_uncond, 0.7))
+
+
+def test_bench_verdict_compares_at_the_anchors_best_accuracy():
+    from seeds_samplers.bench.guidance import verdict
+
+    def cell(label, source, pp, cfg, acc, kid):
+        return dict(label=label, source=source, cfg_pp=pp, cfg=cfg, nfe=10, calls=10, acc=acc, acc_sd=0.0,
+                    kid=kid, kid_sd=1.0)
+
+    anchors = [cell("euler", "k-diffusion", False, 1.0, 0.9, 100.0), cell("euler", "k-diffusion", False, 3.0, 1.0, 500.0)]
+    assert "**met**" in verdict(anchors + [cell("X", "ours", True, 1.0, 1.0, 300.0)], 10)
+    assert "**missed**" in verdict(anchors + [cell("X", "ours", True, 1.0, 1.0, 600.0)], 10)
+    assert "short by 0.050" in verdict(anchors + [cell("X", "ours", True, 1.0, 0.95, 50.0)], 10)
 
 
 # --- the trained model -----------------------------------------------------------------------

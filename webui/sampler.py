@@ -19,7 +19,11 @@ wrapper and calls ``self.func``):
   with a ValueError that the webui shows, instead of guessing;
 * ``sigmas`` moved to the latent's device (A1111 passes them on the CPU), the callback
   once per step, and Interrupt / Skip checked after every step (the host's CFG wrapper
-  also checks before every model call).
+  also checks before every model call);
+* CFG++ (``cfg_pp``): the unconditional prediction from the host's CFG denoiser, which keeps
+  it when asked (``need_last_noise_uncond`` / ``last_noise_uncond``, what A1111's own "DDIM
+  CFG++" reads), with the host's CFG++ scale convention (CFG scale / 12.5, so 12.5 is 1);
+  a denoiser without them is refused (:class:`HostUncond`).
 """
 
 from __future__ import annotations
@@ -34,7 +38,12 @@ from ..samplers.registry import SamplerSpec
 from .model_type import detect_model_type
 from .naming import infotext_fields, sampler_settings, values_from_options
 
-__all__ = ["make_sampler_class", "steps_factor", "batch_seeds_of", "HostRNGNoise"]
+__all__ = ["make_sampler_class", "steps_factor", "batch_seeds_of", "HostRNGNoise", "HostUncond",
+           "CFG_PP_SCALE_DIVISOR"]
+
+# A1111's CFG++ convention (its "DDIM CFG++" sets this multiplier): the CFG scale slider's
+# 0-12.5 is CFG++'s guidance scale 0-1.
+CFG_PP_SCALE_DIVISOR = 12.5
 
 
 def steps_factor(spec: SamplerSpec, opts: Any) -> int:
@@ -66,6 +75,25 @@ class HostRNGNoise:
 
     def __call__(self, sigma=None, sigma_next=None) -> torch.Tensor:
         return self.rng.next().to(device=self.device, dtype=self.dtype)
+
+
+class HostUncond:
+    """The webui CFG denoiser's unconditional x0 prediction of each call, as the solvers'
+    :class:`~seeds_samplers.samplers.cfg_pp.UncondSource`. Asks the denoiser to keep it
+    and sets the host's CFG++ scale convention (:data:`CFG_PP_SCALE_DIVISOR`) for this
+    sampler's run (the denoiser is built per sampler, per generation)."""
+
+    def __init__(self, denoiser: Any):
+        if not (hasattr(denoiser, "need_last_noise_uncond") and hasattr(denoiser, "cond_scale_miltiplier")):
+            raise ValueError("CFG++ needs the unconditional prediction, which this webui's CFG denoiser "
+                             f"({type(denoiser).__name__}) does not expose; turn cfg_pp off")
+        denoiser.need_last_noise_uncond = True
+        denoiser.cond_scale_miltiplier = 1.0 / CFG_PP_SCALE_DIVISOR
+        self.denoiser = denoiser
+
+    @property
+    def last_uncond(self) -> Optional[torch.Tensor]:
+        return self.denoiser.last_noise_uncond
 
 
 def make_sampler_class(kdiffusion_sampler: type, sd_samplers_common: Any, shared: Any) -> type:
@@ -119,6 +147,8 @@ def make_sampler_class(kdiffusion_sampler: type, sd_samplers_common: Any, shared
                 kwargs["model_type"] = mt
             if "noise_sampler" in accepted and spec.is_stochastic(**params):
                 kwargs["noise_sampler"] = self.noise_sampler_for(x, params)
+            if params.get("cfg_pp"):
+                kwargs["uncond"] = HostUncond(model)
             return spec.function(model, x, sigmas.to(x.device), extra_args=extra_args,
                                  callback=self.checked_callback(callback), disable=disable, **kwargs)
 
