@@ -36,7 +36,7 @@ import torch
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "MODEL_NAMES", "LABELS", "NO_LABEL",
            "comfy_digits_model", "label_conditioning", "decode_digits"]
 
-CATEGORY = "sampling/digits (try without a download)"
+NODE_CATEGORY = "sampling/digits (try without a download)"
 MODEL_NAMES = ("digits-eps", "digits-flow", "digits-cond")  # file stems in digits/weights/
 NO_LABEL = "none"
 LABELS = tuple(str(d) for d in range(10)) + (NO_LABEL,)
@@ -79,8 +79,8 @@ def _label_tensor(label: Optional[int], num_classes: int, model_name: str) -> Op
     return torch.tensor([num_classes if label is None else int(label)], dtype=torch.long)
 
 
-def comfy_digits_model(name: str):
-    """The shipped ``name`` (one of :data:`MODEL_NAMES`) as a ComfyUI ``ModelPatcher``.
+def comfy_digits_model(name: str) -> Any:
+    """The shipped ``name`` (one of :data:`MODEL_NAMES`) as a ComfyUI ``ModelPatcher`` (a MODEL).
 
     Needs ComfyUI importable (``comfy``). The network's weights are the shipped float32
     safetensors; the model stays float32 (the network is 2 MB)."""
@@ -112,7 +112,7 @@ def comfy_digits_model(name: str):
         # read by ComfyUI's ModelSamplingDiscrete (beta schedule defaults: SD's scaled-linear
         # 0.00085 -> 0.012, 1,000 steps, as digits/schedule.py) or ModelSamplingDiscreteFlow
         sampling_settings = {"shift": FLOW_SHIFT, "multiplier": FLOW_TIMESTEP_SCALE} if flow else {}
-        memory_usage_factor = 0.05
+        memory_usage_factor = 0.05  # ComfyUI's per-pixel memory estimate, scaled for a 2 MB network
 
     class DigitsModel(comfy.model_base.BaseModel):
         def extra_conds(self, **kwargs):
@@ -161,7 +161,7 @@ def _node(node_id: str, inputs: Dict[str, Any], returns: Tuple[str, ...], names:
         RETURN_NAMES = names
         OUTPUT_TOOLTIPS = tooltips
         FUNCTION = "run"
-        CATEGORY = globals()["CATEGORY"]
+        CATEGORY = NODE_CATEGORY
         DESCRIPTION = description
 
         @classmethod
