@@ -148,7 +148,8 @@ class Webui:
         self.install_output = (r.returncode, r.stdout + r.stderr)
         env = dict(os.environ, IGNORE_CMD_ARGS_ERRORS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
                    PYTHONUNBUFFERED="1")
-        env["HF_HOME"] = clip_cache(self.python)  # A1111 and Forge Classic load the CLIP tokenizer by name
+        if self.kind == "a1111":  # loads the CLIP tokenizer by name; the Forges ship theirs
+            env["HF_HOME"] = clip_cache(self.python)
         env.pop("PYTHONPATH", None)
         cmd = [self.python, "launch.py", "--api", "--skip-prepare-environment", "--skip-torch-cuda-test",
                "--use-cpu", "all", "--no-half", "--no-download-sd-model", "--skip-version-check",
@@ -157,6 +158,8 @@ class Webui:
         cmd += ["--ckpt-dirs", os.path.dirname(ckpt)] if self.kind == "forge-neo" else ["--ckpt", ckpt]
         if self.kind != "a1111":
             cmd.append("--always-cpu")
+        if self.kind == "forge-neo":  # its default CPU attention (basic/split) reads a flag its parser lacks
+            cmd.append("--attention-pytorch")
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(["nice", "-n", "10"] + cmd, cwd=self.root, env=env, stdout=self._log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
