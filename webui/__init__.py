@@ -4,7 +4,9 @@
 before the webui builds its UI and API) adds
 
 * every sampler of ``SAMPLERS`` to the txt2img/img2img sampler menu and
-  ``/sdapi/v1/samplers`` as ``<title> (SS)`` (:mod:`.registration`, :mod:`.sampler`);
+  ``/sdapi/v1/samplers`` as ``<title> (SS)`` (:mod:`.registration`, :mod:`.sampler`), and
+  their CFG++ forms where the host's CFG denoiser hands over the unconditional prediction
+  (``<title> CFG++ (SS)``; :func:`.sampler.exposes_uncond`);
 * every schedule of ``SCHEDULES`` to the "Schedule type" menu and ``/sdapi/v1/schedulers``
   (Forge Classic: to the choices of its "Scheduler type" setting);
 * a Settings section "SEEDS Samplers" with every parameter (:mod:`.naming`), written to the
@@ -43,16 +45,24 @@ def setup_webui(host: Optional[Dict[str, Any]] = None) -> Optional[type]:
                 from modules import sd_schedulers  # A1111 >= 1.9, Forge, reForge: a "Schedule type" menu
             except ImportError:  # Forge Classic (A1111 1.8 base): the schedule is the "Scheduler type" setting
                 sd_schedulers = None
+            try:
+                from modules import sd_samplers_cfg_denoiser  # CFG++ entries where it keeps the uncond
+            except ImportError:
+                sd_samplers_cfg_denoiser = None
             host = dict(sd_samplers=sd_samplers, sd_samplers_common=sd_samplers_common,
                         sd_samplers_kdiffusion=sd_samplers_kdiffusion, sd_schedulers=sd_schedulers,
-                        shared=shared, scripts=scripts)
+                        shared=shared, scripts=scripts, sd_samplers_cfg_denoiser=sd_samplers_cfg_denoiser)
+        from ..samplers.cfg_pp import menu_entries
         from .registration import register_samplers, register_schedulers, register_settings
+        from .sampler import exposes_uncond
         from .script import make_script_class
 
         register_settings(host["shared"], host.get("components"))
         schedules = register_schedulers(host["sd_schedulers"], host["shared"], host["sd_samplers_kdiffusion"])
+        # the CFG++ forms only where the host's CFG denoiser hands over the uncond (webui/sampler.py)
+        specs = menu_entries(cfg_pp=exposes_uncond(host.get("sd_samplers_cfg_denoiser")))
         samplers = register_samplers(host["sd_samplers"], host["sd_samplers_common"],
-                                     host["sd_samplers_kdiffusion"], host["sd_schedulers"], host["shared"])
+                                     host["sd_samplers_kdiffusion"], host["sd_schedulers"], host["shared"], specs)
         script = make_script_class(host["scripts"], host["shared"]) if host.get("scripts") is not None else None
     except Exception as e:  # noqa: BLE001 - never stop the webui from starting
         log.error("SEEDS Samplers: webui integration failed to load (%s: %s); the webui's own samplers are "

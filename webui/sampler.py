@@ -39,7 +39,7 @@ from .model_type import detect_model_type
 from .naming import infotext_fields, sampler_settings, values_from_options
 
 __all__ = ["make_sampler_class", "steps_factor", "batch_seeds_of", "HostRNGNoise", "HostUncond",
-           "CFG_PP_SCALE_DIVISOR"]
+           "CFG_PP_SCALE_DIVISOR", "exposes_uncond"]
 
 # A1111's CFG++ convention (its "DDIM CFG++" sets this multiplier): the CFG scale slider's
 # 0-12.5 is CFG++'s guidance scale 0-1.
@@ -94,6 +94,22 @@ class HostUncond:
     @property
     def last_uncond(self) -> Optional[torch.Tensor]:
         return self.denoiser.last_noise_uncond
+
+
+def exposes_uncond(cfg_denoiser_module: Any) -> bool:
+    """Whether this webui's CFG denoiser (``modules.sd_samplers_cfg_denoiser.CFGDenoiser``)
+    keeps the unconditional prediction the way :class:`HostUncond` reads it: probed on an
+    instance (the attributes are set in its ``__init__``). A1111 1.10: yes; Forge Classic
+    (no unconditional prediction kept) and a denoiser that keeps it in another form without
+    the scale multiplier (the Forge Neo fork read for this): no, so no CFG++ menu entries there."""
+    cls = getattr(cfg_denoiser_module, "CFGDenoiser", None)
+    if cls is None:
+        return False
+    try:
+        probe = cls(None)
+    except Exception:  # noqa: BLE001 - a denoiser we cannot build is one we do not know
+        return False
+    return hasattr(probe, "need_last_noise_uncond") and hasattr(probe, "cond_scale_miltiplier")
 
 
 def make_sampler_class(kdiffusion_sampler: type, sd_samplers_common: Any, shared: Any) -> type:
