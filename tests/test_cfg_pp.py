@@ -221,3 +221,32 @@ def test_explicit_source_is_used():
 def test_the_option_is_on_the_solvers_of_the_issue():
     have = sorted(sid for sid, spec in SAMPLERS.items() if CFG_PP in spec.params)
     assert have == ["deis", "er_sde", "ipndm", "seeds_1", "seeds_2", "seeds_3"]
+
+
+def test_webui_probe_and_source_follow_the_hosts_denoiser():
+    """A1111-like denoiser (keeps the uncond, has the CFG++ scale multiplier): listed, and the
+    source asks it to keep the uncond and sets the host's scale convention; one without
+    (Forge Classic-like) is not listed and refused."""
+    import types
+
+    from seeds_samplers.webui.sampler import CFG_PP_SCALE_DIVISOR, HostUncond, exposes_uncond
+
+    class A1111Like:
+        def __init__(self, sampler):
+            self.cond_scale_miltiplier = 1.0
+            self.need_last_noise_uncond = False
+            self.last_noise_uncond = None
+
+    class ClassicLike:
+        def __init__(self, sampler):
+            self.sampler = sampler
+
+    assert exposes_uncond(types.SimpleNamespace(CFGDenoiser=A1111Like))
+    assert not exposes_uncond(types.SimpleNamespace(CFGDenoiser=ClassicLike)) and not exposes_uncond(None)
+    d = A1111Like(None)
+    src = HostUncond(d)
+    assert d.need_last_noise_uncond and d.cond_scale_miltiplier == 1.0 / CFG_PP_SCALE_DIVISOR
+    d.last_noise_uncond = torch.ones(1)
+    assert torch.equal(src.last_uncond, torch.ones(1))
+    with pytest.raises(ValueError, match="does not expose"):
+        HostUncond(ClassicLike(None))
