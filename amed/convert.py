@@ -333,8 +333,8 @@ def convert_official(path: Union[str, Path], sigma_min: Optional[float] = None,
     if stu not in _SOLVER_NAMES:
         raise ValueError(f"{Path(path).name}: student solver {stu!r} is not supported (supported: {list(_SOLVER_NAMES)})")
     max_order = int(attrs.get("max_order") or 2)
-    if stu == "dpmpp" and max_order > 2:
-        raise ValueError(f"{Path(path).name}: DPM-Solver++ plugin with max_order {max_order} (only 1-2 supported)")
+    if stu == "dpmpp" and max_order > 3:
+        raise ValueError(f"{Path(path).name}: DPM-Solver++ plugin with max_order {max_order} (only 1-3 supported)")
     dataset = str(attrs.get("dataset_name", ""))
     lo, hi = _DATASET_RANGES.get(dataset, (None, None))
     lo = sigma_min if sigma_min is not None else lo

@@ -17,8 +17,19 @@ Sec. 3.3 and Algorithm 1; restated in docs/amed.md). The command line on the tes
   state and history.
 * Data: only Gaussian initial latents (and the user's conditioning, through the model).
 
-The loss on a fixed held-out batch is measured before and after training, so a run
-reports what it gained over the untrained predictor (r = 1/2: the base solver).
+What makes a run safe to ship (docs/amed.md, "Training"):
+
+* trajectories are generated batch by batch and streamed: with one epoch nothing is kept;
+  with more, each teacher batch is spooled to a temporary file, so memory does not grow
+  with their number;
+* the learning rate follows a cosine schedule over all optimiser rounds;
+* a held-out set of trajectories (its own seed) is scored before training (the untrained
+  predictor, r = 1/2: the base solver) and ``evals`` times during it; the predictor with
+  the lowest held-out loss is kept, so the result is never worse than its start on those
+  trajectories, and ``improved`` in the result says whether any trained state beat it;
+* under ``torchrun`` (``torch.distributed`` initialised) every batch and the held-out set
+  are split across the ranks and the predictor is wrapped in DistributedDataParallel:
+  with the same seeds and total batch the loss curve is the single-process one to round-off.
 """
 
 from __future__ import annotations
@@ -26,8 +37,10 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import math
+import os
+import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
@@ -40,10 +53,33 @@ from ..samplers.model_types import ModelType, resolve_model_type
 from ..samplers.run import check_latent, check_sigmas
 from .storage import FEATURE_MODES
 
-__all__ = ["TrainSettings", "TeacherBatch", "teacher_batch", "train_predictor", "distillation_loss",
-           "student_nfe", "schedule_sigmas"]
+__all__ = ["TrainSettings", "TrainResult", "TeacherBatch", "teacher_batch", "train_predictor", "distillation_loss",
+           "student_nfe", "schedule_sigmas", "RECIPES", "TEACHER_SUBSTEPS", "LR_SCHEDULES", "Progress",
+           "not_improved_message", "tqdm_progress"]
 
 SINGLE_STEP = ("amed", "euler", "dpm_2")
+# Teacher steps per student interval: one default for the trainer, its command, the ComfyUI
+# node and the evaluation (the teacher's own error at 8 is in docs/amed.md).
+TEACHER_SUBSTEPS = 8
+LR_SCHEDULES = ("cosine", "constant")
+# The official recipe per student (the AMED README's training commands): AMED-Solver with
+# scale_dir 0.01, no time scale, on a schedule uniform in VP time; the iPNDM plugin with
+# max_order 4, the polynomial schedule rho = 7 (EDM's), scale_dir 0.01, scale_time 0.2;
+# AFS for both. The other plugins keep the paper's head ranges on the logSNR grid. The
+# official teachers (Heun / iPNDM with 1-2 inserted points) are replaced by the finer
+# Adams-Bashforth teacher above.
+RECIPES: Dict[str, Dict[str, Any]] = {
+    "amed": dict(schedule="vp_time_uniform", afs=True, scale_dir=0.01, scale_time=0.0, max_order=1),
+    "ipndm": dict(schedule="edm_rho", afs=True, scale_dir=0.01, scale_time=0.2, max_order=4),
+    "deis": dict(schedule="logsnr_uniform", afs=True, scale_dir=0.01, scale_time=0.0, max_order=3),
+    "dpmpp_2m": dict(schedule="logsnr_uniform", afs=True, scale_dir=0.01, scale_time=0.0, max_order=2),
+    "dpm_2": dict(schedule="logsnr_uniform", afs=True, scale_dir=0.01, scale_time=0.0, max_order=1),
+    "euler": dict(schedule="logsnr_uniform", afs=True, scale_dir=0.01, scale_time=0.0, max_order=1),
+}
+
+# progress(phase, done, total, loss): phase names one long phase ("held-out teacher",
+# "epoch 1/3", ...); done/total count its batches; loss is the last batch's (None if none)
+Progress = Callable[[str, int, int, Optional[float]], None]
 
 
 @dataclass
@@ -58,15 +94,18 @@ class TrainSettings:
             feature: a learned per-step schedule; for DiT / flow transformers and speed).
         scale_dir: direction-scale range half-width (0 = no head; paper 0.01).
         scale_time: time-scale range half-width (0 = no head; paper 0 or 0.2).
-        max_order: ipndm / deis history length (1-4), dpmpp_2m order (1-2).
+        max_order: ipndm / deis history length (1-4), dpmpp_2m order (1-3).
         prediction: dpmpp_2m: ``"data"`` or ``"noise"``.
-        lower_order_final: dpmpp_2m: first-order last sub-step.
+        lower_order_final: dpmpp_2m: lower orders on the last sub-steps.
         teacher_substeps: teacher steps (1 model call each) per student interval.
-        trajectories: number of training trajectories.
-        batch: trajectories per optimiser round.
-        lr: Adam learning rate (paper 5e-3).
-        seed: seed of the initial latents (held-out batch: seed + 1).
-        holdout: size of the held-out batch for the before/after loss.
+        trajectories: number of training trajectories (rounded up to whole batches).
+        batch: trajectories per optimiser round (the total over all ranks).
+        epochs: passes over the training trajectories (teacher computed once, spooled).
+        lr: Adam learning rate (paper 5e-3) at the start of the schedule.
+        lr_schedule: ``"cosine"`` (to 0 over all rounds) or ``"constant"``.
+        seed: seed of the training latents and of the predictor's initialisation.
+        holdout: held-out trajectories (seed + 1) that pick the best predictor.
+        evals: held-out evaluations spread over training (besides the one before it).
     """
 
     solver: str = "amed"
@@ -77,27 +116,44 @@ class TrainSettings:
     max_order: int = 3
     prediction: str = "data"
     lower_order_final: bool = True
-    teacher_substeps: int = 8
+    teacher_substeps: int = TEACHER_SUBSTEPS
     trajectories: int = 512
     batch: int = 16
+    epochs: int = 1
     lr: float = 5e-3
+    lr_schedule: str = "cosine"
     seed: int = 0
-    holdout: int = 32
+    holdout: int = 64
+    evals: int = 8
+
+    @classmethod
+    def recipe(cls, solver: str, **overrides: Any) -> "TrainSettings":
+        """The official recipe for ``solver`` (:data:`RECIPES`), with ``overrides``."""
+        names = {f.name for f in fields(cls)}
+        base = {k: v for k, v in RECIPES[solver].items() if k in names}
+        base.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(solver=solver, **base)
 
     def check(self) -> None:
-        order = min(self.max_order, MAX_ORDERS["dpmpp_2m"]) if self.solver == "dpmpp_2m" else self.max_order
-        check_solver_config(self.solver, order, self.prediction)
+        check_solver_config(self.solver, self.order, self.prediction)
         if self.feature_mode not in FEATURE_MODES:
             raise ValueError(f"feature_mode must be one of {FEATURE_MODES}, got {self.feature_mode!r}")
-        for name in ("teacher_substeps", "trajectories", "batch", "holdout"):
+        for name in ("teacher_substeps", "trajectories", "batch", "holdout", "epochs", "evals"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
 
     @property
     def order(self) -> int:
         return min(self.max_order, MAX_ORDERS["dpmpp_2m"]) if self.solver == "dpmpp_2m" else self.max_order
+
+    @property
+    def rounds(self) -> int:
+        """Optimiser rounds (batches) per epoch."""
+        return max(1, math.ceil(self.trajectories / self.batch))
 
 
 def student_nfe(n_positive: int, afs: bool, final_denoise: bool) -> int:
@@ -107,10 +163,9 @@ def student_nfe(n_positive: int, afs: bool, final_denoise: bool) -> int:
 
 def _ve_call(model: Callable, mt: ModelType, extra_args: dict) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     def call(y: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        view = (-1,) + (1,) * (y.ndim - 1)
         if mt.is_flow:
             sig = s / (1 + s)
-            x = y * (1 / (1 + s)).reshape(view).to(y.dtype)
+            x = y * (1 / (1 + s)).reshape((-1,) + (1,) * (y.ndim - 1)).to(y.dtype)
         else:
             sig, x = s, y
         out = model(x, sig.to(torch.float32 if y.dtype != torch.float64 else torch.float64), **extra_args)
@@ -169,11 +224,13 @@ def _sanitize_grads(params) -> None:
             torch.nan_to_num_(p.grad, nan=0.0, posinf=1e5, neginf=-1e5)
 
 
-def _interval_losses(predictor: AMEDPredictor, settings: TrainSettings, call: Callable, grid_ve: Sequence[float],
+def _interval_losses(net: torch.nn.Module, settings: TrainSettings, call: Callable, grid_ve: Sequence[float],
                      alphas: Sequence[float], tb: TeacherBatch, source: Any,
-                     optimizer: Optional[torch.optim.Optimizer]) -> List[float]:
+                     optimizer: Optional[torch.optim.Optimizer]) -> List[torch.Tensor]:
     """Run the student over one batch; with an optimiser take one step per interval.
-    Returns the per-interval losses."""
+    ``net`` is the predictor or its DistributedDataParallel wrapper. Returns the
+    per-interval losses (0-dim tensors, this process's rows)."""
+    feature_size = getattr(net, "module", net).feature_size
     core = AMEDCore(settings.solver, grid_ve, call, settings.order, settings.prediction, settings.lower_order_final)
     use_feat = settings.feature_mode == "bottleneck"
     single = settings.solver in SINGLE_STEP
@@ -194,9 +251,9 @@ def _interval_losses(predictor: AMEDPredictor, settings: TrainSettings, call: Ca
                 den = call(y_in, torch.full((b,), grid_ve[j], dtype=torch.float64, device=y.device))
                 feat = source.take() if (source is not None and use_feat) else None
         if feat is not None:
-            feat = feature_positions(feat, predictor.feature_size)
+            feat = feature_positions(feat, feature_size)
         with torch.set_grad_enabled(optimizer is not None):
-            r, c, a = predictor(feat, grid_ve[j], grid_ve[j + 1], batch=b)
+            r, c, a = net(feat, grid_ve[j], grid_ve[j + 1], batch=b)
             dev = y_in.device
             y1, _ = core.step(j, y_in, den, r.to(dev), c.to(dev), a.to(dev))
             diff = (y1 - tb.y[j + 1]) * alphas[j + 1]
@@ -204,22 +261,93 @@ def _interval_losses(predictor: AMEDPredictor, settings: TrainSettings, call: Ca
         if optimizer is not None:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            _sanitize_grads(predictor.parameters())
+            _sanitize_grads(net.parameters())
             optimizer.step()
-        losses.append(float(loss.detach()))
+        losses.append(loss.detach())
         y = y1.detach()
         core.hist_d = [h.detach() for h in core.hist_d]
         core.hist_s = [h.detach() for h in core.hist_s]
         if core.prev_m is not None:
-            core.prev_m, core.prev_lam = core.prev_m.detach(), core.prev_lam.detach()
+            core.prev_m, core.prev_lam = [m.detach() for m in core.prev_m], [lm.detach() for lm in core.prev_lam]
     return losses
+
+
+class _Ranks:
+    """This process's share of a batch: ``torch.distributed`` when initialised with more
+    than one process, else everything. Losses are means over a rank's rows; with equal
+    shares the mean over ranks is the mean over the whole batch."""
+
+    def __init__(self) -> None:
+        import torch.distributed as dist
+
+        self.on = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        self.rank = dist.get_rank() if self.on else 0
+        self.world = dist.get_world_size() if self.on else 1
+
+    def rows(self, n: int) -> slice:
+        if n % self.world:
+            raise ValueError(f"a batch of {n} trajectories does not split evenly over {self.world} processes")
+        k = n // self.world
+        return slice(self.rank * k, (self.rank + 1) * k)
+
+    def mean(self, values: torch.Tensor) -> torch.Tensor:
+        if not self.on:
+            return values
+        import torch.distributed as dist
+
+        out = values.detach().to(torch.float64).cpu().clone()
+        dist.all_reduce(out)
+        return out / self.world
 
 
 def distillation_loss(predictor: AMEDPredictor, settings: TrainSettings, call: Callable, grid_ve: Sequence[float],
                       alphas: Sequence[float], tb: TeacherBatch, source: Any = None) -> float:
-    """Total distillation loss (sum over intervals) of ``predictor`` on a teacher batch."""
+    """Total distillation loss (sum over intervals) of ``predictor`` on a teacher batch
+    (this process's rows)."""
     with torch.no_grad():
-        return float(sum(_interval_losses(predictor, settings, call, grid_ve, alphas, tb, source, None)))
+        return float(sum(float(v) for v in _interval_losses(predictor, settings, call, grid_ve, alphas, tb, source,
+                                                            None)))
+
+
+class _Spool:
+    """Teacher batches of the first epoch, kept for the later ones: in temporary files
+    (memory stays flat in the number of trajectories), or nowhere with one epoch."""
+
+    def __init__(self, keep: bool):
+        self.dir = tempfile.TemporaryDirectory(prefix="amed-teacher-") if keep else None
+
+    def put(self, i: int, tb: TeacherBatch) -> None:
+        if self.dir is not None:
+            torch.save({"y": tb.y, "den": tb.den, "feat": tb.feat}, os.path.join(self.dir.name, f"{i}.pt"))
+
+    def get(self, i: int) -> TeacherBatch:
+        d = torch.load(os.path.join(self.dir.name, f"{i}.pt"), weights_only=True)
+        return TeacherBatch(d["y"], d["den"], d["feat"])
+
+    def close(self) -> None:
+        if self.dir is not None:
+            self.dir.cleanup()
+
+
+def not_improved_message(loss_before: float, loss_trained: float) -> str:
+    """What the CLI and the ComfyUI node say when no trained state beat the untrained one."""
+    return (f"no improvement: held-out loss of the untrained predictor (r = 1/2, the base solver) {loss_before:.5g}, "
+            f"best trained state {loss_trained:.5g}; the untrained predictor is no better than the base solver")
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_predictor` returns (unpacks as ``predictor, config, history``).
+
+    ``config['improved']`` is False when no trained state beat the untrained predictor on
+    the held-out trajectories; ``predictor`` is then the untrained one."""
+
+    predictor: AMEDPredictor
+    config: Dict[str, Any]
+    history: List[float]
+
+    def __iter__(self):
+        return iter((self.predictor, self.config, self.history))
 
 
 def train_predictor(
@@ -234,10 +362,9 @@ def train_predictor(
     feature_source: Any = None,
     device: Optional[torch.device] = None,
     dtype: torch.dtype = torch.float32,
-    progress: Optional[Callable[[int, int, float], None]] = None,
+    progress: Optional[Progress] = None,
     log: Optional[Callable[[str], None]] = None,
-    teacher_cache: Optional[dict] = None,
-) -> tuple:
+) -> TrainResult:
     """Train an AMED predictor for ``model`` on the grid ``sigmas``.
 
     Args:
@@ -252,14 +379,16 @@ def train_predictor(
         model_type: override model-type detection.
         feature_source: bottleneck capture (default: a hook on the model's middle_block).
         device, dtype: where and in which precision latents live.
-        progress: ``progress(done, total, loss)`` after every batch.
+        progress: :data:`Progress` callback after every batch of every long phase.
         log: a line logger.
-        teacher_cache: a dict shared between calls that train several students on the same
-            model, grid, prior and seed: teacher batches are computed once.
 
-    Returns ``(predictor, config, history)``: the trained module, its metadata (without
-    ``model_family``/``cfg``/``command``, which the caller adds) and the per-batch mean
-    interval losses.
+    Under ``torchrun`` (an initialised process group) every process calls this with the
+    same arguments; each computes its share of every batch.
+
+    Returns a :class:`TrainResult` ``(predictor, config, history)``: the best predictor by
+    held-out loss, its metadata (without ``model_family``/``cfg``/``command``, which the
+    caller adds) and the per-batch training losses (mean over the whole batch, summed over
+    intervals).
     """
     settings.check()
     extra_args = {} if extra_args is None else extra_args
@@ -272,6 +401,7 @@ def train_predictor(
     grid_ve = [mt.ve_sigma(s) for s in positive]
     alphas = [mt.alpha(s) for s in positive]
     device = torch.device("cpu") if device is None else torch.device(device)
+    ranks = _Ranks()
     if prior is None:
         if latent_shape is None:
             raise ValueError("give latent_shape or prior")
@@ -283,47 +413,95 @@ def train_predictor(
     if settings.feature_mode == "bottleneck":
         source = feature_source if feature_source is not None else capture_for(model)
     call = _ve_call(model, mt, extra_args)
-    predictor = AMEDPredictor(64, settings.scale_dir, settings.scale_time).to(device)
-    opt = torch.optim.Adam(predictor.parameters(), lr=settings.lr, betas=(0.9, 0.999), eps=1e-8)
-    g_hold = torch.Generator().manual_seed(settings.seed + 1)
-    g = torch.Generator().manual_seed(settings.seed)
+    say = log if (log is not None and ranks.rank == 0) else (lambda msg: None)
+    tell = progress if ranks.rank == 0 else None
 
-    def make_teacher(n: int, gen: torch.Generator, tag: Any) -> TeacherBatch:
-        x0 = prior(n, gen).to(device, dtype)
+    def make_teacher(n: int, gen: torch.Generator) -> TeacherBatch:
+        # every process draws the whole batch (the same numbers as one process would) and
+        # keeps its rows
+        x0 = prior(n, gen)[ranks.rows(n)].to(device, dtype)
         check_latent(x0)
-        key = (tuple(grid_ve), settings.seed, settings.teacher_substeps, source is not None, n, tag)
-        if teacher_cache is not None and key in teacher_cache:
-            return teacher_cache[key]
-        tb = teacher_batch(call, grid_ve, x0 * (1.0 / alphas[0]), settings.teacher_substeps, source)
-        if teacher_cache is not None:
-            teacher_cache[key] = tb
-        return tb
+        return teacher_batch(call, grid_ve, x0 * (1.0 / alphas[0]), settings.teacher_substeps, source)
 
     ctx = source if source is not None else contextlib.nullcontext()
     history: List[float] = []
+    evals: List[Dict[str, float]] = []
     t0 = time.time()
+    spool = _Spool(settings.epochs > 1)
     with ctx:
-        hold = make_teacher(settings.holdout, g_hold, "holdout")
-        if hold.feat and hold.feat[-1] is not None:
-            size = hold.feat[-1].shape[-1] * hold.feat[-1].shape[-2]
-            size = 64 if size >= 64 else size  # larger maps are pooled to 8 x 8
-            if size != predictor.feature_size:
-                predictor = AMEDPredictor(size, settings.scale_dir, settings.scale_time).to(device)
-                opt = torch.optim.Adam(predictor.parameters(), lr=settings.lr, betas=(0.9, 0.999), eps=1e-8)
-        loss0 = distillation_loss(predictor, settings, call, grid_ve, alphas, hold, source)
-        if log:
-            log(f"held-out loss before training (r = 1/2, the base method): {loss0:.5g}")
-        n_batches = max(1, math.ceil(settings.trajectories / settings.batch))
-        for bi in range(n_batches):
-            tb = make_teacher(settings.batch, g, bi)
-            losses = _interval_losses(predictor, settings, call, grid_ve, alphas, tb, source, opt)
-            history.append(sum(losses))
-            if progress:
-                progress(bi + 1, n_batches, history[-1])
-        loss1 = distillation_loss(predictor, settings, call, grid_ve, alphas, hold, source)
+        g_hold = torch.Generator().manual_seed(settings.seed + 1)
+        hold_batches = []
+        n_hold = max(1, math.ceil(settings.holdout / settings.batch))
+        if tell:
+            tell("held-out teacher", 0, n_hold, None)
+        for hi in range(n_hold):
+            hold_batches.append(make_teacher(min(settings.batch, settings.holdout - hi * settings.batch), g_hold))
+            if tell:
+                tell("held-out teacher", hi + 1, n_hold, None)
+        feat_size = 64
+        last_feat = hold_batches[0].feat[-1]
+        if last_feat is not None:
+            size = last_feat.shape[-1] * last_feat.shape[-2]
+            feat_size = 64 if size >= 64 else size  # larger maps are pooled to 8 x 8
+        torch.manual_seed(settings.seed)  # the same initialisation in every process and run
+        predictor = AMEDPredictor(feat_size, settings.scale_dir, settings.scale_time).to(device)
+        net: torch.nn.Module = predictor
+        if ranks.on:
+            # unused parameters: the feature path at an AFS step and in time-only mode
+            net = torch.nn.parallel.DistributedDataParallel(predictor, find_unused_parameters=True)
+        opt = torch.optim.Adam(predictor.parameters(), lr=settings.lr, betas=(0.9, 0.999), eps=1e-8)
+        total_rounds = settings.rounds * settings.epochs
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, (lambda k: 0.5 * (1 + math.cos(math.pi * k / total_rounds))) if settings.lr_schedule == "cosine"
+            else (lambda k: 1.0))
+
+        def held_out() -> float:
+            weights = torch.tensor([tb.y[0].shape[0] for tb in hold_batches], dtype=torch.float64)
+            per = torch.tensor([distillation_loss(predictor, settings, call, grid_ve, alphas, tb, source)
+                                for tb in hold_batches], dtype=torch.float64)
+            return float(ranks.mean((per * weights).sum() / weights.sum()))
+
+        loss0 = held_out()
+        best = (loss0, 0, {k: v.clone() for k, v in predictor.state_dict().items()})
+        evals.append(dict(round=0, loss=loss0))
+        say(f"held-out loss before training (r = 1/2, the base method): {loss0:.5g} "
+            f"({settings.holdout} trajectories)")
+        eval_at = {max(1, round(total_rounds * (k + 1) / settings.evals)) for k in range(settings.evals)}
+        done = 0
+        g = torch.Generator().manual_seed(settings.seed)
+        for epoch in range(settings.epochs):
+            phase = f"epoch {epoch + 1}/{settings.epochs}" + (" (teacher + student)" if epoch == 0 else "")
+            if tell:
+                tell(phase, 0, settings.rounds, None)
+            for bi in range(settings.rounds):
+                if epoch == 0:
+                    tb = make_teacher(settings.batch, g)
+                    spool.put(bi, tb)
+                else:
+                    tb = spool.get(bi)
+                losses = _interval_losses(net, settings, call, grid_ve, alphas, tb, source, opt)
+                sched.step()
+                history.append(float(ranks.mean(torch.stack(losses).sum())))
+                done += 1
+                if tell:
+                    tell(phase, bi + 1, settings.rounds, history[-1])
+                if done in eval_at:
+                    loss = held_out()
+                    evals.append(dict(round=done, loss=loss))
+                    if loss < best[0]:
+                        best = (loss, done, {k: v.clone() for k, v in predictor.state_dict().items()})
+                    say(f"round {done}/{total_rounds}: held-out loss {loss:.5g} (best {best[0]:.5g})")
+    spool.close()
     seconds = time.time() - t0
-    if log:
-        log(f"held-out loss after training: {loss1:.5g} ({seconds:.1f} s)")
+    loss_last = evals[-1]["loss"]
+    trained_best = min(e["loss"] for e in evals[1:]) if len(evals) > 1 else loss0
+    improved = best[1] > 0
+    predictor.load_state_dict(best[2])
+    if improved:
+        say(f"held-out loss {loss0:.5g} -> {best[0]:.5g} (x {best[0] / loss0:.3f}; kept the state after round "
+            f"{best[1]} of {total_rounds}; last {loss_last:.5g}; {seconds:.1f} s)")
+    else:
+        say("WARNING: " + not_improved_message(loss0, trained_best))
     predictor.eval().requires_grad_(False)
     config: Dict[str, Any] = dict(
         solver=settings.solver, afs=settings.afs, feature_mode=settings.feature_mode,
@@ -331,12 +509,41 @@ def train_predictor(
         max_order=settings.order, prediction=settings.prediction, lower_order_final=settings.lower_order_final,
         sigmas=positive, model_type=mt.kind, sigma_min=positive[-1], sigma_max=positive[0],
         teacher=f"AB3 in sigma, {settings.teacher_substeps} steps per interval (uniform in lambda)",
-        trajectories=n_batches * settings.batch, batch=settings.batch, lr=settings.lr, seed=settings.seed,
-        loss_before=loss0, loss_after=loss1, train_seconds=round(seconds, 1),
+        teacher_substeps=settings.teacher_substeps,
+        trajectories=settings.rounds * settings.batch, batch=settings.batch, epochs=settings.epochs,
+        lr=settings.lr, lr_schedule=settings.lr_schedule, seed=settings.seed,
+        holdout=settings.holdout, holdout_seed=settings.seed + 1, processes=ranks.world,
+        loss_before=loss0, loss_after=best[0], loss_last=loss_last, best_round=best[1], rounds=total_rounds,
+        improved=improved, loss_ratio=best[0] / loss0 if loss0 > 0 else None,
+        heldout_curve=[[e["round"], e["loss"]] for e in evals],
+        train_seconds=round(seconds, 1),
         created=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
     predictor.config = dict(config)
-    return predictor, config, history
+    return TrainResult(predictor, config, history)
+
+
+def tqdm_progress(desc: str = "amed-train") -> Progress:
+    """A :data:`Progress` callback drawing one tqdm bar (with ETA) per phase; for the command
+    line (the ComfyUI node draws ComfyUI's bar instead)."""
+    from tqdm.auto import tqdm
+
+    state: Dict[str, Any] = {"phase": None, "bar": None}
+
+    def update(phase: str, done: int, total: int, loss: Optional[float]) -> None:
+        if phase != state["phase"]:
+            if state["bar"] is not None:
+                state["bar"].close()
+            state["phase"], state["bar"] = phase, tqdm(total=total, desc=f"{desc}: {phase}")
+        bar = state["bar"]
+        bar.update(done - bar.n)
+        if loss is not None:
+            bar.set_postfix(loss=f"{loss:.4g}")
+        if done >= total:
+            bar.close()
+            state["phase"], state["bar"] = None, None
+
+    return update
 
 
 def schedule_sigmas(model: Any, schedule: str, steps: int) -> torch.Tensor:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
+import os
 import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence, Tuple
@@ -17,8 +17,8 @@ from typing import Any, Optional, Sequence, Tuple
 import torch
 
 from ..amed.storage import FEATURE_MODES, save_predictor
-from ..amed.train import TrainSettings, schedule_sigmas, student_nfe, train_predictor
-from ..samplers.amed import DEFAULT_ORDERS
+from ..amed.train import (LR_SCHEDULES, RECIPES, TEACHER_SUBSTEPS, TrainSettings, not_improved_message,
+                          schedule_sigmas, student_nfe, tqdm_progress, train_predictor)
 from ..samplers.amed_core import AMED_SOLVERS
 
 __all__ = ["WEIGHTS", "load_model", "main"]
@@ -44,23 +44,33 @@ def load_model(name: str) -> Tuple[Any, Tuple[int, int, int], str]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m seeds_samplers amed-train",
-                                description="Train an AMED predictor by distillation, or convert an official one.")
+    p = argparse.ArgumentParser(
+        prog="python -m seeds_samplers amed-train",
+        description="Train an AMED predictor by distillation, or convert an official one. Unset options take the "
+                    "official recipe of the student (amed.train.RECIPES). Runs under torchrun "
+                    "(--nproc_per_node N, gloo on CPU): the batches are split over the processes, rank 0 writes.")
     p.add_argument("--model", default="digits-eps", help="digits-eps | digits-flow | gmm-vp | gmm-flow")
-    p.add_argument("--schedule", default="logsnr_uniform", help="uniform or a registered schedule id")
+    p.add_argument("--schedule", default=None, help="uniform or a registered schedule id (default: the recipe's)")
     p.add_argument("--steps", type=int, default=4, help="sampler steps (sigma intervals incl. the final one to 0)")
     p.add_argument("--solver", default="amed", choices=AMED_SOLVERS, help="amed = AMED-Solver; else the plugin base")
-    p.add_argument("--no-afs", dest="afs", action="store_false", help="no analytical first step")
+    p.add_argument("--no-afs", dest="afs", action="store_false", default=None, help="no analytical first step")
     p.add_argument("--feature-mode", default="bottleneck", choices=FEATURE_MODES)
-    p.add_argument("--scale-dir", type=float, default=0.01)
-    p.add_argument("--scale-time", type=float, default=0.0)
-    p.add_argument("--max-order", type=int, default=None, help="ipndm/deis 1-4 (default 3), dpmpp_2m 1-2 (default 2)")
+    p.add_argument("--scale-dir", type=float, default=None, help="direction-scale range (recipe: 0.01)")
+    p.add_argument("--scale-time", type=float, default=None, help="time-scale range (recipe: 0.2 ipndm, else 0)")
+    p.add_argument("--max-order", type=int, default=None, help="ipndm/deis 1-4 (recipe: ipndm 4, deis 3), "
+                                                               "dpmpp_2m 1-3 (recipe 2)")
     p.add_argument("--prediction", default="data", choices=("data", "noise"))
-    p.add_argument("--teacher-substeps", type=int, default=8)
+    p.add_argument("--teacher-substeps", type=int, default=TEACHER_SUBSTEPS)
     p.add_argument("--trajectories", type=int, default=512)
-    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--batch", type=int, default=16, help="trajectories per optimiser round (over all processes)")
+    p.add_argument("--epochs", type=int, default=1, help="passes over the trajectories (teacher computed once)")
     p.add_argument("--lr", type=float, default=5e-3)
+    p.add_argument("--lr-schedule", default="cosine", choices=LR_SCHEDULES)
+    p.add_argument("--holdout", type=int, default=64, help="held-out trajectories that pick the best predictor")
+    p.add_argument("--evals", type=int, default=8, help="held-out evaluations during training")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--keep-unimproved", action="store_true",
+                   help="write the file even when no trained state beat the untrained predictor (marked improved=false)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     p.add_argument("--out", default=None, help="output .safetensors (default amed_weights/<name>.safetensors)")
     p.add_argument("--convert", default=None, help="convert an official .pkl/.pt predictor instead of training")
@@ -79,30 +89,45 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         save_predictor(out, pred, cfg)
         print(f"wrote {out}: {json.dumps({k: cfg[k] for k in ('solver', 'afs', 'feature_mode')})}")
         return 0
+    rank = _start_processes()
     model, shape, family = load_model(a.model)
-    order = a.max_order if a.max_order is not None else DEFAULT_ORDERS.get(a.solver, 1)
-    s = TrainSettings(solver=a.solver, afs=a.afs, feature_mode=a.feature_mode, scale_dir=a.scale_dir,
-                      scale_time=a.scale_time, max_order=order, prediction=a.prediction,
-                      teacher_substeps=a.teacher_substeps, trajectories=a.trajectories, batch=a.batch, lr=a.lr,
-                      seed=a.seed)
-    sigmas = schedule_sigmas(model, a.schedule, a.steps)
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=math.ceil(a.trajectories / a.batch), desc=f"amed-train {a.solver}")
-
-    def progress(done, total, loss):
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss:.4g}")
-
-    pred, cfg, _ = train_predictor(model, sigmas, s, latent_shape=shape, progress=progress, log=print)
-    bar.close()
-    cfg.update(model_family=family, cfg=None, schedule=a.schedule, steps=a.steps, command=command)
-    name = f"{family}-{a.solver}-{a.schedule}-{a.steps}steps-{'afs' if a.afs else 'noafs'}-{a.feature_mode}"
+    s = TrainSettings.recipe(a.solver, afs=a.afs, feature_mode=a.feature_mode, scale_dir=a.scale_dir,
+                             scale_time=a.scale_time, max_order=a.max_order, prediction=a.prediction,
+                             teacher_substeps=a.teacher_substeps, trajectories=a.trajectories, batch=a.batch,
+                             epochs=a.epochs, lr=a.lr, lr_schedule=a.lr_schedule, holdout=a.holdout,
+                             evals=a.evals, seed=a.seed)
+    schedule = a.schedule or RECIPES[a.solver]["schedule"]
+    sigmas = schedule_sigmas(model, schedule, a.steps)
+    pred, cfg, _ = train_predictor(model, sigmas, s, latent_shape=shape, log=print,
+                                   progress=tqdm_progress(f"amed-train {a.solver}") if rank == 0 else None)
+    if rank != 0:
+        return 0
+    cfg.update(model_family=family, cfg=None, schedule=schedule, steps=a.steps, command=command)
+    name = f"{family}-{a.solver}-{schedule}-{a.steps}steps-{'afs' if s.afs else 'noafs'}-{a.feature_mode}"
     out = Path(a.out) if a.out else WEIGHTS / f"{name}.safetensors"
+    if not cfg["improved"]:
+        if not a.keep_unimproved:
+            print(f"NOT WRITTEN {out}: {not_improved_message(cfg['loss_before'], min(l for _, l in cfg['heldout_curve'][1:]))}"
+                  f" (--keep-unimproved writes it anyway, marked improved=false)")
+            return 3
+        print(f"WARNING: writing an unimproved predictor (improved=false in its metadata)")
     save_predictor(out, pred, cfg)
-    print(f"wrote {out}  (NFE {student_nfe(len(cfg['sigmas']), a.afs, True)} with the final denoise, "
-          f"{student_nfe(len(cfg['sigmas']), a.afs, False)} stopping at sigma_min)")
+    print(f"wrote {out}  (held-out loss {cfg['loss_before']:.5g} -> {cfg['loss_after']:.5g}; "
+          f"NFE {student_nfe(len(cfg['sigmas']), s.afs, True)} with the final denoise, "
+          f"{student_nfe(len(cfg['sigmas']), s.afs, False)} stopping at sigma_min)")
     return 0
+
+
+def _start_processes() -> int:
+    """Under torchrun (WORLD_SIZE > 1): join the process group (gloo: works on CPU; the
+    predictor is tiny, its gradients are all that is exchanged). Returns this rank."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    return dist.get_rank()
 
 
 if __name__ == "__main__":

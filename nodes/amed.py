@@ -30,7 +30,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import torch
 
 from ..samplers.amed import DEFAULT_ORDERS, sample_amed, sample_amed_plugin
-from ..samplers.amed_core import AMED_SOLVERS
+from ..samplers.amed_core import AMED_SOLVERS, MAX_ORDERS
 from ..samplers.registry import SAMPLERS
 from .definitions import NodeExtension, extend_sampler_node
 from .model_type import comfy_model_type
@@ -178,6 +178,24 @@ def train_in_comfy(model: Any, positive: Any, negative: Any, sigmas: torch.Tenso
     return pred, config
 
 
+def comfy_progress() -> Callable[[str, int, int, Optional[float]], None]:
+    """The trainer's progress callback as ComfyUI's progress bar (one fill per phase: the
+    held-out teacher, then each epoch); Cancel stops the training between batches."""
+    import comfy.model_management
+    import comfy.utils
+
+    bars: Dict[str, Any] = {}
+
+    def progress(phase: str, done: int, total: int, loss: Optional[float]) -> None:
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        if phase not in bars:
+            bars.clear()
+            bars[phase] = comfy.utils.ProgressBar(max(1, total))
+        bars[phase].update_absolute(done, total)
+
+    return progress
+
+
 def _train_node() -> type:
     from ..amed.storage import FEATURE_MODES
     from ..amed.train import TrainSettings
@@ -202,7 +220,8 @@ def _train_node() -> type:
                                 "tooltip": "Direction-scale range (0 = off; paper 0.01)."}),
         "scale_time": ("FLOAT", {"default": defaults.scale_time, "min": 0.0, "max": 0.5, "step": 0.01,
                                  "tooltip": "Time-scale range (0 = off; paper 0 or 0.2)."}),
-        "max_order": ("INT", {"default": 3, "min": 1, "max": 4, "tooltip": "ipndm/deis history 1-4; dpmpp_2m 1-2."}),
+        "max_order": ("INT", {"default": 3, "min": 1, "max": 4, "tooltip": "ipndm/deis history 1-4 (official iPNDM "
+                              "recipe: 4); dpmpp_2m order 1-3 (3 = DPM-Solver++(3M))."}),
         "trajectories": ("INT", {"default": 256, "min": 8, "max": 100000, "step": 8,
                                  "tooltip": "Training trajectories (paper 5k-10k; a few hundred already help)."}),
         "batch": ("INT", {"default": 8, "min": 1, "max": 512, "tooltip": "Trajectories per optimiser round."}),
@@ -214,6 +233,12 @@ def _train_node() -> type:
         "filename_prefix": ("STRING", {"default": "amed", "tooltip": "Saved as models/amed/<prefix>_NNNNN.safetensors."}),
     }
 
+    # optional: saved workflows keep their widget order (required widgets first)
+    optional = {
+        "epochs": ("INT", {"default": defaults.epochs, "min": 1, "max": 64, "tooltip":
+                   "Passes over the trajectories (the teacher runs once; later passes cost about a third)."}),
+    }
+
     class AMEDTrain:
         RETURN_TYPES = (AMED_TYPE, "STRING")
         RETURN_NAMES = ("predictor", "summary")
@@ -222,34 +247,31 @@ def _train_node() -> type:
         CATEGORY = CATEGORY
         OUTPUT_NODE = True
         DESCRIPTION = ("Trains an AMED predictor (Zhou et al. 2024) for this model, conditioning, CFG and schedule by "
-                       "distillation from a finer solve, and saves it to models/amed. Minutes on a GPU; see "
+                       "distillation from a finer solve, keeps the state with the lowest held-out loss and saves it "
+                       "to models/amed. When no trained state beats the untrained predictor (the base solver), "
+                       "the file is marked improved=false and the summary warns with both losses. Minutes on a GPU; see "
                        "docs/amed.md for costs.")
 
         @classmethod
         def INPUT_TYPES(cls):
-            return {"required": copy.deepcopy(inputs)}
+            return {"required": copy.deepcopy(inputs), "optional": copy.deepcopy(optional)}
 
         def train(self, model, positive, negative, sigmas, latent_image, cfg, solver, afs, feature_mode, scale_dir,
-                  scale_time, max_order, trajectories, batch, teacher_substeps, lr, seed, filename_prefix):
+                  scale_time, max_order, trajectories, batch, teacher_substeps, lr, seed, filename_prefix, epochs=1):
             from ..amed.storage import describe, save_predictor
+            from ..amed.train import not_improved_message
             from ..samplers.model_types import model_type_from_model_sampling
 
-            order = min(int(max_order), 2) if solver == "dpmpp_2m" else int(max_order)
+            order = min(int(max_order), MAX_ORDERS["dpmpp_2m"]) if solver == "dpmpp_2m" else int(max_order)
             s = TrainSettings(solver=solver, afs=bool(afs), feature_mode=feature_mode, scale_dir=float(scale_dir),
                               scale_time=float(scale_time), max_order=order if solver in DEFAULT_ORDERS else 1,
-                              trajectories=int(trajectories), batch=int(batch),
+                              trajectories=int(trajectories), batch=int(batch), epochs=int(epochs),
+                              # held-out set: the default, but at most a quarter of the training size
+                              holdout=min(TrainSettings.holdout, max(int(batch), int(trajectories) // 4)),
                               teacher_substeps=int(teacher_substeps), lr=float(lr), seed=int(seed) % (2**31))
             s.check()
-            import comfy.model_management
-            import comfy.utils
-
-            pbar = comfy.utils.ProgressBar(max(1, -(-s.trajectories // s.batch)))
-
-            def progress(done, total, loss):
-                comfy.model_management.throw_exception_if_processing_interrupted()
-                pbar.update_absolute(done, total)
-
-            pred, config = train_in_comfy(model, positive, negative, sigmas, latent_image, cfg, s, seed, progress)
+            pred, config = train_in_comfy(model, positive, negative, sigmas, latent_image, cfg, s, seed,
+                                          comfy_progress())
             ms = model.get_model_object("model_sampling")
             config.update(model_family=model_family(model), cfg=float(cfg),
                           model_type=model_type_from_model_sampling(ms).kind,
@@ -262,8 +284,17 @@ def _train_node() -> type:
             while os.path.exists(os.path.join(folder, f"{prefix}_{n:05d}.safetensors")):
                 n += 1
             path = save_predictor(os.path.join(folder, f"{prefix}_{n:05d}.safetensors"), pred, config)
-            summary = (f"{describe(config)}; held-out distillation loss {config['loss_before']:.4g} -> "
-                       f"{config['loss_after']:.4g} in {config['train_seconds']} s; saved {path}")
+            if not config["improved"]:
+                # the kept predictor is the untrained one (the base solver); saved, marked so
+                trained = min(loss for _, loss in config["heldout_curve"][1:])
+                summary = (f"WARNING: {describe(config)}: {not_improved_message(config['loss_before'], trained)}. "
+                           f"Saved {path} marked improved=false (it is the untrained predictor). Try more "
+                           f"trajectories, more epochs or another lr.")
+                log.warning("SEEDS Samplers: %s", summary)
+                return (pred, summary)
+            summary = (f"{describe(config)}; held-out distillation loss {config['loss_before']:.4g} (untrained) -> "
+                       f"{config['loss_after']:.4g} (x {config['loss_after'] / config['loss_before']:.3f}, best of "
+                       f"{len(config['heldout_curve']) - 1} checks) in {config['train_seconds']} s; saved {path}")
             log.info("SEEDS Samplers: %s", summary)
             return (pred, summary)
 
@@ -282,8 +313,13 @@ def _load_node() -> type:
 
         @classmethod
         def INPUT_TYPES(cls):
-            return {"required": {"predictor_name": (_predictor_files(), {
-                "tooltip": "A predictor file in models/amed; it must match the model, schedule and steps."})}}
+            folder = register_model_folder() or os.path.join("ComfyUI", "models", FOLDER_NAME)
+            files = _predictor_files()
+            hint = (f"A predictor file in {folder}; it must match the model, schedule and steps." if files else
+                    f"No predictor yet: put .safetensors predictors into {folder} (AMED Train Predictor saves "
+                    f"there; `python -m seeds_samplers amed-train --out {os.path.join(folder, 'NAME.safetensors')}` "
+                    f"writes one) and refresh the page.")
+            return {"required": {"predictor_name": (files, {"tooltip": hint})}}
 
         def load(self, predictor_name):
             import folder_paths

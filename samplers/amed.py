@@ -182,15 +182,17 @@ _PLUGIN_PARAMS = (
     Param("base", "ipndm", "Base solver: dpm_2 (DPM-Solver-2), euler, ipndm, dpmpp_2m (DPM-Solver++(2M)), "
                            "deis (rhoAB-DEIS). A predictor fixes it.", choices=PLUGIN_BASES),
     _AFS,
-    Param("max_order", 3, "ipndm / deis: history length 1-4; dpmpp_2m: 1-2 (capped at 2).", 1, 4, 1),
+    Param("max_order", 3, "ipndm / deis: history length 1-4; dpmpp_2m: order 1-3 (capped at 3; unset: 2, "
+                          "DPM-Solver++(2M)).", 1, 4, 1),
     Param("prediction", "data", "dpmpp_2m: data (DPM-Solver++) or noise (DPM-Solver, the paper's latent "
                                 "setting).", choices=PREDICTIONS),
     Param("lower_order_final", True, "dpmpp_2m: first-order last sub-step (official default)."),
     _R, STOP_AT_SIGMA_MIN,
 )
 _DEFAULTS = {p.name: p.default for p in _PLUGIN_PARAMS}
-# history length of the multistep bases by default: the parameter's, capped by the base
-DEFAULT_ORDERS = {b: min(_DEFAULTS["max_order"], top) for b, top in MAX_ORDERS.items()}
+# history length of the multistep bases by default: the parameter's, capped by the base;
+# dpmpp_2m stays DPM-Solver++(2M) unless order 3 is asked for (the official LSUN setting)
+DEFAULT_ORDERS = dict({b: min(_DEFAULTS["max_order"], top) for b, top in MAX_ORDERS.items()}, dpmpp_2m=2)
 
 
 def _run_amed(model: Callable, x: torch.Tensor, sigmas: Any, extra_args: Optional[dict], callback, disable,
@@ -202,8 +204,9 @@ def _run_amed(model: Callable, x: torch.Tensor, sigmas: Any, extra_args: Optiona
                      model_type=model_type, stop_at_sigma_min=stop_at_sigma_min, sigma_steps=False)
     cfg = _predictor_config(predictor)
     defaults = dict(_DEFAULTS, solver=default_solver)
+    solver = _resolve("solver", settings["solver"], cfg, defaults["solver"])
+    defaults["max_order"] = DEFAULT_ORDERS.get(solver, defaults["max_order"])
     got = {k: _resolve(k, v, cfg, defaults[k]) for k, v in settings.items() if k != "r"}
-    solver = got["solver"]
     max_order = min(int(got["max_order"]), MAX_ORDERS["dpmpp_2m"]) if solver == "dpmpp_2m" else int(got["max_order"])
     check_solver_config(solver, max_order, got["prediction"])
     positive = [s for s in run.sigma if s > 0]
@@ -274,7 +277,7 @@ def sample_amed_plugin(
 ) -> torch.Tensor:
     """AMED-Plugin on a base solver (2 model calls per interval; 1 fewer with AFS; +1 for a
     final denoise). Settings left at None take the predictor's value, else their parameter's
-    default (base ``ipndm``, AFS on, ``max_order`` 3, data prediction, lower-order final).
+    default (base ``ipndm``, AFS on, ``max_order`` 3 (dpmpp_2m: 2), data prediction, lower-order final).
 
     Args:
         model, x, sigmas, extra_args, callback, disable: as :func:`sample_amed`.
@@ -284,7 +287,8 @@ def sample_amed_plugin(
         base: ``"dpm_2"`` (DPM-Solver-2), ``"euler"``, ``"ipndm"``, ``"dpmpp_2m"``
             (DPM-Solver++(2M)) or ``"deis"`` (rhoAB-DEIS).
         afs: analytical first step (saves one model call).
-        max_order: ipndm / deis: 1-4 history values; dpmpp_2m: 1-2 (capped at 2).
+        max_order: ipndm / deis: 1-4 history values; dpmpp_2m: order 1-3 (capped at 3;
+            None = 2, DPM-Solver++(2M)).
         prediction: dpmpp_2m: ``"data"`` (DPM-Solver++) or ``"noise"`` (DPM-Solver, the
             paper's latent setting).
         lower_order_final: dpmpp_2m: last sub-step first order (the official default).

@@ -20,7 +20,7 @@ __all__ = ["AMEDCore", "AMED_SOLVERS", "PLUGIN_BASES", "PREDICTIONS", "MAX_ORDER
 PLUGIN_BASES = ("dpm_2", "euler", "ipndm", "dpmpp_2m", "deis")
 AMED_SOLVERS = ("amed",) + PLUGIN_BASES
 PREDICTIONS = ("data", "noise")
-MAX_ORDERS = {"ipndm": 4, "deis": 4, "dpmpp_2m": 2}
+MAX_ORDERS = {"ipndm": 4, "deis": 4, "dpmpp_2m": 3}
 # Gauss-Legendre nodes/weights on [0, 1], 4 points: exact for the Lagrange bases (degree <= 3).
 _GL_U, _GL_W = np.polynomial.legendre.leggauss(4)
 GL_NODES = tuple(float(u) for u in 0.5 * (_GL_U + 1.0))
@@ -89,8 +89,8 @@ class AMEDCore:
         """Forget the multistep history (a new trajectory)."""
         self.hist_d: List[torch.Tensor] = []      # d values, newest first (ipndm, deis)
         self.hist_s: List[torch.Tensor] = []      # their s (deis)
-        self.prev_m: Optional[torch.Tensor] = None  # dpmpp: previous model output
-        self.prev_lam: Optional[torch.Tensor] = None
+        self.prev_m: List[torch.Tensor] = []      # dpmpp: previous model outputs, newest first
+        self.prev_lam: List[torch.Tensor] = []    # their lambda = -log s
         self.sub = 0                               # sub-step counter over the interleaved grid
 
     # --- helpers ------------------------------------------------------------------------
@@ -137,26 +137,59 @@ class AMEDCore:
 
     def _dpmpp(self, y: torch.Tensor, m: torch.Tensor, s0: torch.Tensor, s1: torch.Tensor,
                c: Optional[torch.Tensor]) -> torch.Tensor:
-        """One DPM-Solver(++) multistep sub-step from s0 to s1 ([B] each) with model output m."""
+        """One DPM-Solver(++) multistep sub-step from s0 to s1 ([B] each) with model output m
+        (Lu et al. 2022, arXiv 2211.01095, multistep updates of order 1-3, in VE-equivalent
+        variables: alpha = 1, sigma = s, h = lambda_1 - lambda_0 with lambda = -log s).
+
+        Order 2 is the 2M form (m + (m - m_prev) / (2 r0)); order 3 the update of the
+        exponential integrator with the model output's first and second derivatives in
+        lambda taken from the last three outputs (divided differences on the uneven nodes),
+        exact when the output is quadratic in lambda. ``c`` scales the model terms."""
         n = y.ndim
         lam0, lam1 = -torch.log(s0), -torch.log(s1)
         h = lam1 - lam0
-        order = min(self.max_order, self.sub + 1)
+        order = min(self.max_order, self.sub + 1, len(self.prev_m) + 1)
         if self.lower_order_final:
             order = min(order, self.substeps - self.sub)
-        if order >= 2 and self.prev_m is not None:
-            r0 = (lam0 - self.prev_lam) / h
-            mm = m + (m - self.prev_m) * batch_view(0.5 / r0, n).to(y.dtype)
-        else:
+
+        def bv(t: torch.Tensor) -> torch.Tensor:
+            return batch_view(t, n).to(y.dtype)
+
+        scale = (lambda t: t) if c is None else (lambda t: t * bv(c))
+        data = self.prediction == "data"
+        if order <= 2:
             mm = m
-        if c is not None:
-            mm = mm * batch_view(c, n).to(y.dtype)
-        ratio = s1 / s0
-        if self.prediction == "data":   # y1 = (s1/s0) y0 + (1 - e^{-h}) D'
-            out = y * batch_view(ratio, n).to(y.dtype) + mm * batch_view(-torch.expm1(-h), n).to(y.dtype)
-        else:                           # y1 = y0 + (s1 - s0) eps'
-            out = y + mm * batch_view(s1 - s0, n).to(y.dtype)
-        self.prev_m, self.prev_lam = m, lam0
+            if order == 2:
+                r0 = (lam0 - self.prev_lam[0]) / h
+                mm = m + (m - self.prev_m[0]) * bv(0.5 / r0)
+            mm = scale(mm)
+            if data:   # y1 = (s1/s0) y0 + (1 - e^{-h}) D'
+                out = y * bv(s1 / s0) + mm * bv(-torch.expm1(-h))
+            else:      # y1 = y0 + (s1 - s0) eps'
+                out = y + mm * bv(s1 - s0)
+        else:
+            r0 = (lam0 - self.prev_lam[0]) / h
+            r1 = (self.prev_lam[0] - self.prev_lam[1]) / h
+            d1_0 = (m - self.prev_m[0]) * bv(1.0 / r0)
+            d1_1 = (self.prev_m[0] - self.prev_m[1]) * bv(1.0 / r1)
+            d1 = d1_0 + (d1_0 - d1_1) * bv(r0 / (r0 + r1))
+            # h^2 times the second derivative in lambda: twice the ``D2`` of k-diffusion's
+            # dpmpp_3m_sde, whose update weights it by one half and so is not exact for a
+            # model output quadratic in lambda (tests/test_amed.py checks this one is)
+            d2 = (d1_0 - d1_1) * bv(2.0 / (r0 + r1))
+            if data:
+                phi1 = torch.expm1(-h)
+                phi2 = phi1 / h + 1.0
+                phi3 = phi2 / h - 0.5
+                out = y * bv(s1 / s0) + scale(m * bv(-phi1) + d1 * bv(phi2) - d2 * bv(phi3))
+            else:
+                phi1 = torch.expm1(h)
+                phi2 = phi1 / h - 1.0
+                phi3 = phi2 / h - 0.5
+                out = y - scale(m * bv(phi1) + d1 * bv(phi2) + d2 * bv(phi3)) * bv(s1)
+        self.prev_m.insert(0, m)
+        self.prev_lam.insert(0, lam0)
+        del self.prev_m[2:], self.prev_lam[2:]
         self.sub += 1
         return out
 

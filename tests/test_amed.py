@@ -173,6 +173,66 @@ def test_multistep_plugins_at_half_are_adams_bashforth_on_the_refined_grid(base,
     torch.testing.assert_close(out, ref, rtol=0, atol=1e-9)
 
 
+@pytest.mark.parametrize("prediction", ["data", "noise"])
+def test_dpmpp_third_order_sub_step_is_exact_for_model_outputs_quadratic_in_lambda(prediction):
+    """DPM-Solver++(3M) / DPM-Solver-3M (Lu et al. 2022): with three past model outputs of a
+    model output that is a quadratic polynomial in lambda = -log s, the third-order update
+    integrates the ODE exactly (uneven steps, per-pixel coefficients)."""
+    g = torch.Generator().manual_seed(5)
+    a, b, c = (torch.randn(2, 1, 3, 3, generator=g, dtype=torch.float64) for _ in range(3))
+    s = [14.0, 5.0, 2.6, 0.9]                     # uneven steps in lambda
+    lam = [-math.log(v) for v in s]
+    q = [a + b * t + c * t * t for t in lam]      # the model output at each node
+
+    if prediction == "data":   # dy/dlam = D - y:  y1 = (s1/s0) y0 + s1 [e^t (q - q' + q'')]_{t0}^{t1}
+        def exact(y0, i, j):
+            prim = lambda t: math.exp(t) * (a + b * (t - 1) + c * (t * t - 2 * t + 2))  # noqa: E731
+            return y0 * (s[j] / s[i]) + (prim(lam[j]) - prim(lam[i])) * s[j]
+    else:                      # dy/ds = eps:  y1 = y0 + [e^-t (q + q' + q'')]_{t0}^{t1}
+        def exact(y0, i, j):
+            prim = lambda t: math.exp(-t) * (a + b * (t + 1) + c * (t * t + 2 * t + 2))  # noqa: E731
+            return y0 + prim(lam[j]) - prim(lam[i])
+
+    core = AMEDCore("dpmpp_2m", s, None, max_order=3, prediction=prediction, lower_order_final=False)
+    y = torch.randn(2, 1, 3, 3, generator=g, dtype=torch.float64)
+    for i in range(3):
+        st = lambda v: torch.full((2,), v, dtype=torch.float64)  # noqa: E731
+        out = core._dpmpp(y, q[i], st(s[i]), st(s[i + 1]), None)
+        y_exact = exact(y, i, i + 1)
+        if i < 2:   # warm-up orders 1 and 2 are not exact for a quadratic
+            assert (out - y_exact).abs().max() > 1e-6
+        else:
+            torch.testing.assert_close(out, y_exact, rtol=0, atol=1e-11)
+        y = y_exact
+    # c scales the model terms only: c = 1 + e changes the step by e x (its model part)
+    core2 = AMEDCore("dpmpp_2m", s, None, max_order=3, prediction=prediction, lower_order_final=False)
+    y0 = torch.randn(2, 1, 3, 3, generator=g, dtype=torch.float64)
+    outs = []
+    for cval in (1.0, 1.1):
+        core2.reset()
+        yy = y0
+        for i in range(3):
+            st = lambda v: torch.full((2,), v, dtype=torch.float64)  # noqa: E731
+            yy = core2._dpmpp(yy, q[i], st(s[i]), st(s[i + 1]), st(cval) if i == 2 else None)
+        outs.append(yy)
+    core2.reset()
+    yy = y0
+    for i in range(2):
+        st = lambda v: torch.full((2,), v, dtype=torch.float64)  # noqa: E731
+        yy = core2._dpmpp(yy, q[i], st(s[i]), st(s[i + 1]), None)
+    free = yy * (s[3] / s[2]) if prediction == "data" else yy   # the part without model terms
+    torch.testing.assert_close(outs[1] - free, (outs[0] - free) * 1.1, rtol=1e-12, atol=1e-12)
+
+
+def test_dpmpp_plugin_takes_order_3_only_when_asked():
+    m, sig, x = _setup()
+    two = sample_amed_plugin(m, x.clone(), sig, base="dpmpp_2m", afs=False, disable=True)
+    explicit2 = sample_amed_plugin(m, x.clone(), sig, base="dpmpp_2m", max_order=2, afs=False, disable=True)
+    three = sample_amed_plugin(m, x.clone(), sig, base="dpmpp_2m", max_order=3, afs=False, disable=True)
+    torch.testing.assert_close(two, explicit2, rtol=0, atol=0)
+    assert (three - two).abs().max() > 1e-6
+
+
 def test_flow_model_steps_in_ve_equivalent_variables():
     """On a flow model, r = 1/2 AMED-Solver is DPM-Solver-2 on (x / alpha, sigma / alpha)."""
     m, sig, x = _setup("flow")
