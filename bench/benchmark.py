@@ -14,6 +14,11 @@ on classifier features for the digits (:mod:`seeds_samplers.digits.fd`), each be
 floor (exact / real samples at the same count). Deterministic solvers also get the RMS
 error against a converged probability-flow ODE solve.
 
+On the trained models (digits-eps, digits-flow, patches-eps) the quality tables are decided
+tables (:mod:`.decide`): KID at 2,000 samples per seed, paired over seeds, with their floor
+and minimum detectable difference, after a screening pass that keeps the best anchors, one
+table per schedule x NFE x kind (stochastic / deterministic).
+
 Sweep: ``--sweep SAMPLER --set name=v1,v2 ...`` runs every combination of the given
 parameter values (others at the menu entry's settings) on the test models at NFE 5, 8, 10,
 20 and prints mean ± spread per model x NFE and an aggregate rank.
@@ -38,6 +43,7 @@ from .host_schedules import HOST_SCHEDULES
 from .models import DEFAULT_SCHEDULE, MODELS
 from .overhead import overhead, overhead_markdown
 from .quality import quality, quality_cells, quality_section  # noqa: F401 - quality: tests/test_project.py
+from .decide import TRAINED, write_decided
 from .report import plot_mean_sd, replace_section_if_present, update_section
 from .sweep import rank_table, sweep, sweep_grid  # noqa: F401 - rank_table, sweep_grid: tests/test_bench.py
 from .targets import _verdict, target_lines  # noqa: F401 - tests/test_bench.py imports them from here
@@ -152,7 +158,15 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help=f"NFE budgets (default {list(DEFAULT_BUDGETS)}; sweep {list(SWEEP_BUDGETS)})")
     ap.add_argument("--seeds", type=int, default=3, help="noise seeds per cell (default 3)")
     ap.add_argument("--samples", type=int, default=1024, help="samples per seed on the mixtures (default 1024)")
-    ap.add_argument("--digits-samples", type=int, default=256, help="samples per seed on the digits models (default 256)")
+    ap.add_argument("--digits-samples", type=int, default=256,
+                    help="samples per seed on the digits models in a sweep (default 256)")
+    ap.add_argument("--trained-samples", type=int, default=2000,
+                    help="samples per seed of the decided tables on the trained models (default 2000)")
+    ap.add_argument("--screen-samples", type=int, default=400,
+                    help="samples (one seed) of the screening pass of a decided table (default 400)")
+    ap.add_argument("--keep", type=int, default=4, help="anchors a screening pass keeps (default 4)")
+    ap.add_argument("--kinds", nargs="+", default=["stochastic", "deterministic"],
+                    choices=("stochastic", "deterministic"), help="decided tables: which samplers (default both)")
     ap.add_argument("--ref-samples", type=int, default=None,
                     help="latents per seed for the ODE-error reference (default 256 mixtures, 32 digits; 0 = off)")
     ap.add_argument("--ref-steps", type=int, default=None,
@@ -201,6 +215,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not args.skip_quality:
         for name in args.models:
             for schedule in (schedules or [DEFAULT_SCHEDULE[name]]):
+                if name in TRAINED:
+                    write_decided(name, schedule, budgets, args.kinds, seeds, args.trained_samples,
+                                  args.screen_samples, args.keep, not args.no_comfy, command, args.out,
+                                  args.readme.parent / DOC if args.readme else None, DOC_HEADER, _doc_lock)
+                    continue
                 digits = name.startswith("digits")
                 n = args.digits_samples if digits else args.samples
                 ref_n = args.ref_samples if args.ref_samples is not None else (32 if digits else 256)

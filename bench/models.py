@@ -10,6 +10,7 @@ classifier features, :mod:`seeds_samplers.digits.fd`).
 ``many-flow``   the same seen as a flow model (shift 3)
 ``digits-eps``  the trained eps-prediction U-Net (SD's discrete schedule)
 ``digits-flow`` the trained rectified-flow U-Net (shift 3)
+``patches-eps`` the trained eps U-Net on 16x16 RGB patches of scikit-image's photographs
 =============  =====================================================================
 """
 
@@ -28,7 +29,7 @@ __all__ = ["TestModel", "MODELS", "build_model", "many_mixture", "DEFAULT_SCHEDU
 
 # The schedule each model is benchmarked on by default: what its users pick most.
 DEFAULT_SCHEDULE = {"photo8": "karras", "photo8-flow": "simple", "many": "karras", "many-flow": "simple",
-                    "digits-eps": "karras", "digits-flow": "simple"}
+                    "digits-eps": "karras", "digits-flow": "simple", "patches-eps": "karras"}
 
 MODELS: Tuple[str, ...] = tuple(DEFAULT_SCHEDULE)
 
@@ -113,19 +114,23 @@ def _gmm_model(name: str, title: str, mix: GaussianMixture, kind: str) -> TestMo
 _FD_CACHE: Dict[str, Any] = {}
 
 
-def _digits_fd():
-    if "fd" not in _FD_CACHE:
+def _digits_fd(dataset: str = "digits"):
+    if dataset not in _FD_CACHE:
         from ..digits.fd import DigitsFD
 
-        _FD_CACHE["fd"] = DigitsFD()
-    return _FD_CACHE["fd"]
+        _FD_CACHE[dataset] = DigitsFD(dataset=dataset)
+    return _FD_CACHE[dataset]
 
 
-def _classifier_ready() -> bool:
-    from ..digits.fd import CLASSIFIER
+def _classifier_ready(dataset: str = "digits") -> bool:
+    from ..digits.fd import CLASSIFIERS
     from ..digits.weights import weights_path
 
-    return "fd" in _FD_CACHE or weights_path(CLASSIFIER).with_suffix(".json").is_file()
+    return dataset in _FD_CACHE or weights_path(CLASSIFIERS[dataset]).with_suffix(".json").is_file()
+
+
+_TITLES = {"eps": "digits-eps (trained U-Net, SD discrete eps)", "flow": "digits-flow (trained U-Net, flow shift 3)",
+           "patches": "patches-eps (trained U-Net on 16x16 RGB photo patches, SD discrete eps)"}
 
 
 def _digits_model(name: str, kind: str, weights: Optional[str] = None) -> TestModel:
@@ -134,14 +139,14 @@ def _digits_model(name: str, kind: str, weights: Optional[str] = None) -> TestMo
     den = load_digits_model(kind, weights)
     # channels-last convolutions: the same network, about 1.6x faster on CPU
     den.net.to(memory_format=torch.channels_last)
-    title = "digits-eps (trained U-Net, SD discrete eps)" if kind == "eps" else "digits-flow (trained U-Net, flow shift 3)"
+    dataset = "patches" if kind == "patches" else "digits"
     payload = dict(meta=dict(model="digits", digits_kind=kind, kind="flow" if kind == "flow" else "ve",
                              shift=3.0 if kind == "flow" else 1.0, weights=weights), arrays={})
     # the classifier loads at the first score (it may still be training when sampling starts)
-    return TestModel(name, title, den, resolve_model_type(den), "FD", DEFAULT_SCHEDULE[name],
-                     lambda n, g: den.prior_sample(n, g), lambda s: _digits_fd()(s),
-                     lambda n, seed: _digits_fd().floor(n, seed), payload, reference_steps=48,
-                     _ready=_classifier_ready)
+    return TestModel(name, _TITLES[kind], den, resolve_model_type(den), "FD", DEFAULT_SCHEDULE[name],
+                     lambda n, g: den.prior_sample(n, g), lambda s: _digits_fd(dataset)(s),
+                     lambda n, seed: _digits_fd(dataset).floor(n, seed), payload, reference_steps=48,
+                     _ready=lambda: _classifier_ready(dataset))
 
 
 def build_model(name: str) -> TestModel:
@@ -158,4 +163,6 @@ def build_model(name: str) -> TestModel:
         return _digits_model(name, "eps")
     if name == "digits-flow":
         return _digits_model(name, "flow")
+    if name == "patches-eps":
+        return _digits_model(name, "patches")
     raise ValueError(f"unknown test model {name!r}; known: {list(MODELS)}")

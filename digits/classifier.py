@@ -1,6 +1,10 @@
-"""A small digit classifier whose penultimate features define the Frechet distance.
+"""A small image classifier whose penultimate features define the Frechet and kernel
+distances: the digit classifier (32x32 grey, 10 digits) and the patch classifier (16x16 RGB,
+which of the six photographs a patch comes from).
 
-Three conv stages (32x32 -> 16 -> 8 -> 4), a 128-d penultimate layer and a linear head.
+Three conv stages (each halving the side: 32 -> 16 -> 8 -> 4 for the digits), a 128-d
+penultimate layer and a linear head. The constructor's defaults are the digit classifier,
+whose weight file carries no config.
 """
 
 from __future__ import annotations
@@ -15,13 +19,17 @@ FEATURE_DIM = 128
 
 
 class Classifier(nn.Module):
-    def __init__(self):
+    """Args: ``in_channels``, ``image_size`` (a multiple of 8) and ``num_classes`` of the
+    images it classifies (defaults: the digits)."""
+
+    def __init__(self, in_channels: int = 1, image_size: int = 32, num_classes: int = 10):
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 32, 3, padding=1)
+        self.config = {"in_channels": in_channels, "image_size": image_size, "num_classes": num_classes}
+        self.conv1 = nn.Conv2d(in_channels, 32, 3, padding=1)
         self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
         self.conv3 = nn.Conv2d(64, 128, 3, padding=1)
-        self.fc = nn.Linear(128 * 4 * 4, FEATURE_DIM)
-        self.head = nn.Linear(FEATURE_DIM, 10)
+        self.fc = nn.Linear(128 * (image_size // 8) ** 2, FEATURE_DIM)
+        self.head = nn.Linear(FEATURE_DIM, num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate features [B, 128] of images in [-1, 1]."""

@@ -15,6 +15,9 @@ resolve_model_type` reads it with the function the ComfyUI glue reads a ComfyUI 
   requested digits come in as ``labels`` (``model(x, sigma, labels=y)``, as samplers pass
   ``extra_args``); no labels = the unconditional ("no label") prediction. Classifier-free
   guidance on top of it: :mod:`.guidance`.
+* ``patches-eps`` (name ``"patches"``): the eps parameterisation on 16x16 RGB patches of
+  scikit-image's photographs (:func:`.data.load_patches`), the same U-Net code with three
+  channels.
 """
 
 from __future__ import annotations
@@ -30,10 +33,16 @@ from .unet import UNet, UNetConfig
 from .weights import load_weights, weights_path
 
 __all__ = ["DigitsDenoiser", "ModelSamplingDiscreteEps", "ModelSamplingDiscreteFlowCONST", "load_digits_model",
-           "KINDS", "MODELS"]
+           "KINDS", "MODELS", "model_file"]
 
 KINDS = ("eps", "flow")  # parameterisations
-MODELS = {"eps": "eps", "flow": "flow", "cond": "eps"}  # shipped model name -> its parameterisation
+# shipped model name -> its parameterisation
+MODELS = {"eps": "eps", "flow": "flow", "cond": "eps", "patches": "eps"}
+
+
+def model_file(name: str) -> str:
+    """Weight-file stem of the shipped model ``name``: ``digits-<name>``, ``patches-eps``."""
+    return "patches-eps" if name == "patches" else f"digits-{name}"
 
 
 class _Sampling:
@@ -144,7 +153,8 @@ class DigitsDenoiser(nn.Module):
     def prior_sample(self, n: int, generator: Optional[torch.Generator] = None,
                      dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """Initial latents as hosts draw them: sigma_max * eps (eps model), eps (flow)."""
-        eps = torch.randn((n, self.net.config.in_channels, 32, 32), generator=generator, dtype=torch.float64)
+        c = self.net.config
+        eps = torch.randn((n, c.in_channels, c.image_size, c.image_size), generator=generator, dtype=torch.float64)
         scale = self.sigma_max if self.kind == "eps" else 1.0
         return (scale * eps).to(dtype)
 
@@ -152,11 +162,12 @@ class DigitsDenoiser(nn.Module):
 def load_digits_model(kind: str = "eps", path: Union[str, Path, None] = None) -> DigitsDenoiser:
     """The shipped ``digits-<kind>`` denoiser (or the weights at ``path``), on the CPU in
     float32; ``kind`` is a name of :data:`MODELS` (``"cond"``: the class-conditional eps
-    model). Raises ``ValueError`` for a missing, corrupt or mismatched weight file."""
+    model; ``"patches"``: the RGB-patch eps model). Raises ``ValueError`` for a missing, corrupt or mismatched weight file."""
     if kind not in MODELS:
         raise ValueError(f"kind must be one of {tuple(MODELS)}, got {kind!r}")
-    path = weights_path(f"digits-{kind}") if path is None else Path(path)
-    state, config = load_weights(path, kind)
+    path = weights_path(model_file(kind)) if path is None else Path(path)
+    # the file records its parameterisation and training kind ("cond"; the patches model: "eps")
+    state, config = load_weights(path, "eps" if kind == "patches" else kind)
     net = UNet(UNetConfig.from_dict(config))
     try:
         net.load_state_dict(state, strict=True)

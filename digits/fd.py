@@ -1,5 +1,7 @@
-"""Frechet distance (FD) between generated digits and the held-out digits, on the
-penultimate (128-d) features of the digit classifier (:mod:`.classifier`).
+"""Frechet distance (FD) and kernel distance (KID) between generated images and a
+dataset's held-out images, on the penultimate (128-d) features of that dataset's
+classifier (:mod:`.classifier`): the digit classifier for the digits, the patch classifier
+(which photograph a patch comes from) for the RGB patches (:mod:`.data`).
 
 FD is the Frechet (2-Wasserstein) distance between the Gaussians fitted to two feature
 sets (Heusel et al. 2017, "GANs trained by a two time-scale update rule converge to a
@@ -10,7 +12,9 @@ local Nash equilibrium", eq. 6; the same formula as FID with another feature net
 computed in float64 from symmetric eigendecompositions (no complex matrix square root).
 FD from a finite sample is biased upwards and the bias shrinks with the sample count,
 so every FD table reports the *floor*: the FD of as many real training digits (never
-seen as the reference) against the same held-out reference.
+seen as the reference) against the same held-out reference. KID (:func:`kernel_distance`)
+is unbiased; its floor (the same real-vs-real comparison) measures the distance between
+the training and held-out sets plus the metric's noise at that sample count.
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ from .classifier import Classifier
 from .weights import load_weights, weights_path
 
 __all__ = ["FeatureStats", "load_classifier", "features", "feature_stats", "frechet_distance", "DigitsFD",
-           "CLASSIFIER", "kernel_distance", "class_kernel_distance"]
+           "CLASSIFIER", "CLASSIFIERS", "kernel_distance", "class_kernel_distance"]
 
 CLASSIFIER = "classifier"
+CLASSIFIERS = {"digits": CLASSIFIER, "patches": "patches-classifier"}  # dataset -> its feature network
 
 
 @dataclass(frozen=True)
@@ -39,12 +44,12 @@ class FeatureStats:
     n: int
 
 
-def load_classifier(path: Union[str, Path, None] = None) -> Classifier:
-    """The shipped feature classifier (or the weights at ``path``), in eval mode on the CPU.
-    Raises ``ValueError`` for a missing, corrupt or mismatched weight file."""
-    path = weights_path(CLASSIFIER) if path is None else Path(path)
-    state, _ = load_weights(path, CLASSIFIER)
-    net = Classifier()
+def load_classifier(path: Union[str, Path, None] = None, dataset: str = "digits") -> Classifier:
+    """The shipped feature classifier of ``dataset`` (or the weights at ``path``), in eval
+    mode on the CPU. Raises ``ValueError`` for a missing, corrupt or mismatched weight file."""
+    path = weights_path(CLASSIFIERS[dataset]) if path is None else Path(path)
+    state, config = load_weights(path, CLASSIFIER)
+    net = Classifier(**config)  # the digit classifier's file has an empty config (the defaults)
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as e:
@@ -53,11 +58,13 @@ def load_classifier(path: Union[str, Path, None] = None) -> Classifier:
 
 
 def features(net: Classifier, images: torch.Tensor, batch: int = 500) -> torch.Tensor:
-    """Penultimate features [N, 128] (float64) of images [N, 1, 32, 32] in [-1, 1].
+    """Penultimate features [N, 128] (float64) of images [N, C, S, S] in [-1, 1] (the
+    classifier's channels and side: [N, 1, 32, 32] for the digits).
 
     Generated images are clamped to [-1, 1] first (as they would be when saved)."""
-    if images.ndim != 4 or images.shape[1:] != (1, 32, 32):
-        raise ValueError(f"expected digit images of shape [N, 1, 32, 32], got {tuple(images.shape)}")
+    c, side = net.config["in_channels"], net.config["image_size"]
+    if images.ndim != 4 or images.shape[1:] != (c, side, side):
+        raise ValueError(f"expected images of shape [N, {c}, {side}, {side}], got {tuple(images.shape)}")
     out = []
     with torch.inference_mode():
         for k in range(0, images.shape[0], batch):
@@ -92,35 +99,62 @@ def frechet_distance(a: FeatureStats, b: FeatureStats) -> float:
 
 
 class DigitsFD:
-    """FD of image sets against the held-out digits (the reference), with its floor.
+    """FD and KID of image sets against a dataset's held-out images (the reference), with
+    their floors.
 
     Args:
-        classifier: the feature network (default: the shipped one).
-        reference: reference images (default: the 1,000 held-out digits).
+        classifier: the feature network (default: the dataset's shipped one).
+        reference: reference images (default: the dataset's held-out split, e.g. the 1,000
+            held-out digits).
+        dataset: ``"digits"`` or ``"patches"`` (:mod:`.data`).
     """
 
-    def __init__(self, classifier: Optional[Classifier] = None, reference: Optional[torch.Tensor] = None):
-        from .data import load_digits
+    def __init__(self, classifier: Optional[Classifier] = None, reference: Optional[torch.Tensor] = None,
+                 dataset: str = "digits"):
+        from .data import load_dataset
 
-        self.net = classifier if classifier is not None else load_classifier()
-        ref = reference if reference is not None else load_digits("heldout")[0]
-        self.reference = feature_stats(features(self.net, ref))
+        self.dataset = dataset
+        self.net = classifier if classifier is not None else load_classifier(dataset=dataset)
+        ref = reference if reference is not None else load_dataset(dataset, "heldout")[0]
+        feats = features(self.net, ref)
+        self.reference = feature_stats(feats)
+        # KID's kernel (u.v / D + 1)^3 expects features of order one (Inception's are); these
+        # ReLU features have an RMS of about 5, which makes the cubic kernel's values, and
+        # the estimate's noise, about 10^4 times larger. One scale for every set: the reference's
+        # RMS entry.
+        self.kid_scale = float(feats.pow(2).mean().sqrt())
+        self.reference_features = feats / self.kid_scale
 
     def __call__(self, images: torch.Tensor) -> float:
-        """FD of ``images`` [N, 1, 32, 32] against the reference; inf for non-finite images."""
+        """FD of ``images`` against the reference; inf for non-finite images."""
         if not bool(torch.isfinite(images).all()):
             return float("inf")
         return frechet_distance(feature_stats(features(self.net, images)), self.reference)
 
-    def floor(self, n: int, seed: int = 0) -> float:
-        """FD of ``n`` training digits (a seeded random subset) against the reference."""
-        from .data import load_digits
+    def kid(self, images: torch.Tensor) -> float:
+        """KID (:func:`kernel_distance`) of ``images`` against the reference, on features
+        divided by ``kid_scale``; inf for non-finite images."""
+        if not bool(torch.isfinite(images).all()):
+            return float("inf")
+        return kernel_distance(features(self.net, images) / self.kid_scale, self.reference_features)
 
-        train = load_digits("train")[0]
+    def real_sample(self, n: int, seed: int = 0) -> torch.Tensor:
+        """``n`` training images (a seeded random subset): the real samples of the floors."""
+        from .data import load_dataset
+
+        train = load_dataset(self.dataset, "train")[0]
         if not 2 <= n <= train.shape[0]:
-            raise ValueError(f"the floor needs 2 <= n <= {train.shape[0]} training digits, got {n}")
+            raise ValueError(f"the floor needs 2 <= n <= {train.shape[0]} training images, got {n}")
         idx = torch.randperm(train.shape[0], generator=torch.Generator().manual_seed(seed))[:n]
-        return self(train[idx])
+        return train[idx]
+
+    def floor(self, n: int, seed: int = 0) -> float:
+        """FD of ``n`` training images (a seeded random subset) against the reference."""
+        return self(self.real_sample(n, seed))
+
+    def kid_floor(self, n: int, seed: int = 0) -> float:
+        """KID of ``n`` training images (a seeded random subset) against the reference."""
+        return self.kid(self.real_sample(n, seed))
 
 
 def kernel_distance(a: torch.Tensor, b: torch.Tensor) -> float:

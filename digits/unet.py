@@ -1,8 +1,11 @@
-"""A small U-Net for 32x32 single-channel images.
+"""A small U-Net for square images: 32x32 single-channel digits, 16x16 RGB patches.
 
-Three resolutions (32, 16, 8) with a ``middle_block`` at 8x8 (residual block, self-
-attention, residual block) as in SD's U-Net, so AMED's bottleneck feature (the
-channel-mean of the middle block's output) exists. The noise level enters as a
+Three resolutions (full, 1/2, 1/4: 32, 16, 8 for the digits) with a ``middle_block`` at the
+lowest (residual block, self-attention, residual block) as in SD's U-Net, so AMED's
+bottleneck feature (the channel-mean of the middle block's output) exists. The image
+channels (``in_channels``) and side (``image_size``, a multiple of 4) are config fields;
+the side only tells the wrappers what shape to draw latents in, the network is
+convolutional. The noise level enters as a
 sinusoidal embedding of the model's own timestep (0..999 for the discrete eps model,
 1000 * sigma for the flow model, as hosts feed SD and SD3).
 
@@ -32,17 +35,23 @@ class UNetConfig:
     groups: int = 8
     in_channels: int = 1
     num_classes: int = 0  # 0: unconditional
+    image_size: int = 32
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        if not self.num_classes:  # unconditional files keep the metadata they were written with
+        # fields at their defaults are left out, so the shipped digits files keep the
+        # metadata they were written with
+        if not self.num_classes:
             del d["num_classes"]
+        if self.image_size == 32:
+            del d["image_size"]
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "UNetConfig":
         return cls(channels=tuple(int(c) for c in d["channels"]), groups=int(d["groups"]),
-                   in_channels=int(d["in_channels"]), num_classes=int(d.get("num_classes", 0)))
+                   in_channels=int(d["in_channels"]), num_classes=int(d.get("num_classes", 0)),
+                   image_size=int(d.get("image_size", 32)))
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -130,7 +139,7 @@ class UNet(nn.Module):
         return self.config.num_classes
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, labels: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """eps or v prediction for x [B, C, 32, 32] at timesteps t [B].
+        """eps or v prediction for x [B, C, S, S] (S = ``config.image_size``) at timesteps t [B].
 
         Args:
             labels: class indices [B] (``null_label`` = no label) for a conditional U-Net;

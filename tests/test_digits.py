@@ -138,15 +138,19 @@ def test_shipped_weights_denoise_heldout_digits_with_the_recorded_error(kind):
     assert max(errors) < check["mean_image"] and errors[0] < 0.05 * check["mean_image"]
 
 
-def test_shipped_classifier_is_accurate():
-    from seeds_samplers.digits.data import load_digits
+@pytest.mark.parametrize("dataset, least", [("digits", 0.95), ("patches", 0.9)])  # patches: 6 photographs
+def test_shipped_classifier_is_accurate(dataset, least):
+    from seeds_samplers.digits.data import load_dataset
+    from seeds_samplers.digits.fd import CLASSIFIERS
 
-    record = json.loads(weights_path("classifier").with_suffix(".json").read_text())
-    x, y = load_digits("heldout")
+    if dataset == "patches":
+        pytest.importorskip("skimage")
+    record = json.loads(weights_path(CLASSIFIERS[dataset]).with_suffix(".json").read_text())
+    x, y = load_dataset(dataset, "heldout")
     with torch.inference_mode():
-        acc = float((load_classifier()(x).argmax(1) == y).float().mean())
+        acc = float((load_classifier(dataset=dataset)(x).argmax(1) == y).float().mean())
     assert acc == pytest.approx(record["heldout_accuracy"], abs=2e-3)
-    assert acc >= 0.95
+    assert acc >= least
 
 
 # --- the wrapper through the model-type adapter (as the analytic model's tests) ---------------

@@ -1,0 +1,397 @@
+"""Decided tables on the trained models: a kernel distance with resolution, paired over
+seeds, with its floor and minimum detectable difference printed beside every table.
+
+Metric: KID (the unbiased kernel distance of :func:`seeds_samplers.digits.fd.kernel_distance`,
+Binkowski et al. 2018) between ``samples`` generated images per seed (default 2,000) and the
+dataset's held-out images, on the dataset's classifier features (:class:`~seeds_samplers.
+digits.fd.DigitsFD`), reported x 1,000. Unlike FD it has no sample-size bias, and paired
+differences resolve far below its per-seed spread.
+
+Design (paired): a seed fixes the initial latents and the noise stream; every contender of a
+table runs from the same latents with the same noise, in chunks of :data:`CHUNK` samples
+(chunk ``k`` of seed ``s`` draws its noise from ``noise_seed(s) + k``), ComfyUI's samplers too
+(:mod:`.comfy`). The difference of two contenders is taken per seed, then its mean and
+sample standard deviation over the seeds.
+
+Every table states:
+
+* the *floor*: KID of as many real training images (a seeded subset per seed) against the
+  same held-out reference, mean ± spread over the seeds: what a perfect sampler of the
+  training distribution would score;
+* the *minimum detectable difference* (MDD): t(0.95, S - 1) x s_d / sqrt(S) with S seeds and
+  s_d the pooled (root-mean-square) spread of the table's paired differences. A difference
+  is called (a win or a loss) only when its mean exceeds t(0.95, S - 1) x its own spread /
+  sqrt(S) (one-sided 95 %); otherwise the row says "level".
+
+Budget: a cheap screening pass (``screen_samples`` per cell, one seed) ranks the anchors of
+the table's kind (stochastic / deterministic) and keeps the best ``keep`` of them; the
+full-size runs cover only those and our menu entries of that kind. Every per-seed result is
+cached (:func:`cache_dir`) under a key of model weights, schedule, seed, contender, NFE,
+sample count and code version (the package's solver sources, the anchor's package or
+checkout file, the metric's network and this module's :data:`VERSION`), so a re-run or an
+extended table only computes what changed. Each table says how long it took and how many
+model evaluations it cost.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import resource
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+
+from .compare import Contender, schedule_for
+from .contenders import menu_contenders, anchor_contenders
+from .grid import mean_sd, noise_seed
+from .models import TestModel, build_model
+from .report import fmt_mean_sd
+
+__all__ = ["VERSION", "CHUNK", "TRAINED", "write_decided", "INTRO", "KID_UNITS", "cache_dir", "kid_model", "screen", "run_table", "table_section",
+           "mdd", "called", "T95"]
+
+VERSION = 1  # of the generation and scoring below: part of every cache key
+CHUNK = 250  # samples per model call: the digits U-Net's cost per sample rises above ~250 on a CPU
+KID_UNITS = 1e3
+# one-sided 95 % quantiles of Student's t by degrees of freedom (normal beyond 10)
+T95 = {1: 6.314, 2: 2.920, 3: 2.353, 4: 2.132, 5: 2.015, 6: 1.943, 7: 1.895, 8: 1.860, 9: 1.833, 10: 1.812}
+
+
+def t95(df: int) -> float:
+    return T95.get(df, 1.645) if df >= 1 else math.inf
+
+
+def cache_dir() -> Path:
+    """``$SEEDS_SAMPLERS_CACHE/bench`` or ``~/.cache/seeds_samplers/bench``."""
+    root = os.environ.get("SEEDS_SAMPLERS_CACHE") or Path.home() / ".cache" / "seeds_samplers"
+    return Path(root) / "bench"
+
+
+# --- the metric on a test model ---------------------------------------------------------------
+
+_DATASET = {"digits-eps": "digits", "digits-flow": "digits", "patches-eps": "patches"}
+TRAINED = tuple(_DATASET)  # the models whose bench tables are decided tables
+
+
+@lru_cache(maxsize=None)
+def _metric(dataset: str):
+    from ..digits.fd import DigitsFD
+
+    return DigitsFD(dataset=dataset)
+
+
+def kid_model(name: str) -> TestModel:
+    """The trained test model ``name`` scored by KID x 1,000 against its held-out images."""
+    if name not in _DATASET:
+        raise ValueError(f"decided tables run on the trained models {sorted(_DATASET)}, got {name!r}")
+    model = build_model(name)
+    dataset = _DATASET[name]
+    return dataclasses.replace(model, metric="KID×10³",
+                               _score=lambda s: KID_UNITS * _metric(dataset).kid(s),
+                               _floor=lambda n, seed: KID_UNITS * _metric(dataset).kid_floor(n, seed))
+
+
+# --- cache ----------------------------------------------------------------------------------------
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha1(path.read_bytes()).hexdigest()[:16]
+
+
+@lru_cache(maxsize=None)
+def _ours_version() -> str:
+    root = Path(__file__).resolve().parent.parent / "samplers"
+    h = hashlib.sha1()
+    for p in sorted(root.glob("*.py")):
+        h.update(p.name.encode() + p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+@lru_cache(maxsize=None)
+def _source_version(source: str) -> str:
+    if source == "ours":
+        return _ours_version()
+    if source == "k-diffusion":
+        from .compare import import_kdiffusion
+
+        return _sha(Path(import_kdiffusion().__file__))
+    from .comfy import comfy_root
+
+    return _sha(Path(comfy_root()) / "comfy" / "k_diffusion" / "sampling.py")
+
+
+def _model_version(model: TestModel) -> str:
+    from ..digits.denoiser import model_file
+    from ..digits.fd import CLASSIFIERS
+    from ..digits.weights import weights_path
+
+    meta = model.payload["meta"]
+    weights = Path(meta["weights"]) if meta.get("weights") else weights_path(model_file(meta["digits_kind"]))
+    classifier = weights_path(CLASSIFIERS[_DATASET[model.name]])
+    return _sha(weights) + _sha(classifier)
+
+
+def _key(model: TestModel, schedule: str, seed: int, c: Contender, nfe: int, samples: int) -> Tuple[str, dict]:
+    fields = dict(version=VERSION, model=model.name, weights=_model_version(model), schedule=schedule, seed=seed,
+                  label=c.label, source=c.source, params=repr(sorted(c.params.items())), nfe=nfe, samples=samples,
+                  code=_source_version(c.source))
+    return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest(), fields
+
+
+def _cached(key: str) -> Optional[dict]:
+    path = cache_dir() / f"{key}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _store(key: str, fields: dict, value: float, calls: int, seconds: float) -> None:
+    path = cache_dir() / f"{key}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(dict(fields, value=value, calls=calls, seconds=seconds)))
+    tmp.replace(path)
+
+
+# --- generation ------------------------------------------------------------------------------------
+
+
+def _generate(model: TestModel, contenders: Sequence[Contender], nfe: int, seed: int, schedule: str,
+              samples: int) -> List[Tuple[torch.Tensor, int]]:
+    """Samples and model calls of each contender from seed ``seed``'s latents and noise."""
+    x = model.prior(samples, seed)
+    chunks = [(k, x[k0:k0 + CHUNK]) for k, k0 in enumerate(range(0, samples, CHUNK))]
+    out: Dict[int, Tuple[List[torch.Tensor], int]] = {}
+    comfy = [(i, c) for i, c in enumerate(contenders) if c.source == "ComfyUI"]
+    for i, c in enumerate(contenders):
+        if c.source == "ComfyUI":
+            continue
+        sig = schedule_for(model.denoiser, c.intervals_for(nfe), schedule)
+        parts, before = [], model.calls
+        for k, xc in chunks:
+            with torch.inference_mode():
+                parts.append(c(model.denoiser, xc, sig, noise_seed(seed) + k))
+        out[i] = (parts, (model.calls - before) // len(chunks))
+    if comfy:
+        from .comfy import run_comfy_jobs
+
+        jobs, keys = [], []
+        for i, c in comfy:
+            sig = schedule_for(model.denoiser, c.intervals_for(nfe), schedule)
+            for k, xc in chunks:
+                jobs.append(dict(sampler=c.params["comfy"], x=xc, sigmas=sig, noise_seed=noise_seed(seed) + k,
+                                 stochastic=c.stochastic))
+                keys.append(i)
+        for i, (o, calls) in zip(keys, run_comfy_jobs(model, jobs)):
+            parts, _ = out.setdefault(i, ([], calls))
+            parts.append(o)
+    return [(torch.cat(out[i][0]), out[i][1]) for i in range(len(contenders))]
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (the ComfyUI runs), all threads."""
+    return time.process_time() + resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
+
+
+def measure(model: TestModel, contenders: Sequence[Contender], nfe: int, seeds: Sequence[int], schedule: str,
+            samples: int, log: Callable[[str], None] = print) -> Tuple[Dict[Tuple[str, str], Dict[int, dict]], dict]:
+    """{(label, source): {seed: {value, calls}}} for every contender and seed (cached
+    results reused), and the cost of this call: {runs, cached, seconds (wall), cpu (CPU
+    seconds), sample_calls}."""
+    res: Dict[Tuple[str, str], Dict[int, dict]] = {(c.label, c.source): {} for c in contenders}
+    cost = dict(runs=0, cached=0, seconds=0.0, cpu=0.0, sample_calls=0)
+    for seed in seeds:
+        todo = []
+        for c in contenders:
+            key, fields = _key(model, schedule, seed, c, nfe, samples)
+            hit = _cached(key)
+            if hit is not None:
+                res[(c.label, c.source)][seed] = hit
+                cost["cached"] += 1
+            else:
+                todo.append((c, key, fields))
+        if not todo:
+            continue
+        t, cpu = time.time(), _cpu_seconds()
+        outs = _generate(model, [c for c, _, _ in todo], nfe, seed, schedule, samples)
+        gen_seconds = (time.time() - t) / len(todo)
+        for (c, key, fields), (samples_out, calls) in zip(todo, outs):
+            value = model.score(samples_out)
+            _store(key, fields, value, calls, gen_seconds)
+            res[(c.label, c.source)][seed] = dict(value=value, calls=calls)
+            cost["runs"] += 1
+            cost["sample_calls"] += calls * samples
+            log(f"  [{model.name} {schedule} NFE {nfe} seed {seed}] {c.label[:30]:30s} {c.source[:11]:11s} "
+                f"calls={calls:3d} {model.metric}={value:.3f}")
+        cost["seconds"] += time.time() - t
+        cost["cpu"] += _cpu_seconds() - cpu
+    return res, cost
+
+
+# --- screening and the table -------------------------------------------------------------------------
+
+
+def screen(model: TestModel, kind: str, nfe: int, schedule: str, samples: int, keep: int, comfy: bool = True,
+           seed: int = 0, log: Callable[[str], None] = print) -> Tuple[List[Contender], List[Tuple[str, str, float]], dict]:
+    """The ``keep`` best anchors of ``kind`` ("stochastic" / "deterministic") at one cell, by
+    KID on ``samples`` samples of one seed; also every screened (label, source, value)."""
+    pool = [c for c in anchor_contenders(comfy) if c.stochastic == (kind == "stochastic")]
+    res, cost = measure(model, pool, nfe, [seed], schedule, samples, log)
+    ranked = sorted(pool, key=lambda c: _finite(res[(c.label, c.source)][seed]["value"]))
+    scores = [(c.label, c.source, res[(c.label, c.source)][seed]["value"]) for c in ranked]
+    return ranked[:keep], scores, cost
+
+
+def _finite(v: float) -> float:
+    return v if v is not None and math.isfinite(v) else math.inf
+
+
+def mdd(paired_sds: Sequence[float], seeds: int) -> float:
+    """Minimum detectable difference: t(0.95, S - 1) x pooled (RMS) paired spread / sqrt(S)."""
+    sds = [s for s in paired_sds if s is not None and math.isfinite(s)]
+    if not sds or seeds < 2:
+        return math.inf
+    return t95(seeds - 1) * math.sqrt(sum(s * s for s in sds) / len(sds)) / math.sqrt(seeds)
+
+
+def called(d_mean: float, d_sd: float, seeds: int) -> bool:
+    """Whether a paired difference is called: |mean| > t(0.95, S - 1) x spread / sqrt(S)."""
+    return seeds >= 2 and math.isfinite(d_mean) and abs(d_mean) > t95(seeds - 1) * d_sd / math.sqrt(seeds)
+
+
+def run_table(name: str, schedule: str, nfe: int, kind: str = "stochastic", seeds: Sequence[int] = (0, 1, 2),
+              samples: int = 2000, screen_samples: int = 400, keep: int = 4, comfy: bool = True,
+              log: Callable[[str], None] = print) -> dict:
+    """One decided cell: screening, full-size runs of our menu entries of ``kind`` and the
+    kept anchors, the floor; returns everything :func:`table_section` prints."""
+    model = kid_model(name)
+    t0 = time.time()
+    kept, screened, screen_cost = screen(model, kind, nfe, schedule, screen_samples, keep, comfy, log=log)
+    ours = [c for c in menu_contenders() if c.stochastic == (kind == "stochastic")]
+    contenders = ours + kept
+    res, cost = measure(model, contenders, nfe, seeds, schedule, samples, log)
+    floor = mean_sd([model.floor(samples, s) for s in seeds])
+    rows = []
+    for c in contenders:
+        per = res[(c.label, c.source)]
+        mean, sd = mean_sd([per[s]["value"] for s in seeds])
+        rows.append(dict(label=c.label, source=c.source, values={s: per[s]["value"] for s in seeds}, mean=mean,
+                         sd=sd, calls=max(per[s]["calls"] for s in seeds)))
+    mine = min((r for r in rows if r["source"] == "ours"), key=lambda r: _finite(r["mean"]))
+    for r in rows:
+        d_mean, d_sd = mean_sd([mine["values"][s] - r["values"][s] for s in seeds])
+        r["d_mean"], r["d_sd"] = (None, None) if r is mine else (d_mean, d_sd)
+    m = mdd([r["d_sd"] for r in rows if r["d_sd"] is not None], len(seeds))
+    return dict(model=model, schedule=schedule, nfe=nfe, kind=kind, seeds=list(seeds), samples=samples,
+                screen_samples=screen_samples, screened=screened, rows=rows, best_ours=mine, floor=floor, mdd=m,
+                screen_cost=screen_cost, cost=cost, seconds=time.time() - t0, threads=torch.get_num_threads())
+
+
+def _verdict(r: dict, mine: dict, seeds: int) -> str:
+    if r is mine:
+        return "our best"
+    if r["d_mean"] is None or not math.isfinite(r["d_mean"]):
+        return "–"
+    if not called(r["d_mean"], r["d_sd"], seeds):
+        return "level"
+    if r["source"] == "ours":
+        return "behind our best"
+    return "ours ahead" if r["d_mean"] < 0 else "ours behind"
+
+
+def _cost_line(t: dict) -> str:
+    cost, sc = t["cost"], t["screen_cost"]
+    runs = cost["runs"] + sc["runs"]
+    sample_calls = cost["sample_calls"] + sc["sample_calls"]
+    secs = cost["seconds"] + sc["seconds"]
+    cpu = cost["cpu"] + sc["cpu"]
+    per = 1e3 * cpu / sample_calls if sample_calls else None
+    line = (f"{runs} runs computed ({cost['cached'] + sc['cached']} from the cache): "
+            f"{sample_calls / 1e6:.2f} M sample-calls (sample x model call) in {secs / 60:.1f} min wall, "
+            f"{cpu / 60:.1f} min CPU, {t['threads']} torch thread(s) on a shared machine")
+    if per:
+        # CPU time, not wall time, so the estimate does not depend on the other jobs of the
+        # moment; two free cores run two seeds at once (or two threads): half of it
+        line += (f"; {per:.1f} CPU-ms per sample-call; the whole cell from an empty cache: about "
+                 f"{_full_cost(t) * per / 1e3 / 60 / 2:.0f} min on 2 free cores")
+    return line
+
+
+def _full_cost(t: dict) -> float:
+    """Sample-calls of the whole cell (screening and full runs) from an empty cache."""
+    full = sum(r["calls"] for r in t["rows"]) * t["samples"] * len(t["seeds"])
+    screened = len(t["screened"]) * t["nfe"] * t["screen_samples"]
+    return full + screened
+
+
+def table_section(t: dict, command: str) -> str:
+    """The markdown section of one decided cell."""
+    model, seeds = t["model"], t["seeds"]
+    s = len(seeds)
+    metric = model.metric
+    mine = t["best_ours"]
+    head = [f"### {model.title}, `{t['schedule']}`, NFE {t['nfe']}, {t['kind']} samplers", "",
+            f"Command: `{command}` ({t['samples']} samples per seed, seeds {', '.join(map(str, seeds))}; "
+            f"screening: {t['screen_samples']} samples of seed 0).", "",
+            f"- **floor** ({metric} of {t['samples']} real training images vs the held-out reference): "
+            f"{fmt_mean_sd(*t['floor'])}",
+            f"- **minimum detectable difference** (t(0.95, {s - 1}) × pooled paired spread / √{s}): "
+            f"{t['mdd']:.3g}",
+            f"- cost: {_cost_line(t)}", "",
+            f"| solver | source | calls | {metric} (mean ± spread) | paired Δ = {mine['label']} − row | verdict |",
+            "|---|---|---:|---:|---:|---|"]
+    rows = sorted(t["rows"], key=lambda r: _finite(r["mean"]))
+    for r in rows:
+        delta = "–" if r["d_mean"] is None else fmt_mean_sd(r["d_mean"], r["d_sd"])
+        head.append(f"| {r['label']} | {r['source']} | {r['calls']} | {fmt_mean_sd(r['mean'], r['sd'])} | {delta} | "
+                    f"{_verdict(r, mine, s)} |")
+    kept = {(r["label"], r["source"]) for r in t["rows"]}
+    out = [f"{lab} ({src}) {v:.3g}" + ("" if (lab, src) in kept else " (dropped)") for lab, src, v in t["screened"]]
+    head += ["", f"Screening ({metric}, {t['screen_samples']} samples, seed 0): " + "; ".join(out) + "."]
+    return "\n".join(head)
+
+
+INTRO = """## Decided tables (trained models)
+
+Written by `python -m seeds_samplers bench` for the trained models (`digits-eps`, `digits-flow`,
+`patches-eps`); each table names its command. Metric: KID × 1,000 (`bench/decide.py`,
+`digits/fd.py`: the unbiased kernel distance of Binkowski et al. 2018 with the cubic kernel, on
+the classifier's 128-d penultimate features scaled by one number, the reference's RMS
+feature) between 2,000 samples per seed and the held-out images (1,000 held-out digits;
+3,645 held-out patches). Paired: every sampler of a table starts from the same latents and
+draws the same noise per seed; the Δ column is our best entry minus the row, per seed, then
+mean ± spread over the seeds (negative: ours better). A difference is called only when its mean
+exceeds t(0.95, S − 1) × its spread / √S (one-sided 95 %, S seeds); the table's *minimum
+detectable difference* is the same bound with the pooled spread of its paired differences.
+The *floor* is KID of 2,000 real training images against the same reference. Anchors: a
+screening pass (400 samples, seed 0) ranks the anchors of the table's kind and keeps the
+best 4; the full runs cover those and our menu entries of that kind. Per-seed results are
+cached under `~/.cache/seeds_samplers/bench` (`SEEDS_SAMPLERS_CACHE`), keyed by model
+weights, schedule, seed, sampler and settings, NFE, sample count and code version. The
+FD sections of the trained models further down (256 samples per seed, floor 43 ± 13) are
+the earlier, coarser measurement; a decided table supersedes them where both exist."""
+
+
+def write_decided(name: str, schedule: str, budgets: Sequence[int], kinds: Sequence[str], seeds: Sequence[int],
+                  samples: int, screen_samples: int, keep: int, comfy: bool, command: str, out: Path,
+                  doc: Optional[Path], header: str, lock: Callable, log: Callable[[str], None] = print) -> None:
+    """Run the decided cells of one model and schedule and write each as it finishes
+    (to ``out`` and, with ``doc``, to its own section of the page, under ``lock``)."""
+    from .report import update_section
+
+    for nfe in budgets:
+        for kind in kinds:
+            t = run_table(name, schedule, nfe, kind, seeds, samples, screen_samples, keep, comfy, log)
+            body = table_section(t, command)
+            section = f"bench-decided-{name}-{schedule}-{kind}-nfe{nfe}"
+            (out / f"{section}.md").write_text(body + "\n")
+            log("\n" + body + "\n")
+            if doc is not None:
+                with lock(doc):
+                    update_section(doc, "bench-decided", INTRO, header)
+                    update_section(doc, section, body, header)
