@@ -26,7 +26,8 @@ What makes a run safe to ship (docs/amed.md, "Training"):
 * a held-out set of trajectories (its own seed) is scored before training (the untrained
   predictor, r = 1/2: the base solver) and ``evals`` times during it; the predictor with
   the lowest held-out loss is kept, so the result is never worse than its start on those
-  trajectories, and ``improved`` in the result says whether any trained state beat it;
+  trajectories, and ``improved`` in the result says whether any trained state beat it (by
+  more than :data:`MIN_GAIN`, relative);
 * under ``torchrun`` (``torch.distributed`` initialised) every batch and the held-out set
   are split across the ranks and the predictor is wrapped in DistributedDataParallel:
   with the same seeds and total batch the loss curve is the single-process one to round-off.
@@ -55,13 +56,15 @@ from .storage import FEATURE_MODES
 
 __all__ = ["TrainSettings", "TrainResult", "TeacherBatch", "teacher_batch", "train_predictor", "distillation_loss",
            "student_nfe", "schedule_sigmas", "RECIPES", "TEACHER_SUBSTEPS", "LR_SCHEDULES", "Progress",
-           "not_improved_message", "tqdm_progress"]
+           "not_improved_message", "tqdm_progress", "MIN_GAIN"]
 
 SINGLE_STEP = ("amed", "euler", "dpm_2")
 # Teacher steps per student interval: one default for the trainer, its command, the ComfyUI
 # node and the evaluation (the teacher's own error at 8 is in docs/amed.md).
 TEACHER_SUBSTEPS = 8
 LR_SCHEDULES = ("cosine", "constant")
+# a trained state replaces the untrained one only if its held-out loss is lower by this fraction
+MIN_GAIN = 1e-3
 # The official recipe per student (the AMED README's training commands): AMED-Solver with
 # scale_dir 0.01, no time scale, on a schedule uniform in VP time; the iPNDM plugin with
 # max_order 4, the polynomial schedule rho = 7 (EDM's), scale_dir 0.01, scale_time 0.2;
@@ -462,7 +465,9 @@ def train_predictor(
             return float(ranks.mean((per * weights).sum() / weights.sum()))
 
         loss0 = held_out()
-        best = (loss0, 0, {k: v.clone() for k, v in predictor.state_dict().items()})
+        # the untrained state wins unless a trained one is lower by more than MIN_GAIN
+        # (round-off and a step of size ~lr must not count as learning)
+        best = (loss0 * (1.0 - MIN_GAIN), 0, {k: v.clone() for k, v in predictor.state_dict().items()})
         evals.append(dict(round=0, loss=loss0))
         say(f"held-out loss before training (r = 1/2, the base method): {loss0:.5g} "
             f"({settings.holdout} trajectories)")
@@ -496,6 +501,8 @@ def train_predictor(
     loss_last = evals[-1]["loss"]
     trained_best = min(e["loss"] for e in evals[1:]) if len(evals) > 1 else loss0
     improved = best[1] > 0
+    if not improved:
+        best = (loss0, 0, best[2])
     predictor.load_state_dict(best[2])
     if improved:
         say(f"held-out loss {loss0:.5g} -> {best[0]:.5g} (x {best[0] / loss0:.3f}; kept the state after round "

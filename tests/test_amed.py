@@ -424,3 +424,22 @@ def test_training_reduces_the_distillation_loss_on_the_digits_model():
     pred, cfg, hist = train_predictor(model, sig, s, latent_shape=(1, 32, 32))
     assert cfg["loss_after"] < 0.8 * cfg["loss_before"], (cfg["loss_before"], cfg["loss_after"])
     assert cfg["feature_size"] == 64 and cfg["sigmas"] == [float(v) for v in sig if v > 0]
+
+
+def test_a_predictor_that_does_not_beat_its_start_is_not_written(tmp_path, capsys):
+    """lr so small that no trained state can beat the untrained one: the command says so
+    with both held-out losses and writes nothing; --keep-unimproved writes it marked."""
+    from seeds_samplers.bench.amed_train import main
+
+    out = tmp_path / "p.safetensors"
+    args = ["--model", "gmm-vp", "--solver", "amed", "--feature-mode", "time", "--schedule", "logsnr_uniform",
+            "--steps", "3", "--trajectories", "4", "--batch", "4", "--holdout", "4", "--evals", "1",
+            "--teacher-substeps", "1", "--lr", "1e-9", "--threads", "1", "--out", str(out)]
+    assert main(args) == 3 and not out.exists()
+    said = capsys.readouterr().out
+    assert "NOT WRITTEN" in said and "no improvement: held-out loss of the untrained predictor" in said
+    assert main(args + ["--keep-unimproved"]) == 0
+    cfg = load_predictor(out).config
+    assert cfg["improved"] is False and cfg["loss_after"] == cfg["loss_before"] and cfg["best_round"] == 0
+    r, c, a = load_predictor(out)(None, cfg["sigmas"][0], cfg["sigmas"][1], batch=1)
+    assert float(r) == 0.5
