@@ -372,9 +372,25 @@ The *floor* is KID of 2,000 real training images against the same reference. Anc
 screening pass (400 samples, seed 0) ranks the anchors of the table's kind and keeps the
 best 4; the full runs cover those and our menu entries of that kind. Per-seed results are
 cached under `~/.cache/seeds_samplers/bench` (`SEEDS_SAMPLERS_CACHE`), keyed by model
-weights, schedule, seed, sampler and settings, NFE, sample count and code version. The
-FD sections of the trained models further down (256 samples per seed, floor 43 ± 13) are
-the earlier, coarser measurement; a decided table supersedes them where both exist."""
+weights, schedule, seed, sampler and settings, NFE, sample count and code version.
+
+Cost (measured with one torch thread, batches of 250, channels-last): the digits U-Net takes
+4.7 CPU-ms per sample and model call, the patches U-Net 1.0. A stochastic cell at NFE 10 (our
+4 stochastic menu entries and 4 kept anchors, 3 seeds × 2,000 samples, 8 anchors screened at
+400) is about 0.51 M sample-calls: about 40 CPU-minutes on a digits model (20 minutes on 2
+free cores), 9 on the patches model. Each table's own cost line gives what its run took.
+
+The feature networks: for the digits, the digit classifier (`digits/classifier.py`, held-out
+accuracy in `digits/weights/classifier.json`); for the patches (16x16 RGB patches of the six
+colour photographs that ship inside scikit-image, `digits/data.py`), the same classifier
+architecture trained to tell which photograph a patch comes from
+(`python -m seeds_samplers train-digits --dataset patches --kind classifier`, held-out
+accuracy 0.954, `digits/weights/patches-classifier.json`). The patches' held-out set is a
+quarter of each photograph's 32x32 blocks, so the training and held-out patches differ
+in content as well as in draw: their floor is above zero and varies with the subset.
+
+The FD sections of the trained models further down (192 samples per seed, floor 43 ± 13)
+are the earlier, coarser measurement; a decided table supersedes them where both exist."""
 
 
 def write_decided(name: str, schedule: str, budgets: Sequence[int], kinds: Sequence[str], seeds: Sequence[int],
