@@ -160,12 +160,13 @@ def _key(label: str, cfg: float, nfe: int, seed: int, samples: int) -> str:
 def measure(samples: int = DEFAULT_SAMPLES, seeds: Sequence[int] = SEEDS, budgets: Sequence[int] = BUDGETS,
             base_scales: Sequence[float] = BASE_SCALES, cfg_pp_scales: Sequence[float] = CFG_PP_SCALES,
             contenders: Optional[List[Tuple[Contender, bool]]] = None, weights: Optional[Path] = None,
-            cache: Optional[Path] = None, log: Callable[[str], None] = print
-            ) -> Tuple[List[dict], Dict[str, Tuple[float, float]]]:
+            cache: Optional[Path] = None, log: Callable[[str], None] = print,
+            counts: Optional[Dict[str, int]] = None) -> Tuple[List[dict], Dict[str, Tuple[float, float]]]:
     """(cells, floor): cells {label, source, cfg_pp, cfg, nfe, calls, acc, acc_sd, kid, kid_sd}
     with mean and standard deviation over ``seeds``; floor {"acc", "kid"} of real digits.
     ``weights``: a digits-cond weight file other than the shipped one; ``cache``: a JSON-lines
-    file of measured cells, read first and appended to."""
+    file of measured cells, read first and appended to; ``counts`` (if given) gets how many
+    (contender, scale, budget, seed) runs were ``"measured"`` now and read from the ``"cached"`` file."""
     if samples < 20:
         raise ValueError(f"need at least 20 samples per seed (2 per digit, for KID), got {samples}")
     contenders = guidance_contenders() if contenders is None else contenders
@@ -193,6 +194,9 @@ def measure(samples: int = DEFAULT_SAMPLES, seeds: Sequence[int] = SEEDS, budget
                 model = comfy_model if c.source == "ComfyUI" else keep if pp else plain
                 for cfg in (cfg_pp_scales if pp else base_scales):
                     key = _key(c.label, cfg, nfe, seed, samples)
+                    if counts is not None:
+                        counts["cached" if key in done else "measured"] = counts.get(
+                            "cached" if key in done else "measured", 0) + 1
                     if key not in done:
                         (keep if pp else plain).cfg_scale = cfg
                         with torch.inference_mode():
@@ -279,18 +283,27 @@ def verdict(cells: Sequence[dict], nfe: int) -> str:
 
 
 def page(cells: Sequence[dict], floor: Dict[str, Tuple[float, float]], samples: int, seeds: Sequence[int],
-         seconds: float, command: str) -> str:
+         seconds: float, command: str, counts: Optional[Dict[str, int]] = None) -> str:
     intro = __doc__.split("``: ", 1)[1].split("Writes the page")[0].strip()
     budgets = sorted({c["nfe"] for c in cells})
     out = ["# CFG++ and classifier-free guidance on digits-cond", "",
            f"Written by `{command}` ({samples} samples per seed, seeds {', '.join(map(str, seeds))}; "
-           f"{seconds / 60:.1f} min on one core for the cells measured by this call). " + intro, "",
+           f"{seconds / 60:.1f} min on one core for the {(counts or {}).get('measured', 0)} runs measured by this "
+           f"call; {(counts or {}).get('cached', 0)} runs read from its --cache file, measured by an earlier call "
+           f"of the same command). " + intro, "",
            f"Real digits, as many as the samples: accuracy {fmt_mean_sd(*floor['acc'])}, KID x 10^3 "
            f"{fmt_mean_sd(*floor['kid'])} (the KID floor: its spread is the metric's noise at this size).", "",
            "## The target", "",
            "At equal calls, our best CFG++ entry reaches the anchors' best accuracy at a lower KID than every "
            "anchor (k-diffusion's bases at CFG 1-8 and ComfyUI's cfg_pp samplers at 0.5-1.0):", ""]
     out += [f"- {verdict(cells, n)}" for n in budgets]
+    base = ", ".join(f"{v:g}" for v in sorted({c["cfg"] for c in cells if not c["cfg_pp"]}))
+    pp = ", ".join(f"{v:g}" for v in sorted({c["cfg"] for c in cells if c["cfg_pp"]}))
+    out += ["", f"The verdict is over the measured grid (CFG {base}; CFG++ {pp}): a scale between these, e.g. a "
+            "CFG between the lowest two, may reach the best accuracy at a lower KID and was not measured. "
+            "Accuracy here has a resolution of one sample in all the seeds' samples, and \"reaches\" means a "
+            "mean accuracy at least the anchors' best; compare KID differences with the seed spreads and the "
+            "floor above."]
     for n in budgets:
         out += ["", f"## {n} model calls (accuracy on the requested digit / KID x 10^3 to its held-out digits)", "",
                 "Bold: per row, the lowest KID among the scales at that row's best accuracy. A number in "
@@ -311,13 +324,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     torch.set_num_threads(args.threads)
     seeds = tuple(range(args.seeds))
     start = time.time()
-    cells, floor = measure(args.samples, seeds, cache=args.cache)
+    counts: Dict[str, int] = {}
+    cells, floor = measure(args.samples, seeds, cache=args.cache, counts=counts)
     seconds = time.time() - start
     command = ("python -m seeds_samplers guidance" + (f" --samples {args.samples}" if args.samples != DEFAULT_SAMPLES
-                                                      else "") + (f" --doc {args.doc}" if args.doc else ""))
+                                                      else "") + (" --cache FILE" if args.cache else "")
+               + (f" --doc {args.doc}" if args.doc else ""))
     if os.environ.get("COMFYUI_ROOT"):
         command = "COMFYUI_ROOT=... " + command
-    text = page(cells, floor, args.samples, seeds, seconds, command)
+    text = page(cells, floor, args.samples, seeds, seconds, command, counts)
     print(text)
     if args.doc is not None:
         args.doc.write_text(text)
