@@ -2,9 +2,9 @@
 class-conditional digits model (digits-cond, SD's discrete eps schedule), as users run them.
 
 The CFG++ forms (``cfg_pp=True``, docs/algorithms.md, CFG++) of SEEDS-1/2/3, ER-SDE, DEIS and
-iPNDM at their menu entries' settings, at CFG++ scales 0.5 and 1.0, against two kinds of
+iPNDM at their menu entries' settings, at CFG++ scales 0.5, 0.75 and 1.0, against two kinds of
 anchors: k-diffusion's ``dpmpp_2m``, ``dpmpp_2m_sde`` and ``euler`` with plain CFG at scales
-1, 3 and 8, and, when ``COMFYUI_ROOT`` names a ComfyUI checkout, ComfyUI's own
+1, 2, 3 and 8, and, when ``COMFYUI_ROOT`` names a ComfyUI checkout, ComfyUI's own
 ``euler_cfg_pp`` and ``dpmpp_2m_cfg_pp`` at the CFG++ scales (imported from the checkout,
 given the unconditional prediction through the post-CFG hook they install). At 8, 10 and 20
 model calls on the karras schedule. The guided model is
@@ -55,8 +55,8 @@ from .report import fmt_mean_sd
 __all__ = ["BASE_SCALES", "CFG_PP_SCALES", "BUDGETS", "BASE_ANCHORS", "COMFY_CFG_PP", "CFG_PP_IDS",
            "guidance_contenders", "ComfyCFGModel", "ClassMetrics", "measure", "markdown", "verdict", "main"]
 
-BASE_SCALES = (1.0, 3.0, 8.0)
-CFG_PP_SCALES = (0.5, 1.0)
+BASE_SCALES = (1.0, 2.0, 3.0, 8.0)
+CFG_PP_SCALES = (0.5, 0.75, 1.0)
 BUDGETS = (8, 10, 20)
 SEEDS = (0, 1, 2)
 SCHEDULE = "karras"
@@ -279,7 +279,8 @@ def verdict(cells: Sequence[dict], nfe: int) -> str:
     return (f"NFE {nfe}: **{'met' if ok else 'missed'}**: at the anchors' best accuracy ({best_acc:.3f}) the lowest "
             f"anchor KID is {fmt_mean_sd(a_best['kid'], a_best['kid_sd'], 3)} ({name(a_best)}); ours "
             f"{fmt_mean_sd(o_best['kid'], o_best['kid_sd'], 3)} ({name(o_best)}, accuracy {o_best['acc']:.3f}): "
-            f"{'lower' if ok else 'higher'} by {abs(margin):.3g} (largest seed spread of the two: {sd:.3g}).")
+            f"{'lower' if ok else 'higher'} by {abs(margin):.3g} (largest seed spread of the two: {sd:.3g}"
+            + ("; the difference is within it: not resolved at this sample size)." if abs(margin) < sd else ")."))
 
 
 def page(cells: Sequence[dict], floor: Dict[str, Tuple[float, float]], samples: int, seeds: Sequence[int],
