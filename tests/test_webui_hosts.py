@@ -9,13 +9,15 @@ docs/a1111.md, Testing), e.g.
 
 For each host, one webui is started (UI + API, 127.0.0.1) with this repository linked
 into ``extensions/`` under an unusual folder name, and a random-weight SD1.5 checkpoint
-built by tests/support/webui_assets.py: the API lists our samplers and schedules; every sampler
-runs txt2img at 64x64 and is proven to have run (infotext names it and its parameters,
-the image differs from Euler's at the same seed); settings overrides change the image and
-the infotext, and the infotext (read back through /sdapi/v1/png-info) reproduces it; an
-image does not depend on its batch; every schedule (from the "Schedule type" menu, or on
-Forge Classic the "Scheduler type" setting) with its parameters in the infotext; one img2img run; Reload UI twice
-adds nothing twice. Each host needs 5-8 GB of memory; run one host at a time.
+built by tests/support/webui_assets.py: the API and the UI's menus list our samplers and
+schedules; every sampler runs txt2img at 64x64 and is proven to have run (infotext names it
+and its parameters, the image differs from Euler's at the same seed); settings overrides
+change the image and the infotext, and the infotext (read back through /sdapi/v1/png-info)
+reproduces it; an image does not depend on its batch; every schedule (from the "Schedule
+type" menu, or on Forge Classic the "Scheduler type" setting) runs with its parameters in the
+infotext; one img2img run; Reload UI twice adds nothing twice. Each host needs 5-8 GB of
+memory; run one host at a time. Neo's flow predictors are checked without a webui or weights
+(test_flow_predictors_of_forge_neo).
 """
 
 from __future__ import annotations
@@ -85,6 +87,17 @@ def test_api_lists_our_samplers_and_schedules(webui):
         entry = [s for s in scheds if s["label"] == schedule_label(spec)]
         assert len(entry) == 1
         assert entry[0]["name"] == (spec.host_name if webui.has_schedule_menu else schedule_label(spec))
+
+
+def test_ui_menus_list_ours(webui):
+    """The txt2img / img2img / hires menus the UI was built with (Gradio 3 or 4)."""
+    for elem_id in ("txt2img_sampling", "img2img_sampling", "hr_sampler"):
+        choices = webui.ui_choices(elem_id)
+        assert all(choices.count(label) == 1 for label in LABELS.values()), (elem_id, choices)
+    if webui.has_schedule_menu:  # Forge Classic: the setting, checked through webui.schedules()
+        for elem_id in ("txt2img_scheduler", "img2img_scheduler", "hr_scheduler"):
+            choices = webui.ui_choices(elem_id)
+            assert all(choices.count(schedule_label(s)) == 1 for s in SCHEDULES.values()), (elem_id, choices)
 
 
 @pytest.mark.parametrize("sampler_id", list(SAMPLERS))

@@ -7,8 +7,9 @@ is the denoiser wrapper, whose class says how the model parameterises x:
   variants: VE space with the model's discrete sigma table (where the wrapped model carries
   a ComfyUI-style ``model_sampling`` object, as reForge's can, that object decides);
 * A1111's / reForge's ``SD3Denoiser``: a discrete schedule over a flow model's sigmas (flow);
-* Forge's ``ForgeScheduleLinker``: whatever its predictor is (flow for Flux / Flow classes
-  and prediction type ``const``, else VE).
+* Forge's and Forge Neo's ``ForgeScheduleLinker``: whatever its predictor is (flow for
+  Flux / Flow classes and prediction type ``const``, else VE). Forge Classic uses
+  k-diffusion's ``CompVisDenoiser`` / ``CompVisVDenoiser`` as A1111 does.
 
 The solvers in ``samplers/`` know none of these objects; nothing here imports a webui.
 """

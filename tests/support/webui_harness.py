@@ -230,13 +230,16 @@ class Webui:
         choices of the "Scheduler type" setting's dropdown in the UI's gradio config."""
         if self.has_schedule_menu:
             return [{"name": s["name"], "label": s["label"]} for s in self.get("/sdapi/v1/schedulers")]
-        config = self.get("/config")
-        for c in config.get("components", []):
+        return [{"name": n, "label": n} for n in self.ui_choices("setting_" + SCHEDULE_SETTING)]
+
+    def ui_choices(self, elem_id: str) -> List[str]:
+        """The choices of the UI's dropdown / radio ``elem_id``, from gradio's ``/config``
+        (Gradio 3: plain values; Gradio 4: ``[label, value]`` pairs)."""
+        for c in self.get("/config").get("components", []):
             props = c.get("props", {})
-            if props.get("elem_id") == "setting_" + SCHEDULE_SETTING:
-                names = [ch[-1] if isinstance(ch, (list, tuple)) else ch for ch in props.get("choices", [])]
-                return [{"name": n, "label": n} for n in names]
-        raise AssertionError(f"no schedule API and no setting_{SCHEDULE_SETTING} dropdown in the UI")
+            if props.get("elem_id") == elem_id:
+                return [ch[-1] if isinstance(ch, (list, tuple)) else ch for ch in props.get("choices", [])]
+        raise AssertionError(f"no UI component with elem_id {elem_id!r}")
 
     def schedule_request(self, label: str) -> Dict[str, Any]:
         """Request fields that pick the schedule ``label``."""
