@@ -92,8 +92,8 @@ def clip_cache(python: str) -> str:
 
 
 def checkpoint(kind: str, root: str, python: str) -> str:
-    """The random SD1.5 checkpoint; built with ldm from a webui that has it (A1111 or
-    reForge: ``repositories/stable-diffusion-stability-ai``), else from another prepared host."""
+    """The random SD1.5 checkpoint; built with ldm from a webui that has it (A1111, reForge,
+    Forge Classic: ``repositories/stable-diffusion-stability-ai``), else from another prepared host."""
     out = os.path.join(asset_cache("webui"), "random-sd15.safetensors")
     if os.path.isfile(out):
         return out
@@ -106,7 +106,7 @@ def checkpoint(kind: str, root: str, python: str) -> str:
             _run_asset(py, "checkpoint", r, out, env=env)
             return out
     raise RuntimeError("no prepared webui with repositories/stable-diffusion-stability-ai to build the "
-                       "random checkpoint with (A1111_ROOT or REFORGE_ROOT)")
+                       "random checkpoint with (A1111_ROOT, REFORGE_ROOT or FORGE_CLASSIC_ROOT)")
 
 
 class Webui:
