@@ -91,9 +91,13 @@ def _stat(values: Sequence[float]) -> Dict[str, Any]:
 
 
 def evaluate(model_name: str, predictors: Sequence[Path], seeds: int, samples: int, ref_steps: int,
-             schedules: Sequence[str], kid: Optional[Any], log: Callable[[str], None]) -> Dict[str, Any]:
+             schedules: Sequence[str], kid: Optional[Any], log: Callable[[str], None],
+             baseline_nfe: Sequence[int] = (), cache: Optional[Dict[str, Any]] = None,
+             only: Sequence[str] = ()) -> Dict[str, Any]:
     """All rows for one model: the predictors (trained / untrained, both protocols) and the
-    non-learned solvers at every call count the predictors' rows need (n, n + 1, n + 2, n + 3)."""
+    non-learned solvers at every call count the predictors' rows need (n, n + 1, n + 2, n + 3)
+    and at ``baseline_nfe``. ``cache``: an earlier result of this model with the same seeds,
+    samples, reference and sigma_min; its non-learned rows are reused."""
     model, _, _ = load_model(model_name)
     mt = resolve_model_type(model)
     xs = [model.prior_sample(samples, generator=torch.Generator().manual_seed(seed)) for seed in range(seeds)]
@@ -101,7 +105,9 @@ def evaluate(model_name: str, predictors: Sequence[Path], seeds: int, samples: i
     sig_max = float(mt.prepare_sigmas([float(v) for v in schedule_sigmas(model, "logsnr_uniform", 4)])[0])
     if any(abs(p.config["sigmas"][0] - sig_max) > 1e-6 * sig_max for p in preds):
         raise ValueError(f"a predictor of {model_name} does not start at the model's sigma_max {sig_max}")
-    sig_min = {round(p.config["sigmas"][-1], 9) for p in preds} or {mt.sigma_min}
+    default_min = round(float([v for v in mt.prepare_sigmas([float(v) for v in
+                                                            schedule_sigmas(model, "logsnr_uniform", 4)]) if v > 0][-1]), 9)
+    sig_min = {round(p.config["sigmas"][-1], 9) for p in preds} or {default_min}
     if len(sig_min) != 1:
         raise ValueError(f"the predictors of {model_name} end at different sigma_min {sorted(sig_min)}")
     sig_min_v = float(next(iter(sig_min)))
@@ -109,9 +115,16 @@ def evaluate(model_name: str, predictors: Sequence[Path], seeds: int, samples: i
     refs = [_references(model, x, sig_max, sig_min_v, ref_steps) for x in xs]
     log(f"{model_name}: references ({ref_steps} RK4 steps, {seeds} x {samples} samples) in {time.time() - t0:.0f} s")
     rows: List[Dict[str, Any]] = []
+    same = cache is not None and all(cache.get(k) == v for k, v in (
+        ("seeds", seeds), ("samples", samples), ("ref_steps", ref_steps), ("sigma_min", sig_min_v),
+        ("kid_on", kid is not None)))
+    reuse = {(r["label"], r["schedule"], r["nfe"]): r for r in cache["rows"] if r["kind"] == "baseline"} if same else {}
 
     def record(label: str, kind: str, schedule: str, run: Callable[[torch.Tensor], torch.Tensor], stop: bool,
                want: Optional[int] = None, **extra: Any) -> Optional[Dict[str, Any]]:
+        if kind == "baseline" and (label, schedule, want) in reuse:
+            rows.append(reuse[(label, schedule, want)])
+            return rows[-1]
         errs, kids, calls = [], [], []
         for x, (ref_state, ref_den) in zip(xs, refs):
             before = model.calls
@@ -132,7 +145,7 @@ def evaluate(model_name: str, predictors: Sequence[Path], seeds: int, samples: i
             + (f"  KID {row['kid']['mean']:.4f} +- {row['kid']['std']:.4f}" if kids else ""))
         return row
 
-    nfes = set()
+    nfes = set(baseline_nfe)
     for path, pred in zip(predictors, preds):
         cfg = pred.config
         sig = torch.tensor(list(cfg["sigmas"]) + [0.0], dtype=torch.float64)  # the trained grid, then 0
@@ -146,7 +159,10 @@ def evaluate(model_name: str, predictors: Sequence[Path], seeds: int, samples: i
         nfes.update({n, n + 1, n + 2, n + 3})
         for stop in (True, False):
             common = dict(file=path.name, steps=len(cfg["sigmas"]), loss_before=cfg["loss_before"],
-                          loss_after=cfg["loss_after"], official_nfe=n)
+                          loss_after=cfg["loss_after"], official_nfe=n,
+                          training={k: cfg.get(k) for k in ("trajectories", "epochs", "batch", "holdout", "lr",
+                                                            "lr_schedule", "teacher_substeps", "train_seconds",
+                                                            "processes", "max_order", "scale_time", "schedule")})
             record(f"{title} trained", "amed", cfg["schedule"], lambda x, fn=fn, pred=pred, stop=stop:
                    fn(model, x, sig, disable=True, predictor=pred, stop_at_sigma_min=stop), stop, **common)
             record(f"{title} untrained (r = 1/2)", "untrained", cfg["schedule"],
@@ -154,6 +170,8 @@ def evaluate(model_name: str, predictors: Sequence[Path], seeds: int, samples: i
                    fn(model, x, sig, disable=True, stop_at_sigma_min=stop, **settings), stop, **common)
     for nfe in sorted(nfes):
         for label, fn, params, stages in baselines():
+            if only and not any(label.startswith(o) for o in only):
+                continue
             for sched in schedules:
                 sig = schedule_sigmas(model, sched, intervals_for(nfe, stages))
                 record(label, "baseline", sched, lambda x, fn=fn, sig=sig, params=params:
@@ -162,7 +180,7 @@ def evaluate(model_name: str, predictors: Sequence[Path], seeds: int, samples: i
     if kid is not None:
         floor = _stat([kid.kid_floor(samples, seed) for seed in range(seeds)])
     return dict(model=model_name, rows=rows, kid_floor=floor, sigma_min=sig_min_v, ref_steps=ref_steps,
-                seeds=seeds, samples=samples)
+                seeds=seeds, samples=samples, kid_on=kid is not None)
 
 
 def _cell(stat: Optional[Dict[str, Any]], digits: int = 4) -> str:
@@ -221,7 +239,19 @@ def targets(result: Dict[str, Any]) -> List[Dict[str, Any]]:
 
 def report(results: Sequence[Dict[str, Any]]) -> str:
     """The markdown of docs/amed.md's "Results" tables, from :func:`evaluate`'s output."""
-    out: List[str] = []
+    out: List[str] = ["Shipped predictors (from their `.json`; time: one niced thread of a shared 2-core CPU):\n",
+                      "| file | schedule | max_order / scale_time | trajectories x epochs (batch) | held-out | "
+                      "train time | held-out loss before -> after |",
+                      "|---|---|---|---|---|---|---|"]
+    for res in results:
+        for r in res["rows"]:
+            if r["kind"] == "amed" and r["protocol"] == "stop at sigma_min":
+                t = r["training"]
+                out.append(f"| `{r['file'].replace('.safetensors', '')}` | {t['schedule']} | {t['max_order']} / "
+                           f"{t['scale_time']} | {t['trajectories']} x {t['epochs']} ({t['batch']}) | {t['holdout']} | "
+                           f"{t['train_seconds']:.0f} s | {r['loss_before']:.4g} -> {r['loss_after']:.4g} "
+                           f"(x {r['loss_after'] / r['loss_before']:.3f}) |")
+    out.append("")
     for res in results:
         rows = res["rows"]
         m = res["model"]
@@ -285,6 +315,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--baseline-schedules", nargs="+", default=["logsnr_uniform", "edm_rho", "uniform"])
     p.add_argument("--ref-steps", type=int, default=24)
     p.add_argument("--no-kid", action="store_true", help="skip KID (needs the digits classifier)")
+    p.add_argument("--baseline-nfe", nargs="*", type=int, default=[], help="also these call counts for the "
+                   "non-learned solvers")
+    p.add_argument("--baselines", nargs="*", default=[], help="only the non-learned solvers whose label starts so")
+    p.add_argument("--reuse", default=None, help="a results .json of an earlier run: its non-learned rows are "
+                   "reused when seeds, samples, reference and sigma_min agree")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", default="/tmp/amed_eval/results.json")
     p.add_argument("--report-only", action="store_true", help="print the report of --json (and write the docs)")
@@ -308,9 +343,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"[{time.time() - t_start:7.1f}s] {msg}", flush=True)
 
         results = []
+        earlier = {r["model"]: r for r in json.loads(Path(a.reuse).read_text())} if a.reuse else {}
         for m in a.models:
             files = sorted(Path(a.weights).glob(f"{m}-*.safetensors"))
-            res = evaluate(m, files, a.seeds, a.samples, a.ref_steps, a.baseline_schedules, kid, log)
+            res = evaluate(m, files, a.seeds, a.samples, a.ref_steps, a.baseline_schedules, kid, log,
+                           a.baseline_nfe, earlier.get(m), a.baselines)
             res["command"] = command
             results.append(res)
             out_json.parent.mkdir(parents=True, exist_ok=True)

@@ -23,8 +23,9 @@ x and sigma for SD-type models), with d = (y - D) / s = dy/ds the probability-fl
    * ``deis``: the same with rhoAB-DEIS weights (Adams-Bashforth in s for the actual,
      per-sample, nodes; exact 4-point Gauss-Legendre integrals of the Lagrange basis);
    * ``dpmpp_2m``: DPM-Solver++(2M) (``prediction="data"``; or DPM-Solver-2M on eps,
-     ``"noise"``, the paper's latent-model setting) over the interleaved grid; c scales
-     the model-output terms of the second sub-step. No dynamic thresholding (it is for
+     ``"noise"``, the paper's latent-model setting) over the interleaved grid, or the
+     third-order multistep update with ``max_order=3``; c scales the model-output terms of
+     the second sub-step. No dynamic thresholding (it is for
      pixel models in [-1, 1] and wrong for latents).
 
 With r = 1/2, c = a = 1, ``amed`` and ``dpm_2`` are DPM-Solver-2 (k-diffusion's
