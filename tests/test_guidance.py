@@ -10,7 +10,8 @@
 * with the shipped digits-cond weights: CFG 3 reads as the requested digit more often
   than CFG 1 (skipped with the reason while the weights are absent);
 * CFG++ through the wrapper: its kept unconditional prediction, the DDIM step; the bench's
-  ComfyUI adapter feeds ComfyUI's post-CFG hook; the bench's verdict rule.
+  ComfyUI adapter feeds ComfyUI's post-CFG hook; the bench's verdict rule, its paired
+  differences and their MDD, its choice of contenders.
 """
 
 from __future__ import annotations
@@ -245,6 +246,71 @@ def test_bench_verdict_compares_at_the_anchors_best_accuracy():
     assert "**met**" in verdict(anchors + [cell("X", "ours", True, 1.0, 1.0, 300.0)], 10)
     assert "**missed**" in verdict(anchors + [cell("X", "ours", True, 1.0, 1.0, 600.0)], 10)
     assert "short by 0.050" in verdict(anchors + [cell("X", "ours", True, 1.0, 0.95, 50.0)], 10)
+
+
+def test_paired_difference_and_its_mdd():
+    """paired(): per-seed differences, their mean and sample sd, and the one-sided 95 % t
+    bound t(0.95, S - 1) sd / sqrt(S) (Student's t quantile from scipy, independent of the
+    bench's table); a common seed effect cancels in the pairing."""
+    stats = pytest.importorskip("scipy.stats")
+    from seeds_samplers.bench.guidance import paired
+
+    g = torch.Generator().manual_seed(0)
+    for seeds in (3, 5):
+        anchor = (1000.0 * torch.rand(seeds, generator=g, dtype=torch.float64)).tolist()  # large seed effect
+        noise = torch.randn(seeds, generator=g, dtype=torch.float64).tolist()
+        ours = [a - 50.0 + e for a, e in zip(anchor, noise)]
+        mean, sd, m = paired(ours, anchor)
+        d = torch.tensor(noise, dtype=torch.float64) - 50.0
+        assert mean == pytest.approx(float(d.mean()), abs=1e-9) and sd == pytest.approx(float(d.std()), abs=1e-9)
+        assert m == pytest.approx(stats.t.ppf(0.95, seeds - 1) * sd / seeds ** 0.5, rel=2e-3)
+        assert sd < 0.01 * float(torch.tensor(anchor).std())  # the seed effect is gone
+    with pytest.raises(ValueError):
+        paired([1.0, 2.0], [1.0])
+
+
+def test_decided_verdict_on_paired_differences():
+    """Met needs ours below every anchor reaching the best accuracy by more than the MDD;
+    a mean below it inside the MDD is "met on the mean"; a called accuracy loss misses."""
+    from seeds_samplers.bench.guidance import decided_verdict, paired
+
+    def cell(label, source, pp, accs, kids):
+        n = len(kids)
+        mean = lambda v: sum(v) / n  # noqa: E731
+        sd = lambda v: (sum((x - mean(v)) ** 2 for x in v) / (n - 1)) ** 0.5  # noqa: E731
+        return dict(label=label, source=source, cfg_pp=pp, cfg=1.0, nfe=10, calls=10, accs=accs, kids=kids,
+                    acc=mean(accs), acc_sd=sd(accs), kid=mean(kids), kid_sd=sd(kids))
+
+    full = [1.0, 1.0, 1.0]
+    anchor = cell("euler", "k-diffusion", False, full, [300.0, 600.0, 900.0])  # seed spread 300
+    weak = cell("dpmpp_2m", "k-diffusion", False, [0.90, 0.91, 0.92], [10.0, 20.0, 30.0])  # below the best accuracy
+    ahead = cell("X", "ours", True, full, [240.0, 545.0, 838.0])  # 59 lower on average, paired sd 3
+    assert "**met**" in decided_verdict([anchor, weak, ahead], 10)
+    d, sd, m = paired(ahead["kids"], anchor["kids"])
+    assert d + m < 0 and anchor["kid_sd"] > abs(d)  # resolved only through the pairing
+    noisy = cell("X", "ours", True, full, [200.0, 650.0, 860.0])  # 30 lower on average, paired sd ~ 75
+    assert "**met on the mean, not resolved**" in decided_verdict([anchor, weak, noisy], 10)
+    behind = cell("X", "ours", True, full, [320.0, 640.0, 905.0])
+    assert "**missed**: " in decided_verdict([anchor, weak, behind], 10)
+    misread = cell("X", "ours", True, [0.95, 0.96, 0.95], [1.0, 2.0, 3.0])  # far lower KID, called accuracy loss
+    assert "**missed** on accuracy" in decided_verdict([anchor, weak, misread], 10)
+
+
+def test_contenders_are_the_best_anchors_comfy_rows_and_our_best_entries():
+    from seeds_samplers.bench.guidance import select_contenders
+
+    def cell(label, source, pp, cfg, acc, kid):
+        return dict(label=label, source=source, cfg_pp=pp, cfg=cfg, nfe=8, calls=8, acc=acc, kid=kid)
+
+    cells = [cell("a1", "k-diffusion", False, 2.0, 1.0, 300.0), cell("a1", "k-diffusion", False, 8.0, 1.0, 900.0),
+             cell("a2", "k-diffusion", False, 3.0, 1.0, 200.0), cell("a2", "k-diffusion", False, 1.0, 0.9, 10.0),
+             cell("a3", "k-diffusion", False, 3.0, 0.99, 50.0),
+             cell("c1", "ComfyUI", True, 0.5, 0.9, 20.0), cell("c1", "ComfyUI", True, 1.0, 0.98, 400.0),
+             cell("o1", "ours", True, 1.0, 0.97, 30.0), cell("o2", "ours", True, 1.0, 1.0, 90.0),
+             cell("o3", "ours", True, 0.75, 1.0, 80.0), cell("o3", "ours", True, 1.0, 1.0, 95.0),
+             cell("a1", "k-diffusion", False, 2.0, 0.5, 1.0) | {"nfe": 10}]
+    got = [(c["label"], c["cfg"]) for c in select_contenders(cells, 8)]
+    assert got == [("a2", 3.0), ("a1", 2.0), ("c1", 1.0), ("o3", 0.75), ("o2", 1.0)]
 
 
 # --- the trained model -----------------------------------------------------------------------
