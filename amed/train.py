@@ -495,7 +495,8 @@ def train_predictor(
                     evals.append(dict(round=done, loss=loss))
                     if loss < best[0]:
                         best = (loss, done, {k: v.clone() for k, v in predictor.state_dict().items()})
-                    say(f"round {done}/{total_rounds}: held-out loss {loss:.5g} (best {best[0]:.5g})")
+                    kept = f"best {best[0]:.5g}" if best[1] else f"none below the untrained {loss0:.5g} yet"
+                    say(f"round {done}/{total_rounds}: held-out loss {loss:.5g} ({kept})")
     spool.close()
     seconds = time.time() - t0
     loss_last = evals[-1]["loss"]
