@@ -311,6 +311,8 @@ def test_contenders_are_the_best_anchors_comfy_rows_and_our_best_entries():
              cell("a1", "k-diffusion", False, 2.0, 0.5, 1.0) | {"nfe": 10}]
     got = [(c["label"], c["cfg"]) for c in select_contenders(cells, 8)]
     assert got == [("a2", 3.0), ("a1", 2.0), ("c1", 1.0), ("o3", 0.75), ("o2", 1.0)]
+    got = [(c["label"], c["cfg"]) for c in select_contenders(cells, 8, slack=0.035)]  # 0.99 and 0.97 now reach
+    assert got == [("a3", 3.0), ("a2", 3.0), ("c1", 1.0), ("o1", 1.0), ("o3", 0.75)]
 
 
 # --- the trained model -----------------------------------------------------------------------
