@@ -63,7 +63,7 @@ import torch
 
 from ..digits.data import load_digits
 from ..digits.denoiser import load_digits_model
-from ..digits.fd import class_kernel_distance, features, load_classifier
+from ..digits.fd import DigitsFD, class_kernel_distance, features
 from ..digits.guidance import CFGDenoiser
 from ..samplers import registry
 from .compare import Contender, kdiffusion, ours, run_at_budget
@@ -149,11 +149,9 @@ class ClassMetrics:
     """Accuracy on the requested digit and per-class KID to the held-out digits."""
 
     def __init__(self):
-        self.net = load_classifier()
-        ref, self.ref_labels = load_digits("heldout")
-        raw = features(self.net, ref)
-        self.scale = float(raw.pow(2).mean().sqrt())  # see the module docstring
-        self.ref_feats = raw / self.scale
+        fd = DigitsFD()  # the held-out digits' features, scaled for KID (see the module docstring)
+        self.net, self.scale, self.ref_feats = fd.net, fd.kid_scale, fd.reference_features
+        self.ref_labels = load_digits("heldout")[1]
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> Tuple[float, float]:
         """(accuracy, KID x 10^3) of ``images`` generated for ``labels``; (0, inf) if non-finite."""
