@@ -326,6 +326,6 @@ register(SamplerSpec(
 ))
 register(SamplerSpec(
     id="seeds_3", function=sample_seeds_3, family="seeds", title="SEEDS-3",
-    summary="Third-order stochastic exponential solver, 3 model calls per step (prefers lower CFG).",
+    summary="Third-order stochastic exponential solver, 3 model calls per step.",
     params=_SEEDS3_PARAMS, calls_per_step=3, stochastic=injects_noise,
 ))
