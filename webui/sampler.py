@@ -84,7 +84,7 @@ class HostUncond:
     sampler's run (the denoiser is built per sampler, per generation)."""
 
     def __init__(self, denoiser: Any):
-        if not (hasattr(denoiser, "need_last_noise_uncond") and hasattr(denoiser, "cond_scale_miltiplier")):
+        if not _keeps_uncond(denoiser):
             raise ValueError("CFG++ needs the unconditional prediction, which this webui's CFG denoiser "
                              f"({type(denoiser).__name__}) does not expose; turn cfg_pp off")
         denoiser.need_last_noise_uncond = True
@@ -109,7 +109,12 @@ def exposes_uncond(cfg_denoiser_module: Any) -> bool:
         probe = cls(None)
     except Exception:  # noqa: BLE001 - a denoiser we cannot build is one we do not know
         return False
-    return hasattr(probe, "need_last_noise_uncond") and hasattr(probe, "cond_scale_miltiplier")
+    return _keeps_uncond(probe)
+
+
+def _keeps_uncond(denoiser: Any) -> bool:
+    """The attributes :class:`HostUncond` reads and sets on a webui CFG denoiser."""
+    return hasattr(denoiser, "need_last_noise_uncond") and hasattr(denoiser, "cond_scale_miltiplier")
 
 
 def make_sampler_class(kdiffusion_sampler: type, sd_samplers_common: Any, shared: Any) -> type:
