@@ -260,8 +260,8 @@ def mdd(paired_sds: Sequence[float], seeds: int) -> float:
 
 
 def called(d_mean: float, d_sd: float, seeds: int) -> bool:
-    """Whether a paired difference is called: |mean| > t(0.95, S - 1) x spread / sqrt(S)."""
-    return seeds >= 2 and math.isfinite(d_mean) and abs(d_mean) > t95(seeds - 1) * d_sd / math.sqrt(seeds)
+    """Whether a paired difference is called: |mean| > its MDD, t(0.95, S - 1) x spread / sqrt(S)."""
+    return seeds >= 2 and math.isfinite(d_mean) and abs(d_mean) > mdd([d_sd], seeds)
 
 
 def run_table(name: str, schedule: str, nfe: int, kind: str = "stochastic", seeds: Sequence[int] = (0, 1, 2),
