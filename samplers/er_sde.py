@@ -25,6 +25,17 @@ across that first interval misestimate D' at the next steps (measured: order 2 i
 of 3, docs/sigma_steps.md). ``quadrature="riemann100"`` keeps the official Delta1_i, so
 that mode reproduces the official algorithm as a whole.
 
+Expansion variable. The paper expands D in s. ``expansion="lambda"`` expands it in the
+half-log-SNR lambda = -log s instead (D(lambda) = D_i + (lambda - lambda_i) D' + ...), the
+variable of exponential integrators (DPM-Solver++, Lu et al. 2022), in which the data
+prediction varies slowly where karras-type schedules take long steps in s. Integrating by
+parts, the weights of D' and D'' become h - phi(s_{i+1}) T and h^2 / 2 - phi(s_{i+1}) T' with
+h = lambda_{i+1} - lambda_i, T = int ds / (s phi) and T' = int log(s_i / s) / (s phi) ds over
+[s_{i+1}, s_i]; the linear part and the noise are unchanged. With phi = s^2 (``original_sde``)
+and order 2 this is SDE-DPM-Solver++(2M) with the exact weight h - (1 - e^{-2h}) / 2 (k-diffusion's
+``dpmpp_2m_sde`` with ``solver_type="heun"``); with phi = s (the ODE) it is DPM-Solver++'s
+Taylor form (h - 1 + e^{-h}, h^2 / 2 - h + 1 - e^{-h}).
+
 The ``eta`` family replaces phi by s^(1 - eta) phi(s)^eta: 0 is the probability-flow
 ODE, 1 the chosen function (ComfyUI PR #15428 extends eta the same way).
 """
@@ -60,6 +71,7 @@ NOISE_SCALE_FUNCTIONS: Dict[str, Tuple[Callable[[np.ndarray], np.ndarray], Optio
     "sde_5": (lambda s: s * (np.exp(s**0.3) + 10.0), None),
 }
 QUADRATURES = ("gauss", "riemann100")
+EXPANSIONS = ("sigma", "lambda")
 
 
 class _Phi:
@@ -102,6 +114,26 @@ class _Phi:
         out = [self._integrals_one(float(a), float(b)) for a, b in zip(lo, hi)]
         return np.array([o[0] for o in out]), np.array([o[1] for o in out])
 
+    def lambda_integrals_many(self, lo: Sequence[float], hi: Sequence[float]) -> Tuple[np.ndarray, np.ndarray]:
+        """T = int_lo^hi ds / (s phi) and T' = int_lo^hi log(hi / s) / (s phi) ds for every
+        step: the integrals of the lambda expansion (closed form for power functions)."""
+        lo = np.asarray(lo, dtype=np.float64)
+        hi = np.asarray(hi, dtype=np.float64)
+        if lo.size == 0:
+            return lo, lo
+        if self.power is not None:
+            # s = hi e^{-u}, u in [0, h]: T = (lo^-q - hi^-q) / q and
+            # T' = lo^-q (h / q - 1 / q^2) + hi^-q / q^2, written without e^{qh}
+            q, h = self.power, np.log(hi / lo)
+            return (lo**-q - hi**-q) / q, lo**-q * (h / q - 1.0 / q**2) + hi**-q / q**2
+
+        def both(s):
+            inv = 1.0 / (s * self(s))
+            return np.stack([inv, np.log(hi[:, None, None] / s) * inv])
+
+        T, T1 = integrate_log(both, lo, hi)
+        return T, T1
+
     def _integrals_one(self, lo: float, hi: float) -> Tuple[float, float]:
         if self.quadrature == "riemann100":
             ds = (hi - lo) / 100.0
@@ -128,9 +160,10 @@ class _ERSDE(Solver):
     integrals of phi; steps outside the noise window use phi(s) = s (the ODE)."""
 
     def __init__(self, run: SamplerRun, order: int, phi: _Phi, s_noise: float,
-                 noise_sampler: Optional[NoiseSampler], noise_type: str):
+                 noise_sampler: Optional[NoiseSampler], noise_type: str, expansion: str = "sigma"):
         super().__init__(run)
         self.order = order
+        self.in_lambda = expansion == "lambda"
         # the noise window chooses phi per step; s_noise only scales the injected noise
         self.ns = run.noise_sampler(noise_sampler, noise_type) if (not phi.is_ode and s_noise != 0) else None
         ode = _Phi("ode", 0.0, phi.quadrature)
@@ -139,10 +172,14 @@ class _ERSDE(Solver):
         integrals = {}
         for f in (phi, ode):
             mine = [i for i in steps if phis[i] is f]
-            S_all, S1_all = f.integrals_many([run.ve[i + 1] for i in mine], [run.ve[i] for i in mine])
+            many = f.lambda_integrals_many if self.in_lambda else f.integrals_many
+            S_all, S1_all = many([run.ve[i + 1] for i in mine], [run.ve[i] for i in mine])
             integrals.update({i: (float(a), float(b)) for i, a, b in zip(mine, S_all, S1_all)})
-        # the variable the D history is interpolated in, with du/ds and d2u/ds2
-        if run.mt.is_flow:  # u = s / (1 + s) = sigma, alpha = 1 / (1 + s)
+        # the variable the D history is interpolated in, with du/dv and d2u/dv2 for the
+        # expansion variable v (s, or lambda itself)
+        if self.in_lambda:
+            self.u, self.du, self.ddu = run.lam, [1.0] * len(run.lam), [0.0] * len(run.lam)
+        elif run.mt.is_flow:  # u = s / (1 + s) = sigma, alpha = 1 / (1 + s)
             self.u, self.du, self.ddu = run.sigma, [a * a for a in run.alpha], [-2.0 * a ** 3 for a in run.alpha]
         else:
             self.u, self.du, self.ddu = run.ve, [1.0] * len(run.ve), [0.0] * len(run.ve)
@@ -157,11 +194,18 @@ class _ERSDE(Solver):
         p_s, p_t = float(f(s[i])), float(f(s[i + 1]))
         r = p_t / p_s
         S, S1 = integrals
-        ds = s[i + 1] - s[i]
         a_t = run.alpha[i + 1]
         k = min(self.order, i + 1)  # warm-up while the history builds
-        c1 = a_t * (ds + p_t * S)  # weight of D'(s_i)
-        c2 = a_t * (ds * ds / 2.0 + p_t * S1) if k >= 3 else 0.0  # weight of D''(s_i)
+        if self.in_lambda:
+            # D(lambda) = D_i + (lambda - lambda_i) D' + ...: by parts, the weights are
+            # h - phi_t T and h^2 / 2 - phi_t T' (h = lambda_{i+1} - lambda_i)
+            h = run.lam[i + 1] - run.lam[i]
+            c1 = a_t * (h - p_t * S)
+            c2 = a_t * (h * h / 2.0 - p_t * S1) if k >= 3 else 0.0
+        else:
+            ds = s[i + 1] - s[i]
+            c1 = a_t * (ds + p_t * S)  # weight of D'(s_i)
+            c2 = a_t * (ds * ds / 2.0 + p_t * S1) if k >= 3 else 0.0  # weight of D''(s_i)
         w = self._add_derivative_terms(i, k, [a_t * (1.0 - r)], c1, c2, f.quadrature == "riemann100")
         if i == 0:
             self.start_c1 = c1 * self.du[0] / (self.u[1] - self.u[0])
@@ -229,6 +273,11 @@ _PARAMS = (
     Param("quadrature", "gauss", "gauss: exact float64 integrals; riemann100: the official 100-point rule.",
           choices=QUADRATURES),
     NOISE_START, NOISE_END, NOISE_TYPE, STOP_AT_SIGMA_MIN, SIGMA_STEPS, CORRECTED_START, CFG_PP,
+    # last: a saved ComfyUI workflow fills widgets by position, so new inputs go at the end
+    Param("expansion", "sigma",
+          "Variable the denoiser is expanded in between steps: sigma (the paper's Taylor in sigma) or lambda "
+          "(half-log-SNR, as DPM-Solver++; with original_sde, order 2 is SDE-DPM-Solver++(2M)).",
+          choices=EXPANSIONS),
 )
 
 
@@ -238,7 +287,7 @@ def sample_er_sde(
     model: Callable, x: torch.Tensor, sigmas: torch.Tensor, extra_args: Optional[dict] = None,
     callback: Optional[Callable] = None, disable: Optional[bool] = None,
     order: int = 3, noise_scale_function: Union[str, Callable] = "sde_5", eta: float = 1.0, s_noise: float = 1.0,
-    quadrature: str = "gauss", noise_sampler: Optional[NoiseSampler] = None, noise_type: str = "gaussian",
+    quadrature: str = "gauss", expansion: str = "sigma", noise_sampler: Optional[NoiseSampler] = None, noise_type: str = "gaussian",
     model_type: Any = None, stop_at_sigma_min: bool = False, noise_start: float = 0.0, noise_end: float = 1.0,
     sigma_steps: bool = True, corrected_start: bool = True, cfg_pp: bool = False,
     uncond: Optional[UncondSource] = None,
@@ -255,6 +304,12 @@ def sample_er_sde(
         quadrature: ``"gauss"`` (closed form / Gauss-Legendre, float64, and the third-order
             derivative estimate) or ``"riemann100"`` (the official 100-point rule and the
             official first-order derivative estimate, to reproduce published numbers).
+        expansion: ``"sigma"`` (the paper: D expanded in the VE sigma s between steps) or
+            ``"lambda"`` (in the half-log-SNR lambda = -log s, the exponential-integrator
+            form of DPM-Solver++; D(lambda) is smoother where steps are long in s). Same
+            exact linear part, noise and order; only the Taylor weights change (see the
+            module docstring). With ``"original_sde"`` and order 2 it is
+            SDE-DPM-Solver++(2M) with its exact ("heun") weight.
         noise_start, noise_end: the noise window (fractions of the steps); steps outside
             it use phi(s) = s, the ODE.
         sigma_steps: long deterministic steps near sigma = 0 (and a flow model's final
@@ -272,7 +327,9 @@ def sample_er_sde(
                      model_type=model_type, stop_at_sigma_min=stop_at_sigma_min,
                      noise_window=(noise_start, noise_end), sigma_steps=sigma_steps, corrected_start=corrected_start,
                      cfg_pp=cfg_pp, uncond=uncond)
-    return run.run(_ERSDE(run, order, phi, s_noise, noise_sampler, noise_type))
+    if expansion == "lambda" and quadrature == "riemann100":
+        raise ValueError("expansion='lambda' needs quadrature='gauss' (riemann100 reproduces the paper's sigma form)")
+    return run.run(_ERSDE(run, order, phi, s_noise, noise_sampler, noise_type, expansion))
 
 
 register(SamplerSpec(

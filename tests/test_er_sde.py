@@ -301,3 +301,104 @@ def test_lagrange_derivatives_exact_for_polynomials():
         assert sum(a * b for a, b in zip(d2, f)) == pytest.approx(want2, abs=1e-11)
     cubic = [u**3 for u in nodes]  # degree 3 through 3 nodes: not exact (the check has power)
     assert abs(sum(a * b for a, b in zip(d2, cubic)) - 6 * nodes[0]) > 1e-3
+
+
+# --- the lambda expansion ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(PHI_MP))
+@pytest.mark.parametrize("eta", ETAS)
+def test_lambda_integrals_match_high_precision_quadrature(name, eta):
+    """T = int ds / (s phi) and T' = int log(s_i / s) / (s phi) ds over [s_{i+1}, s_i]."""
+    mp.mp.dps = 30
+    ref = phi_eta_mp(name, eta)
+    phi = _Phi(name, eta, "gauss")
+    for lo, hi in INTERVALS:
+        pts = [mp.mpf(lo)] + [mp.mpf(v) for v in np.geomspace(lo, hi, 12)[1:-1]] + [mp.mpf(hi)]
+        T = mp.quad(lambda s: 1 / (s * ref(s)), pts)
+        T1 = mp.quad(lambda s: mp.log(hi / s) / (s * ref(s)), pts)
+        got_T, got_T1 = phi.lambda_integrals_many([lo], [hi])
+        assert float(got_T[0]) == pytest.approx(float(T), rel=1e-11), (lo, hi)
+        assert float(got_T1[0]) == pytest.approx(float(T1), rel=1e-10), (lo, hi)
+
+
+class _PolyInLambda:
+    """D(x, sigma) = sum_m c_m lambda^m whatever x, lambda = log(alpha / sigma)."""
+
+    def __init__(self, mt, coeffs):
+        self.mt, self.coeffs, self.seeds_model_type = mt, coeffs, mt
+
+    def __call__(self, x, sigma, **kw):
+        lam = self.mt.half_log_snr(float(sigma.reshape(-1)[0]))
+        return sum(c * lam**m for m, c in enumerate(self.coeffs)).expand_as(x).clone()
+
+
+def _exact_lambda_step(mt, x, sig0, sig1, coeffs, name, eta):
+    """x at sig1 from x at sig0 without noise, D a polynomial in lambda = -log s."""
+    mp.mp.dps = 30
+    ref = phi_eta_mp(name, eta)
+    s0, s1 = mt.ve_sigma(sig0), mt.ve_sigma(sig1)
+    p0, p1 = ref(mp.mpf(s0)), ref(mp.mpf(s1))
+    out = float(p1 / p0) * (x / mt.alpha(sig0))
+    for m, c in enumerate(coeffs):
+        k = mp.quad(lambda u: mp.diff(ref, u) / ref(u) ** 2 * (-mp.log(u)) ** m, [mp.mpf(s1), mp.mpf(s0)])
+        out = out + float(p1 * k) * c
+    return out * mt.alpha(sig1)
+
+
+@pytest.mark.parametrize("mt", [VE, FLOW], ids=["ve", "flow"])
+@pytest.mark.parametrize("name,eta", [("sde_5", 1.0), ("original_sde", 1.0), ("sde_4", 1.0), ("ode", 1.0)])
+@pytest.mark.parametrize("order", [2, 3])
+def test_lambda_expansion_exact_for_polynomials_in_lambda(mt, name, eta, order):
+    """With expansion="lambda", order k is exact (after its warm-up) when D is a polynomial of
+    degree k-1 in lambda, on VE and flow models alike; degree k is not (the check has power)."""
+    g = torch.Generator().manual_seed(10 + order)
+    shape = (1, 2, 3, 3)
+    coeffs = [0.3 * torch.randn(shape, generator=g, dtype=torch.float64) for _ in range(order + 1)]
+    sig = [0.93, 0.8, 0.62, 0.45, 0.3, 0.18, 0.09] if mt.is_flow else [12.0, 7.0, 4.0, 2.2, 1.1, 0.5, 0.2]
+    x = torch.randn(shape, generator=g, dtype=torch.float64)
+    for degree in (order - 1, order):
+        states = []
+        out = sample_er_sde(_PolyInLambda(mt, coeffs[: degree + 1]), x, torch.tensor(sig, dtype=torch.float64),
+                            order=order, noise_scale_function=name, eta=eta, s_noise=0.0, expansion="lambda",
+                            callback=lambda d: states.append(d["x"]), disable=True)
+        states.append(out)
+        errs = []
+        for i in range(order - 1, len(sig) - 1):
+            want = _exact_lambda_step(mt, states[i], sig[i], sig[i + 1], coeffs[: degree + 1], name, eta)
+            errs.append((states[i + 1] - want).abs().max().item() / max(want.abs().max().item(), 1.0))
+        if degree == order - 1:
+            assert max(errs) <= 1e-9, errs
+        else:
+            assert max(errs) > 1e-6, errs
+
+
+def test_lambda_order2_original_sde_is_k_diffusion_dpmpp_2m_sde_heun(analytic):
+    """phi = s^2 expanded in lambda at order 2 is SDE-DPM-Solver++(2M) with the exact weight,
+    k-diffusion's dpmpp_2m_sde(solver_type="heun"), given the same noise; the paper's sigma
+    expansion and k-diffusion's default midpoint weight are other updates."""
+    from k_diffusion import sampling as ks
+
+    model = analytic("edm")
+    sigmas = edm_sigmas(10, 0.01, 40.0)
+    x = model.prior_sample(3, 40.0, torch.Generator().manual_seed(4))
+    g = torch.Generator().manual_seed(5)
+    noise = [torch.randn(x.shape, generator=g, dtype=torch.float64) for _ in range(len(sigmas))]
+
+    def run(fn, **kw):
+        it = iter(noise)
+        return fn(model, x, sigmas, disable=True, noise_sampler=lambda a, b: next(it), **kw)
+
+    ours = run(sample_er_sde, order=2, noise_scale_function="original_sde", expansion="lambda")
+    ref = run(ks.sample_dpmpp_2m_sde, solver_type="heun")
+    assert (ours - ref).abs().max().item() <= 1e-9
+    paper = run(sample_er_sde, order=2, noise_scale_function="original_sde")
+    midpoint = run(ks.sample_dpmpp_2m_sde)
+    assert (ours - paper).abs().max().item() > 1e-4
+    assert (ours - midpoint).abs().max().item() > 1e-4
+
+
+def test_lambda_expansion_refuses_the_official_rule(edm_case):
+    model, x, sigmas = edm_case(4)
+    with pytest.raises(ValueError, match="riemann100"):
+        sample_er_sde(model, x, sigmas, expansion="lambda", quadrature="riemann100", disable=True)
