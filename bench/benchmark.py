@@ -21,7 +21,9 @@ table per schedule x NFE x kind (stochastic / deterministic).
 
 Sweep: ``--sweep SAMPLER --set name=v1,v2 ...`` runs every combination of the given
 parameter values (others at the menu entry's settings) on the test models at NFE 5, 8, 10,
-20 and prints mean ± spread per model x NFE and an aggregate rank.
+20 and prints mean ± spread per model x NFE and an aggregate rank; on the trained models by
+KID from the same latents and noise (the decided tables' paired design and cache), with
+``--anchors`` also the best configuration against the best anchor as a paired difference.
 
 Overhead: sampler-side time per model call with a near-zero-cost model on an SDXL-size
 latent (1x4x128x128), every configuration beside k-diffusion's dpmpp_2m, dpmpp_2m_sde
@@ -159,7 +161,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--seeds", type=int, default=3, help="noise seeds per cell (default 3)")
     ap.add_argument("--samples", type=int, default=1024, help="samples per seed on the mixtures (default 1024)")
     ap.add_argument("--digits-samples", type=int, default=256,
-                    help="samples per seed on the digits models in a sweep (default 256)")
+                    help="samples per seed on the trained models in a sweep (KID, paired; default 256)")
     ap.add_argument("--trained-samples", type=int, default=2000,
                     help="samples per seed of the decided tables on the trained models (default 2000)")
     ap.add_argument("--screen-samples", type=int, default=400,

@@ -10,10 +10,12 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from ..samplers import registry
 from .compare import ours
+from .compare import Contender
 from .contenders import anchor_contenders
-from .grid import run_grid, summarise
-from .models import build_model
-from .report import pivot_mean_sd
+from .decide import TRAINED, called, kid_model, mdd, measure
+from .grid import mean_sd, run_grid, summarise
+from .models import TestModel, build_model
+from .report import fmt_mean_sd, pivot_mean_sd
 
 
 def _parse_value(p: registry.Param, text: str) -> Any:
@@ -77,6 +79,40 @@ def rank_table(cells: Sequence[dict]) -> List[tuple]:
     return sorted(out, key=lambda r: (r[2], r[3]))
 
 
+def _decided_cells(model: TestModel, contenders: Sequence[Contender], budgets: Sequence[int], seeds: Sequence[int],
+                   schedule: str, samples: int) -> List[dict]:
+    """Cells of a trained model: KID of every configuration from the same latents and noise
+    (the decided tables' paired design and cache, :func:`.decide.measure`)."""
+    cells = []
+    for nfe in budgets:
+        res, _ = measure(model, contenders, nfe, seeds, schedule, samples, log=lambda s: None)
+        for c in contenders:
+            per = res[(c.label, c.source)]
+            mean, sd = mean_sd([per[s]["value"] for s in seeds])
+            cells.append(dict(model=model.name, schedule=schedule, label=c.label, source=c.source, nfe=nfe,
+                              stochastic=c.stochastic, calls=max(per[s]["calls"] for s in seeds), mean=mean, sd=sd,
+                              n=len(seeds), ref_mean=None, ref_sd=None, values={s: per[s]["value"] for s in seeds}))
+    return cells
+
+
+def _paired_lines(cells: Sequence[dict], budgets: Sequence[int], seeds: int) -> List[str]:
+    """Per NFE: the best configuration against the best anchor, as a paired difference over
+    seeds with its one-sided 95 % MDD (:func:`.decide.called`)."""
+    out = []
+    for nfe in budgets:
+        cell = [c for c in cells if c["nfe"] == nfe and math.isfinite(c["mean"])]
+        mine = [c for c in cell if c["source"] == "ours"]
+        others = [c for c in cell if c["source"] != "ours"]
+        if not mine or not others:
+            continue
+        a, b = min(mine, key=lambda c: c["mean"]), min(others, key=lambda c: c["mean"])
+        d_mean, d_sd = mean_sd([a["values"][s] - b["values"][s] for s in a["values"]])
+        verdict = ("ahead" if d_mean < 0 else "behind") if called(d_mean, d_sd, seeds) else "level"
+        out.append(f"- NFE {nfe}: best configuration {a['label']} vs best anchor {b['label']} ({b['source']}): "
+                   f"{fmt_mean_sd(d_mean, d_sd)} (MDD {mdd([d_sd], seeds):.3g}): {verdict}")
+    return out
+
+
 def sweep(sampler: str, sets: Sequence[str], models: Sequence[str], schedules: Optional[Sequence[str]],
           budgets: Sequence[int], seeds: Sequence[int], samples: int, digits_samples: int, anchors: bool,
           comfy: bool, log=print) -> tuple:
@@ -88,17 +124,22 @@ def sweep(sampler: str, sets: Sequence[str], models: Sequence[str], schedules: O
         contenders += [c for c in anchor_contenders(comfy) if c.stochastic == spec.is_stochastic(**spec.menu)]
     all_cells = []
     for name in models:
-        model = build_model(name)
+        model = kid_model(name) if name in TRAINED else build_model(name)
         for schedule in (schedules or [model.default_schedule]):
-            n = digits_samples if model.metric == "FD" else samples
+            n = digits_samples if name in TRAINED else samples
             log(f"[sweep {sampler}] {name} / {schedule}: {len(contenders)} configurations x {len(seeds)} seeds, {n} samples")
-            rows = run_grid(model, contenders, budgets, seeds, schedule, n, 0, log=lambda s: None)
-            all_cells += summarise(rows)
+            if name in TRAINED:
+                all_cells += _decided_cells(model, contenders, budgets, seeds, schedule, n)
+            else:
+                all_cells += summarise(run_grid(model, contenders, budgets, seeds, schedule, n, 0, log=lambda s: None))
     lines = []
     for name in models:
         for schedule in sorted({c["schedule"] for c in all_cells if c["model"] == name}):
             sel = [c for c in all_cells if c["model"] == name and c["schedule"] == schedule]
-            lines += [f"#### {name}, schedule `{schedule}`", "", pivot_mean_sd(sel, budgets), ""]
+            metric = "KID x 10^3 (paired, cached; bench/decide.py)" if name in TRAINED else "W2"
+            lines += [f"#### {name}, schedule `{schedule}`: {metric}", "", pivot_mean_sd(sel, budgets), ""]
+            if name in TRAINED and anchors:
+                lines += _paired_lines(sel, budgets, len(seeds)) + [""]
     ranked = rank_table(all_cells)
     lines += ["#### Aggregate rank (mean rank over every model x NFE cell; ratio = geometric mean of "
               "distance / best distance in the cell)", "", "| configuration | source | mean rank | ratio to best | cells |",
