@@ -9,7 +9,10 @@ Sec. 3.3 and Algorithm 1; restated in docs/amed.md). The command line on the tes
   (denoised estimate and bottleneck feature) are reused by teacher-forced students.
 * Student: per interval j one AMED step (:class:`~seeds_samplers.samplers.amed.AMEDCore`),
   loss = squared L2 distance to the teacher state at sigma_{j+1} in the model's own
-  variables, summed over pixels and averaged over the batch; gradients flow through the
+  variables, summed over pixels and averaged over the batch, times the interval's weight
+  (``loss``: ``"paper"`` weighs every interval 1, the paper's sum; ``"relative"`` divides
+  each by the untrained student's held-out loss on that interval; ``"final"`` keeps the last
+  interval only; see :func:`interval_weights`); gradients flow through the
   frozen denoiser's second evaluation D(x_m, a sigma_m) and through sigma_m(r); one Adam
   step per interval (NaN gradients set to 0, +-inf clipped to +-1e5).
 * Single-step students (amed, euler, dpm_2) start every interval from the teacher state
@@ -56,13 +59,16 @@ from .storage import FEATURE_MODES
 
 __all__ = ["TrainSettings", "TrainResult", "TeacherBatch", "teacher_batch", "train_predictor", "distillation_loss",
            "student_nfe", "schedule_sigmas", "RECIPES", "TEACHER_SUBSTEPS", "LR_SCHEDULES", "Progress",
-           "not_improved_message", "tqdm_progress", "MIN_GAIN"]
+           "not_improved_message", "tqdm_progress", "MIN_GAIN", "LOSSES", "interval_weights"]
 
 SINGLE_STEP = ("amed", "euler", "dpm_2")
 # Teacher steps per student interval: one default for the trainer, its command, the ComfyUI
 # node and the evaluation (the teacher's own error at 8 is in docs/amed.md).
 TEACHER_SUBSTEPS = 8
 LR_SCHEDULES = ("cosine", "constant")
+# How the per-interval squared state errors are weighted (interval_weights): the paper's sum,
+# each divided by the untrained student's held-out error there, or the last state's alone.
+LOSSES = ("paper", "relative", "final")
 # a trained state replaces the untrained one only if its held-out loss is lower by this fraction
 MIN_GAIN = 1e-3
 # The official recipe per student (the AMED README's training commands): AMED-Solver with
@@ -109,6 +115,9 @@ class TrainSettings:
         seed: seed of the training latents and of the predictor's initialisation.
         holdout: held-out trajectories (seed + 1) that pick the best predictor.
         evals: held-out evaluations spread over training (besides the one before it).
+        loss: weighting of the per-interval state errors, in training and in the held-out
+            selection (:func:`interval_weights`): ``"paper"`` (the paper's sum, Sec. 3.3),
+            ``"relative"`` or ``"final"``.
     """
 
     solver: str = "amed"
@@ -128,6 +137,7 @@ class TrainSettings:
     seed: int = 0
     holdout: int = 64
     evals: int = 8
+    loss: str = "paper"
 
     @classmethod
     def recipe(cls, solver: str, **overrides: Any) -> "TrainSettings":
@@ -148,6 +158,8 @@ class TrainSettings:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
 
     @property
     def order(self) -> int:
@@ -162,6 +174,31 @@ class TrainSettings:
 def student_nfe(n_positive: int, afs: bool, final_denoise: bool) -> int:
     """Model calls of an AMED run over ``n_positive`` positive sigmas."""
     return 2 * (n_positive - 1) - int(afs) + int(final_denoise)
+
+
+def interval_weights(loss: str, untrained: Sequence[float]) -> List[float]:
+    """Weights of the per-interval squared state errors (one per AMED interval).
+
+    ``untrained``: the untrained student's (r = 1/2) mean held-out error on each interval.
+
+    * ``"paper"``: 1 each - the paper's loss, the sum over intervals (Sec. 3.3, Algorithm 1).
+      Its terms scale with the state (about sigma^2 per pixel for eps models), so the early
+      intervals dominate it and the last one, the image, hardly counts.
+    * ``"relative"``: 1 / (the untrained error on that interval): every interval counts by
+      how much it improves on its start; the untrained loss is the number of intervals.
+    * ``"final"``: the last interval only (the state that becomes the image). For multistep
+      students (ipndm, deis, dpmpp_2m), which continue from their own states, the gradient
+      runs through the whole student trajectory (one optimiser step per batch), so every
+      step's r, c, a is trained for the last state; single-step students restart from the
+      teacher every interval, so only their last step is trained.
+    """
+    if loss == "paper":
+        return [1.0] * len(untrained)
+    if loss == "relative":
+        return [1.0 / e if e > 0 else 0.0 for e in untrained]
+    if loss == "final":
+        return [0.0] * (len(untrained) - 1) + [1.0]
+    raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
 
 
 def _ve_call(model: Callable, mt: ModelType, extra_args: dict) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -229,14 +266,21 @@ def _sanitize_grads(params) -> None:
 
 def _interval_losses(net: torch.nn.Module, settings: TrainSettings, call: Callable, grid_ve: Sequence[float],
                      alphas: Sequence[float], tb: TeacherBatch, source: Any,
-                     optimizer: Optional[torch.optim.Optimizer]) -> List[torch.Tensor]:
-    """Run the student over one batch; with an optimiser take one step per interval.
-    ``net`` is the predictor or its DistributedDataParallel wrapper. Returns the
-    per-interval losses (0-dim tensors, this process's rows)."""
+                     optimizer: Optional[torch.optim.Optimizer],
+                     weights: Optional[Sequence[float]] = None) -> List[torch.Tensor]:
+    """Run the student over one batch; with an optimiser take one step per interval of
+    nonzero weight (on the weighted loss), or, for ``loss="final"`` with a multistep student,
+    one step per batch on the last state's error with the gradient through the whole student
+    trajectory. ``net`` is the predictor or its DistributedDataParallel wrapper. Returns the
+    unweighted per-interval losses (0-dim tensors, this process's rows)."""
     feature_size = getattr(net, "module", net).feature_size
     core = AMEDCore(settings.solver, grid_ve, call, settings.order, settings.prediction, settings.lower_order_final)
     use_feat = settings.feature_mode == "bottleneck"
     single = settings.solver in SINGLE_STEP
+    # the last state depends on every step's r, c, a only through the student's own states
+    # and history: keep them attached (one graph per batch) instead of a greedy step per interval
+    through = optimizer is not None and settings.loss == "final" and not single
+    total = 0.0
     y = tb.y[0]
     losses = []
     b = y.shape[0]
@@ -248,7 +292,7 @@ def _interval_losses(net: torch.nn.Module, settings: TrainSettings, call: Callab
             feat = None if (afs_step or not use_feat) else tb.feat[j]
         else:
             y_in = y
-            with torch.no_grad():
+            with torch.set_grad_enabled(through):
                 if source is not None and use_feat:
                     source.clear()
                 den = call(y_in, torch.full((b,), grid_ve[j], dtype=torch.float64, device=y.device))
@@ -261,17 +305,29 @@ def _interval_losses(net: torch.nn.Module, settings: TrainSettings, call: Callab
             y1, _ = core.step(j, y_in, den, r.to(dev), c.to(dev), a.to(dev))
             diff = (y1 - tb.y[j + 1]) * alphas[j + 1]
             loss = diff.pow(2).flatten(1).sum(1).mean()
-        if optimizer is not None:
+        w = 1.0 if weights is None else float(weights[j])
+        if through:
+            total = total + loss * w
+        # a zero-weight interval takes no step: Adam would still move on its momentum
+        elif optimizer is not None and w != 0.0:
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss * w).backward()
             _sanitize_grads(net.parameters())
             optimizer.step()
         losses.append(loss.detach())
+        if through:
+            y = y1
+            continue
         y = y1.detach()
         core.hist_d = [h.detach() for h in core.hist_d]
         core.hist_s = [h.detach() for h in core.hist_s]
         if core.prev_m is not None:
             core.prev_m, core.prev_lam = [m.detach() for m in core.prev_m], [lm.detach() for lm in core.prev_lam]
+    if through:
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        _sanitize_grads(net.parameters())
+        optimizer.step()
     return losses
 
 
@@ -304,12 +360,14 @@ class _Ranks:
 
 
 def distillation_loss(predictor: AMEDPredictor, settings: TrainSettings, call: Callable, grid_ve: Sequence[float],
-                      alphas: Sequence[float], tb: TeacherBatch, source: Any = None) -> float:
-    """Total distillation loss (sum over intervals) of ``predictor`` on a teacher batch
-    (this process's rows)."""
+                      alphas: Sequence[float], tb: TeacherBatch, source: Any = None,
+                      weights: Optional[Sequence[float]] = None) -> float:
+    """Distillation loss of ``predictor`` on a teacher batch (this process's rows): the sum
+    over intervals of the squared state errors, each times its weight (:func:`interval_weights`;
+    default 1, the paper's loss)."""
     with torch.no_grad():
-        return float(sum(float(v) for v in _interval_losses(predictor, settings, call, grid_ve, alphas, tb, source,
-                                                            None)))
+        per = _interval_losses(predictor, settings, call, grid_ve, alphas, tb, source, None)
+    return float(sum(float(v) * (1.0 if weights is None else w) for v, w in zip(per, weights or [1.0] * len(per))))
 
 
 class _Spool:
@@ -390,8 +448,8 @@ def train_predictor(
 
     Returns a :class:`TrainResult` ``(predictor, config, history)``: the best predictor by
     held-out loss, its metadata (without ``model_family``/``cfg``/``command``, which the
-    caller adds) and the per-batch training losses (mean over the whole batch, summed over
-    intervals).
+    caller adds) and the per-batch training losses (mean over the whole batch, the weighted
+    sum over intervals of ``settings.loss``).
     """
     settings.check()
     extra_args = {} if extra_args is None else extra_args
@@ -449,6 +507,9 @@ def train_predictor(
         torch.manual_seed(settings.seed)  # the same initialisation in every process and run
         predictor = AMEDPredictor(feat_size, settings.scale_dir, settings.scale_time).to(device)
         net: torch.nn.Module = predictor
+        if ranks.on and settings.loss == "final" and settings.solver not in SINGLE_STEP:
+            raise ValueError("loss='final' with a multistep student runs one graph through the whole trajectory; "
+                             "it is not supported under torch.distributed yet (use one process)")
         if ranks.on:
             # unused parameters: the feature path at an AFS step and in time-only mode
             net = torch.nn.parallel.DistributedDataParallel(predictor, find_unused_parameters=True)
@@ -458,17 +519,26 @@ def train_predictor(
             opt, (lambda k: 0.5 * (1 + math.cos(math.pi * k / total_rounds))) if settings.lr_schedule == "cosine"
             else (lambda k: 1.0))
 
-        def held_out() -> float:
-            weights = torch.tensor([tb.y[0].shape[0] for tb in hold_batches], dtype=torch.float64)
-            per = torch.tensor([distillation_loss(predictor, settings, call, grid_ve, alphas, tb, source)
-                                for tb in hold_batches], dtype=torch.float64)
-            return float(ranks.mean((per * weights).sum() / weights.sum()))
+        def held_out() -> List[float]:
+            """Mean held-out squared state error per interval (unweighted)."""
+            rows = torch.tensor([tb.y[0].shape[0] for tb in hold_batches], dtype=torch.float64)
+            with torch.no_grad():
+                per = torch.tensor([[float(v) for v in _interval_losses(predictor, settings, call, grid_ve, alphas,
+                                                                        tb, source, None)]
+                                    for tb in hold_batches], dtype=torch.float64)
+            return [float(v) for v in ranks.mean((per * rows[:, None]).sum(0) / rows.sum())]
 
-        loss0 = held_out()
+        raw0 = held_out()
+        weights = interval_weights(settings.loss, raw0)
+
+        def total(raw: Sequence[float]) -> float:
+            return float(sum(w * v for w, v in zip(weights, raw)))
+
+        loss0 = total(raw0)
         # the untrained state wins unless a trained one is lower by more than MIN_GAIN
         # (round-off and a step of size ~lr must not count as learning)
         best = (loss0 * (1.0 - MIN_GAIN), 0, {k: v.clone() for k, v in predictor.state_dict().items()})
-        evals.append(dict(round=0, loss=loss0))
+        evals.append(dict(round=0, loss=loss0, intervals=raw0))
         say(f"held-out loss before training (r = 1/2, the base method): {loss0:.5g} "
             f"({settings.holdout} trajectories)")
         eval_at = {max(1, round(total_rounds * (k + 1) / settings.evals)) for k in range(settings.evals)}
@@ -484,15 +554,16 @@ def train_predictor(
                     spool.put(bi, tb)
                 else:
                     tb = spool.get(bi)
-                losses = _interval_losses(net, settings, call, grid_ve, alphas, tb, source, opt)
+                losses = _interval_losses(net, settings, call, grid_ve, alphas, tb, source, opt, weights)
                 sched.step()
-                history.append(float(ranks.mean(torch.stack(losses).sum())))
+                history.append(float(ranks.mean(torch.stack(losses) @ torch.tensor(weights, dtype=losses[0].dtype))))
                 done += 1
                 if tell:
                     tell(phase, bi + 1, settings.rounds, history[-1])
                 if done in eval_at:
-                    loss = held_out()
-                    evals.append(dict(round=done, loss=loss))
+                    raw = held_out()
+                    loss = total(raw)
+                    evals.append(dict(round=done, loss=loss, intervals=raw))
                     if loss < best[0]:
                         best = (loss, done, {k: v.clone() for k, v in predictor.state_dict().items()})
                     kept = f"best {best[0]:.5g}" if best[1] else f"none below the untrained {loss0:.5g} yet"
@@ -505,6 +576,7 @@ def train_predictor(
     if not improved:
         best = (loss0, 0, best[2])
     predictor.load_state_dict(best[2])
+    kept_raw = next(e["intervals"] for e in evals if e["round"] == best[1])
     if improved:
         say(f"held-out loss {loss0:.5g} -> {best[0]:.5g} (x {best[0] / loss0:.3f}; kept the state after round "
             f"{best[1]} of {total_rounds}; last {loss_last:.5g}; {seconds:.1f} s)")
@@ -524,6 +596,10 @@ def train_predictor(
         loss_before=loss0, loss_after=best[0], loss_last=loss_last, best_round=best[1], rounds=total_rounds,
         improved=improved, loss_ratio=best[0] / loss0 if loss0 > 0 else None,
         heldout_curve=[[e["round"], e["loss"]] for e in evals],
+        loss=settings.loss, interval_weights=weights,
+        # the held-out error per interval and the paper's loss (their sum), whatever ``loss`` chose by
+        heldout_intervals_before=raw0, heldout_intervals_after=kept_raw,
+        paper_loss_before=sum(raw0), paper_loss_after=sum(kept_raw),
         train_seconds=round(seconds, 1),
         created=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )

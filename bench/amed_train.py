@@ -17,7 +17,7 @@ from typing import Any, Optional, Sequence, Tuple
 import torch
 
 from ..amed.storage import FEATURE_MODES, save_predictor
-from ..amed.train import (LR_SCHEDULES, RECIPES, TEACHER_SUBSTEPS, TrainSettings, not_improved_message,
+from ..amed.train import (LOSSES, LR_SCHEDULES, RECIPES, TEACHER_SUBSTEPS, TrainSettings, not_improved_message,
                           schedule_sigmas, student_nfe, tqdm_progress, train_predictor)
 from ..samplers.amed_core import AMED_SOLVERS
 
@@ -66,6 +66,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--epochs", type=int, default=1, help="passes over the trajectories (teacher computed once)")
     p.add_argument("--lr", type=float, default=5e-3)
     p.add_argument("--lr-schedule", default="cosine", choices=LR_SCHEDULES)
+    p.add_argument("--loss", default="paper", choices=LOSSES,
+                   help="weighting of the per-interval state errors, in training and in the held-out selection: "
+                        "paper = their sum (the paper's loss), relative = each divided by the untrained student's "
+                        "held-out error there, final = the last state's only")
     p.add_argument("--holdout", type=int, default=64, help="held-out trajectories that pick the best predictor")
     p.add_argument("--evals", type=int, default=8, help="held-out evaluations during training")
     p.add_argument("--seed", type=int, default=0)
@@ -95,7 +99,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                              scale_time=a.scale_time, max_order=a.max_order, prediction=a.prediction,
                              teacher_substeps=a.teacher_substeps, trajectories=a.trajectories, batch=a.batch,
                              epochs=a.epochs, lr=a.lr, lr_schedule=a.lr_schedule, holdout=a.holdout,
-                             evals=a.evals, seed=a.seed)
+                             evals=a.evals, seed=a.seed, loss=a.loss)
     schedule = a.schedule or RECIPES[a.solver]["schedule"]
     sigmas = schedule_sigmas(model, schedule, a.steps)
     pred, cfg, _ = train_predictor(model, sigmas, s, latent_shape=shape, log=print,

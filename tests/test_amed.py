@@ -443,3 +443,94 @@ def test_a_predictor_that_does_not_beat_its_start_is_not_written(tmp_path, capsy
     assert cfg["improved"] is False and cfg["loss_after"] == cfg["loss_before"] and cfg["best_round"] == 0
     r, c, a = load_predictor(out)(None, cfg["sigmas"][0], cfg["sigmas"][1], batch=1)
     assert float(r) == 0.5
+
+
+# --- loss weighting (TrainSettings.loss) ----------------------------------------------------
+def _weighting_case(loss, **kw):
+    from seeds_samplers.amed.train import TrainSettings, schedule_sigmas, train_predictor
+
+    m = AnalyticDenoiser(kind="vp_discrete")
+    sig = schedule_sigmas(m, "logsnr_uniform", 4)
+    s = TrainSettings(solver="euler", afs=False, feature_mode="time", teacher_substeps=2, trajectories=8,
+                      batch=4, holdout=4, evals=1, lr=1e-3, seed=5, loss=loss, **kw)
+    return m, sig, s, train_predictor(m, sig, s, latent_shape=(3, 32, 32))
+
+
+@pytest.mark.parametrize("loss", ["paper", "relative", "final"])
+def test_loss_weightings_equal_a_hand_computation_of_the_untrained_students_state_errors(loss):
+    """The held-out per-interval errors of the untrained Euler plugin (r = 1/2: one Euler step to
+    the geometric midpoint, one to the next sigma, from the teacher's state) computed here by
+    hand, and the weighted held-out loss of each option from them: paper = their sum, relative
+    = the number of intervals (each divided by itself), final = the last one."""
+    from seeds_samplers.amed.train import teacher_batch
+
+    m, sig, s, (_, cfg, _) = _weighting_case(loss)
+    grid = [float(v) for v in sig if v > 0]
+    g = torch.Generator().manual_seed(s.seed + 1)  # the held-out latents, as the trainer draws them
+    y0 = (torch.randn((s.holdout, 3, 32, 32), generator=g, dtype=torch.float64) * grid[0]).float()
+    call = lambda y, v: m(y, v.float()).to(y.dtype)  # noqa: E731
+    tb = teacher_batch(call, grid, y0, s.teacher_substeps)
+    hand = []
+    for j, (a, b) in enumerate(zip(grid, grid[1:])):
+        y, mid = tb.y[j], math.sqrt(a * b)
+        ym = y + (mid - a) * (y - m(y, torch.full((4,), a))) / a
+        y1 = ym + (b - mid) * (ym - m(ym, torch.full((4,), mid))) / mid
+        hand.append(float((y1 - tb.y[j + 1]).pow(2).flatten(1).sum(1).mean()))
+    assert len(hand) == 3 and hand[-1] != pytest.approx(hand[0], rel=0.1)
+    np.testing.assert_allclose(cfg["heldout_intervals_before"], hand, rtol=1e-4)
+    want = {"paper": [1.0, 1.0, 1.0], "relative": [1 / e for e in hand], "final": [0.0, 0.0, 1.0]}[loss]
+    np.testing.assert_allclose(cfg["interval_weights"], want, rtol=1e-4)
+    expected = {"paper": sum(hand), "relative": 3.0, "final": hand[-1]}[loss]
+    assert cfg["loss"] == loss and cfg["loss_before"] == pytest.approx(expected, rel=1e-4)
+    assert cfg["paper_loss_before"] == pytest.approx(sum(hand), rel=1e-4)
+    kept = cfg["heldout_intervals_after"]
+    assert cfg["loss_after"] == pytest.approx(sum(w * e for w, e in zip(cfg["interval_weights"], kept)), rel=1e-9)
+
+
+def test_zero_weight_intervals_take_no_optimiser_step(monkeypatch):
+    """loss="final": one Adam step per round (the last interval's), not one per interval (Adam
+    would move a zero-gradient interval on its momentum)."""
+    steps = []
+    real = torch.optim.Adam.step
+    monkeypatch.setattr(torch.optim.Adam, "step", lambda self, *a, **k: (steps.append(1), real(self, *a, **k))[1])
+    for loss, per_round in (("paper", 3), ("final", 1)):
+        steps.clear()
+        _, _, s, (_, cfg, hist) = _weighting_case(loss)
+        assert len(steps) == per_round * s.rounds * s.epochs == per_round * len(hist)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        _weighting_case("final-only")
+
+
+def test_final_loss_trains_every_step_through_the_students_own_trajectory():
+    """loss="final" on a multistep student: the gradient on fc_r's bias (it moves r of every
+    step) equals the central difference of the last state's error over the whole student run;
+    the last interval alone (states detached, the greedy per-interval form) gives another."""
+    from seeds_samplers.amed.train import TrainSettings, _interval_losses, schedule_sigmas, teacher_batch
+
+    m = AnalyticDenoiser(kind="vp_discrete")
+    grid = [float(v) for v in schedule_sigmas(m, "logsnr_uniform", 4) if v > 0]
+    s = TrainSettings(solver="ipndm", afs=True, feature_mode="time", max_order=4, scale_time=0.2, loss="final")
+    call = lambda y, v: m(y, v)  # noqa: E731
+    y0 = torch.randn((4, 3, 32, 32), generator=torch.Generator().manual_seed(0), dtype=torch.float64) * grid[0]
+    tb = teacher_batch(call, grid, y0, 4)
+    ones = [1.0] * len(grid)
+
+    def fresh(bias: float = 0.0) -> AMEDPredictor:
+        torch.manual_seed(0)
+        p = AMEDPredictor(64, s.scale_dir, s.scale_time)
+        with torch.no_grad():
+            p.fc_r.bias.fill_(bias)
+        return p
+
+    def gradient(settings, weights) -> float:
+        p = fresh()
+        _interval_losses(p, settings, call, grid, ones, tb, None, torch.optim.SGD(p.parameters(), lr=1.0), weights)
+        return -float(p.fc_r.bias.detach())  # one SGD step of size 1 from 0
+
+    h = 1e-2
+    fd = (float(_interval_losses(fresh(h), s, call, grid, ones, tb, None, None)[-1])
+          - float(_interval_losses(fresh(-h), s, call, grid, ones, tb, None, None)[-1])) / (2 * h)
+    through = gradient(s, [0.0, 0.0, 1.0])
+    greedy = gradient(TrainSettings(**{**s.__dict__, "loss": "paper"}), [0.0, 0.0, 1.0])
+    assert through == pytest.approx(fd, rel=2e-2), (through, fd)
+    assert abs(greedy - fd) > 0.1 * abs(fd), (greedy, fd)
