@@ -7,7 +7,7 @@ model of :mod:`.models` (two exact Gaussian mixtures in VP and flow form, and th
 digits networks), each registered sampler at its menu entry's settings, k-diffusion's euler,
 euler_ancestral, dpmpp_2m, dpmpp_2m_sde, dpmpp_3m_sde, dpmpp_sde, lms and heun, and --
 when ``COMFYUI_ROOT`` names a ComfyUI checkout -- ComfyUI's own seeds_2, seeds_3, er_sde,
-sa_solver, res_multistep, deis and ipndm (:mod:`.comfy`), on the host schedules by their
+sa_solver, dpmpp_2m_sde, dpmpp_2m_sde_heun, res_multistep, deis and ipndm (:mod:`.comfy`), on the host schedules by their
 ComfyUI names (:mod:`.host_schedules`), at several NFE budgets, for several noise seeds
 (mean ± spread over seeds). Distance: W2 to the exact mixture, or the Frechet distance
 on classifier features for the digits (:mod:`seeds_samplers.digits.fd`), each beside its
@@ -178,7 +178,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--sweep", metavar="SAMPLER", default=None, help="sweep this sampler's parameters (see --set)")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=V1,V2",
                     help="sweep values of one parameter (repeatable; others at the menu entry's settings)")
-    ap.add_argument("--anchors", action="store_true", help="sweep: also rank the anchors of the same kind")
+    ap.add_argument("--anchors", nargs="*", default=None, metavar="NAME",
+                    help="sweep: also rank the anchors of the same kind (all of them, or only those named, "
+                         "e.g. dpmpp_2m_sde sa_solver)")
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--skip-overhead", action="store_true")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads")

@@ -29,6 +29,9 @@ __all__ = ["COMFY_SAMPLERS", "comfy_root", "comfy_python", "comfy_contenders", "
 # (one call) on the interval to sigma = 0.
 COMFY_SAMPLERS: Dict[str, Tuple[int, bool]] = {
     "seeds_2": (2, True), "seeds_3": (3, True), "er_sde": (1, True), "sa_solver": (1, True),
+    # ComfyUI's DPM-Solver++(2M) SDE works in the model's own half-log-SNR (flow models too),
+    # unlike the k-diffusion package's, which assumes a VE model
+    "dpmpp_2m_sde": (1, True), "dpmpp_2m_sde_heun": (1, True),
     "res_multistep": (1, False), "deis": (1, False), "ipndm": (1, False),
 }
 
@@ -71,7 +74,8 @@ def run_comfy_jobs(model: Any, jobs: List[Dict[str, Any]], timeout: float = 7200
         arrays[f"x_{j}"] = job["x"].detach().cpu().numpy()
         arrays[f"sigmas_{j}"] = job["sigmas"].detach().cpu().to(torch.float64).numpy()
         meta["jobs"].append(dict(sampler=job["sampler"], x=f"x_{j}", sigmas=f"sigmas_{j}",
-                                 noise_seed=int(job["noise_seed"]), stochastic=bool(job["stochastic"])))
+                                 noise_seed=int(job["noise_seed"]), stochastic=bool(job["stochastic"]),
+                                 params=dict(job.get("params", {}))))
     with tempfile.TemporaryDirectory(prefix="seeds_comfy_") as tmp:
         src, dst = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
         np.savez(src, meta=np.array(json.dumps(meta)), **arrays)

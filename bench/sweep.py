@@ -114,14 +114,19 @@ def _paired_lines(cells: Sequence[dict], budgets: Sequence[int], seeds: int) -> 
 
 
 def sweep(sampler: str, sets: Sequence[str], models: Sequence[str], schedules: Optional[Sequence[str]],
-          budgets: Sequence[int], seeds: Sequence[int], samples: int, digits_samples: int, anchors: bool,
+          budgets: Sequence[int], seeds: Sequence[int], samples: int, digits_samples: int,
+          anchors: Optional[Sequence[str]],
           comfy: bool, log=print) -> tuple:
     combos = sweep_grid(sampler, sets)
     varied = [s.split("=", 1)[0].strip() for s in sets]
     spec = registry.get(sampler)
     contenders = [ours(spec.id, sweep_label(sampler, p, varied), **p) for p in combos]
-    if anchors:
-        contenders += [c for c in anchor_contenders(comfy) if c.stochastic == spec.is_stochastic(**spec.menu)]
+    if anchors is not None:  # [] = every anchor of the sampler's kind, else those named
+        pool = [c for c in anchor_contenders(comfy) if c.stochastic == spec.is_stochastic(**spec.menu)]
+        unknown = set(anchors) - {c.label for c in pool}
+        if unknown:
+            raise ValueError(f"unknown anchors {sorted(unknown)}; of this kind: {sorted(c.label for c in pool)}")
+        contenders += [c for c in pool if not anchors or c.label in anchors]
     all_cells = []
     for name in models:
         model = kid_model(name) if name in TRAINED else build_model(name)
@@ -138,7 +143,7 @@ def sweep(sampler: str, sets: Sequence[str], models: Sequence[str], schedules: O
             sel = [c for c in all_cells if c["model"] == name and c["schedule"] == schedule]
             metric = "KID x 10^3 (paired, cached; bench/decide.py)" if name in TRAINED else "W2"
             lines += [f"#### {name}, schedule `{schedule}`: {metric}", "", pivot_mean_sd(sel, budgets), ""]
-            if name in TRAINED and anchors:
+            if name in TRAINED and anchors is not None:
                 lines += _paired_lines(sel, budgets, len(seeds)) + [""]
     ranked = rank_table(all_cells)
     lines += ["#### Aggregate rank (mean rank over every model x NFE cell; ratio = geometric mean of "
