@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import statistics
 import sys
 import time
@@ -333,7 +334,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--report-only", action="store_true", help="print the report of --json (and write the docs)")
     p.add_argument("--write-docs", default=None, help="replace the generated section of this page (docs/amed.md)")
     a = p.parse_args(list(argv) if argv is not None else None)
-    command = "python -m seeds_samplers.bench.amed_evaluate " + " ".join(sys.argv[1:] if argv is None else list(argv))
+    # shlex: a label with a space ("iPNDM o4") stays one argument in the recorded command
+    command = "python -m seeds_samplers.bench.amed_evaluate " + shlex.join(sys.argv[1:] if argv is None else list(argv))
     out_json = Path(a.json)
     if a.report_only:
         results = json.loads(out_json.read_text())
