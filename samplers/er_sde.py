@@ -36,6 +36,13 @@ and order 2 this is SDE-DPM-Solver++(2M) with the exact weight h - (1 - e^{-2h})
 ``dpmpp_2m_sde`` with ``solver_type="heun"``); with phi = s (the ODE) it is DPM-Solver++'s
 Taylor form (h - 1 + e^{-h}, h^2 / 2 - h + 1 - e^{-h}).
 
+``expansion="midpoint"`` keeps the lambda polynomial but takes D over the whole step as its
+value at the step's lambda-midpoint, (1 - r)(D_i + h/2 D' + h^2/8 D''): the rule of
+DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2), which agrees with the exact weight to O(h^3)
+(second order) but stays below (1 - r) h / 2 on long steps, where the exact weight
+(~ h - 1/q) extrapolates the noisy D history almost to the step's end. With phi = s^2 and
+order 2 it is SDE-DPM-Solver++(2M) as k-diffusion's ``dpmpp_2m_sde`` writes it.
+
 The ``eta`` family replaces phi by s^(1 - eta) phi(s)^eta: 0 is the probability-flow
 ODE, 1 the chosen function (ComfyUI PR #15428 extends eta the same way).
 """
@@ -71,7 +78,7 @@ NOISE_SCALE_FUNCTIONS: Dict[str, Tuple[Callable[[np.ndarray], np.ndarray], Optio
     "sde_5": (lambda s: s * (np.exp(s**0.3) + 10.0), None),
 }
 QUADRATURES = ("gauss", "riemann100")
-EXPANSIONS = ("sigma", "lambda")
+EXPANSIONS = ("sigma", "lambda", "midpoint")
 
 
 class _Phi:
@@ -163,7 +170,8 @@ class _ERSDE(Solver):
                  noise_sampler: Optional[NoiseSampler], noise_type: str, expansion: str = "sigma"):
         super().__init__(run)
         self.order = order
-        self.in_lambda = expansion == "lambda"
+        self.in_lambda = expansion in ("lambda", "midpoint")
+        self.midpoint = expansion == "midpoint"
         # the noise window chooses phi per step; s_noise only scales the injected noise
         self.ns = run.noise_sampler(noise_sampler, noise_type) if (not phi.is_ode and s_noise != 0) else None
         ode = _Phi("ode", 0.0, phi.quadrature)
@@ -196,7 +204,13 @@ class _ERSDE(Solver):
         S, S1 = integrals
         a_t = run.alpha[i + 1]
         k = min(self.order, i + 1)  # warm-up while the history builds
-        if self.in_lambda:
+        if self.midpoint:
+            # D over the step taken as the history polynomial's value at the step's midpoint
+            # in lambda, weighed like D_i: (1 - r) (D_i + h/2 D' + h^2/8 D'')
+            h = run.lam[i + 1] - run.lam[i]
+            c1 = a_t * (1.0 - r) * h / 2.0
+            c2 = a_t * (1.0 - r) * h * h / 8.0 if k >= 3 else 0.0
+        elif self.in_lambda:
             # D(lambda) = D_i + (lambda - lambda_i) D' + ...: by parts, the weights are
             # h - phi_t T and h^2 / 2 - phi_t T' (h = lambda_{i+1} - lambda_i)
             h = run.lam[i + 1] - run.lam[i]
@@ -275,8 +289,10 @@ _PARAMS = (
     NOISE_START, NOISE_END, NOISE_TYPE, STOP_AT_SIGMA_MIN, SIGMA_STEPS, CORRECTED_START, CFG_PP,
     # last: a saved ComfyUI workflow fills widgets by position, so new inputs go at the end
     Param("expansion", "sigma",
-          "Variable the denoiser is expanded in between steps: sigma (the paper's Taylor in sigma) or lambda "
-          "(half-log-SNR, as DPM-Solver++; with original_sde, order 2 is SDE-DPM-Solver++(2M)).",
+          "How the denoiser is extrapolated over a step: sigma (the paper's Taylor in sigma), lambda (Taylor in "
+          "half-log-SNR, exact weights) or midpoint (its value at the step's lambda-midpoint, DPM-Solver++(2M)'s "
+          "rule: bounded on long steps; second order). With original_sde at order 2, midpoint is k-diffusion's "
+          "dpmpp_2m_sde and lambda its heun form.",
           choices=EXPANSIONS),
 )
 
@@ -304,12 +320,16 @@ def sample_er_sde(
         quadrature: ``"gauss"`` (closed form / Gauss-Legendre, float64, and the third-order
             derivative estimate) or ``"riemann100"`` (the official 100-point rule and the
             official first-order derivative estimate, to reproduce published numbers).
-        expansion: ``"sigma"`` (the paper: D expanded in the VE sigma s between steps) or
+        expansion: ``"sigma"`` (the paper: D expanded in the VE sigma s between steps),
             ``"lambda"`` (in the half-log-SNR lambda = -log s, the exponential-integrator
-            form of DPM-Solver++; D(lambda) is smoother where steps are long in s). Same
-            exact linear part, noise and order; only the Taylor weights change (see the
-            module docstring). With ``"original_sde"`` and order 2 it is
-            SDE-DPM-Solver++(2M) with its exact ("heun") weight.
+            form of DPM-Solver++; D(lambda) is smoother where steps are long in s) or
+            ``"midpoint"`` (D over the step taken as the history polynomial's value at the
+            step's lambda-midpoint, the rule of DPM-Solver++(2M): its weight stays bounded
+            on long steps, where the exact lambda weight extrapolates D far ahead; second
+            order at any ``order``). Same exact linear part and noise; only the weights of
+            the D history change (see the module docstring). With ``"original_sde"`` and
+            order 2, ``"midpoint"`` is SDE-DPM-Solver++(2M) (k-diffusion's ``dpmpp_2m_sde``)
+            and ``"lambda"`` its exact ("heun") form.
         noise_start, noise_end: the noise window (fractions of the steps); steps outside
             it use phi(s) = s, the ODE.
         sigma_steps: long deterministic steps near sigma = 0 (and a flow model's final
@@ -327,8 +347,8 @@ def sample_er_sde(
                      model_type=model_type, stop_at_sigma_min=stop_at_sigma_min,
                      noise_window=(noise_start, noise_end), sigma_steps=sigma_steps, corrected_start=corrected_start,
                      cfg_pp=cfg_pp, uncond=uncond)
-    if expansion == "lambda" and quadrature == "riemann100":
-        raise ValueError("expansion='lambda' needs quadrature='gauss' (riemann100 reproduces the paper's sigma form)")
+    if expansion != "sigma" and quadrature == "riemann100":
+        raise ValueError(f"expansion={expansion!r} needs quadrature='gauss' (riemann100 reproduces the paper's sigma form)")
     return run.run(_ERSDE(run, order, phi, s_noise, noise_sampler, noise_type, expansion))
 
 
@@ -338,8 +358,10 @@ register(SamplerSpec(
     params=_PARAMS,
     calls_per_step=1,
     stochastic=lambda p: p["noise_scale_function"] != "ode" and injects_noise(p),
-    # the reverse SDE's noise (phi = s^2) on every step, second order in lambda: on the trained
-    # models ahead of the paper's sigma expansion and of order 3, whose noisy second differences
-    # overshoot (docs/sweeps.md, ER-SDE expansion); = SDE-DPM-Solver++(2M) with its exact weight
-    menu={"noise_scale_function": "original_sde", "expansion": "lambda", "order": 2},
+    # the reverse SDE's noise (phi = s^2) on every step, second order with the midpoint rule in
+    # lambda: on the trained models ahead of the paper's sigma expansion, of the exact lambda
+    # weight (which extrapolates the noisy D history far on long steps) and of order 3, whose
+    # noisy second differences overshoot (docs/sweeps.md, ER-SDE expansion). These settings are
+    # SDE-DPM-Solver++(2M), k-diffusion's / ComfyUI's dpmpp_2m_sde.
+    menu={"noise_scale_function": "original_sde", "expansion": "midpoint", "order": 2},
 ))

@@ -301,10 +301,12 @@ def test_comfyui_anchors_run_in_the_checkouts_python():
 
 @pytest.mark.usefixtures("comfyui_root")  # skips without a ComfyUI checkout
 @pytest.mark.parametrize("name", ["photo8-flow", "photo8"])
-def test_er_sde_lambda_order2_is_comfyuis_dpmpp_2m_sde_heun(name):
-    """ER-SDE with phi = s^2 expanded in lambda at order 2 is SDE-DPM-Solver++(2M) with the
-    exact weight: ComfyUI's own dpmpp_2m_sde_heun (which steps in the model's half-log-SNR,
-    flow models too) gives the same samples from the same latents and noise, at eta 1 and 2."""
+@pytest.mark.parametrize("expansion, host", [("lambda", "dpmpp_2m_sde_heun"), ("midpoint", "dpmpp_2m_sde")])
+def test_er_sde_in_lambda_order2_is_comfyuis_dpmpp_2m_sde(name, expansion, host):
+    """ER-SDE with phi = s^2 in lambda at order 2 is SDE-DPM-Solver++(2M): with the exact
+    weight ComfyUI's own dpmpp_2m_sde_heun, with the midpoint rule its dpmpp_2m_sde (both step
+    in the model's half-log-SNR, flow models too): the same samples from the same latents and
+    noise, at eta 1 and 2."""
     from seeds_samplers.bench.comfy import run_comfy_jobs
     from seeds_samplers.bench.compare import ours
     from seeds_samplers.bench.models import build_model
@@ -317,15 +319,16 @@ def test_er_sde_lambda_order2_is_comfyuis_dpmpp_2m_sde_heun(name):
     if name.endswith("-flow"):
         sigmas[0] = sigmas[0].clamp(max=0.999)
     for eta in (1.0, 2.0):
-        c = ours("er_sde", expansion="lambda", order=2, noise_scale_function="original_sde", noise_start=0.0, eta=eta)
+        c = ours("er_sde", expansion=expansion, order=2, noise_scale_function="original_sde", noise_start=0.0, eta=eta)
         mine = c(model.denoiser, x, sigmas, 7)
         if eta == 1.0:
-            (theirs, calls), = run_comfy_jobs(model, [dict(sampler="dpmpp_2m_sde_heun", x=x, sigmas=sigmas,
+            (theirs, calls), = run_comfy_jobs(model, [dict(sampler=host, x=x, sigmas=sigmas,
                                                            noise_seed=7, stochastic=True)])
             assert calls == 9
         else:  # the eta family phi_eta = s^(1 + eta) is the host sampler's eta
-            (theirs, _), = run_comfy_jobs(model, [dict(sampler="dpmpp_2m_sde_heun", x=x, sigmas=sigmas,
+            (theirs, _), = run_comfy_jobs(model, [dict(sampler=host, x=x, sigmas=sigmas,
                                                        noise_seed=7, stochastic=True, params={"eta": eta})])
         assert float((mine - theirs).abs().max()) < 1e-4 * max(1.0, float(theirs.abs().max()))
-        other = ours("er_sde", order=2, noise_scale_function="original_sde", noise_start=0.0, eta=eta)
+        other = ours("er_sde", order=2, noise_scale_function="original_sde", noise_start=0.0, eta=eta,
+                     expansion="lambda" if expansion == "midpoint" else "midpoint")
         assert float((other(model.denoiser, x, sigmas, 7) - theirs).abs().max()) > 1e-3

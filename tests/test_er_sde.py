@@ -402,3 +402,50 @@ def test_lambda_expansion_refuses_the_official_rule(edm_case):
     model, x, sigmas = edm_case(4)
     with pytest.raises(ValueError, match="riemann100"):
         sample_er_sde(model, x, sigmas, expansion="lambda", quadrature="riemann100", disable=True)
+
+
+def test_midpoint_order2_original_sde_is_k_diffusion_dpmpp_2m_sde(analytic):
+    """expansion="midpoint" with phi = s^2 at order 2 is k-diffusion's dpmpp_2m_sde (its default
+    midpoint rule) given the same noise, at eta 1 and, through the eta family
+    phi_eta = s^(1 + eta), at its eta 2."""
+    from k_diffusion import sampling as ks
+
+    model = analytic("edm")
+    sigmas = edm_sigmas(10, 0.01, 40.0)
+    x = model.prior_sample(3, 40.0, torch.Generator().manual_seed(6))
+    g = torch.Generator().manual_seed(7)
+    noise = [torch.randn(x.shape, generator=g, dtype=torch.float64) for _ in range(len(sigmas))]
+
+    def run(fn, **kw):
+        it = iter(noise)
+        return fn(model, x, sigmas, disable=True, noise_sampler=lambda a, b: next(it), **kw)
+
+    for eta in (1.0, 2.0):
+        ours = run(sample_er_sde, order=2, noise_scale_function="original_sde", expansion="midpoint", eta=eta)
+        assert (ours - run(ks.sample_dpmpp_2m_sde, eta=eta)).abs().max().item() <= 1e-9
+        exact = run(sample_er_sde, order=2, noise_scale_function="original_sde", expansion="lambda", eta=eta)
+        assert (ours - exact).abs().max().item() > 1e-4
+
+
+@pytest.mark.parametrize("mt", [VE, FLOW], ids=["ve", "flow"])
+def test_midpoint_is_second_order_and_exact_for_linear_in_lambda(mt):
+    """The midpoint and the exact lambda weights agree to O(h^3) per step (so midpoint stays
+    second order): on D = c0 + c1 lambda their one-step difference shrinks 8-fold when h halves."""
+    g = torch.Generator().manual_seed(3)
+    shape = (1, 1, 2, 2)
+    coeffs = [torch.randn(shape, generator=g, dtype=torch.float64) for _ in range(2)]
+    x = torch.randn(shape, generator=g, dtype=torch.float64)
+    errs = []
+    for h in (0.2, 0.1, 0.05):
+        lam0 = 0.3
+        lams = [lam0 - h, lam0, lam0 + h]
+        sig = [mt.sigma_at(v) for v in lams]
+        outs = {}
+        for e in ("lambda", "midpoint"):
+            outs[e] = sample_er_sde(_PolyInLambda(mt, coeffs), x, torch.tensor(sig, dtype=torch.float64), order=2,
+                                    noise_scale_function="original_sde", s_noise=0.0, expansion=e,
+                                    sigma_steps=False, disable=True)
+        errs.append((outs["lambda"] - outs["midpoint"]).abs().max().item())
+    assert errs[0] > 1e-8
+    rates = [math.log2(errs[k] / errs[k + 1]) for k in range(2)]
+    assert all(2.7 < r < 3.3 for r in rates), (errs, rates)

@@ -223,7 +223,7 @@ def _set_widget(wf, node_type, widget, value):
      "noise-scale function sde_5 (phi(s) = s(e^{s^0.3}+10); the paper's default)"),
     ("2 SDXL - SamplerCustom with ER-SDE and a logSNR schedule", "SS_Sampler_er_sde", "order", 3, "order 3,"),
     ("2 SDXL - SamplerCustom with ER-SDE and a logSNR schedule", "SS_Sampler_er_sde", "expansion", "sigma",
-     "expanded in sigma between steps,"),
+     "expansion sigma (the paper's),"),
     ("1 SD1.5 txt2img - SEEDS-2 in the KSampler dropdown", "KSampler", "steps", 20,
      "20 steps cost about as much as 40 Euler steps"),
     ("4 DEIS at 8 steps", "SS_Sigmas_deis_quadratic", "kappa", 1.5, "(kappa 1.5)"),

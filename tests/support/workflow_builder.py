@@ -495,8 +495,10 @@ def note_sdxl(w: Widgets) -> str:
             f"SDXL with SamplerCustom, the {t_er} node and the {t_sig} node.\n"
             f"{t_er}: order {er['order']}, noise-scale function {nsf} ({_choice_formula(spec, 'noise_scale_function', nsf)}"
             + ("the paper's default" if nsf == paper else f"the paper's default is {paper}")
-            + f"), expanded in {er['expansion']} between steps"
-            + (" (the paper: sigma)" if er["expansion"] != "sigma" else "")
+            + f"), expansion {er['expansion']}"
+            + {"sigma": " (the paper's)", "lambda": " (Taylor in half-log-SNR; the paper's is sigma)",
+               "midpoint": " (D at each step's half-log-SNR midpoint, the rule of dpmpp_2m_sde; the paper's is "
+                           "sigma)"}[er["expansion"]]
             + f", eta {er['eta']}, noise from noise_start {er['noise_start']} to noise_end {er['noise_end']}; "
             f"eta 0 turns it into the ODE solver. {t_sig} spaces the {sig['steps']} steps evenly in log-SNR over the "
             "model's own sigma range (the SEEDS / DPM-Solver schedule).")
