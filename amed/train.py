@@ -367,7 +367,8 @@ def distillation_loss(predictor: AMEDPredictor, settings: TrainSettings, call: C
     default 1, the paper's loss)."""
     with torch.no_grad():
         per = _interval_losses(predictor, settings, call, grid_ve, alphas, tb, source, None)
-    return float(sum(float(v) * (1.0 if weights is None else w) for v, w in zip(per, weights or [1.0] * len(per))))
+    ws = [1.0] * len(per) if weights is None else weights
+    return float(sum(float(v) * w for v, w in zip(per, ws)))
 
 
 class _Spool:

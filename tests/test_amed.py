@@ -483,6 +483,11 @@ def test_loss_weightings_equal_a_hand_computation_of_the_untrained_students_stat
     expected = {"paper": sum(hand), "relative": 3.0, "final": hand[-1]}[loss]
     assert cfg["loss"] == loss and cfg["loss_before"] == pytest.approx(expected, rel=1e-4)
     assert cfg["paper_loss_before"] == pytest.approx(sum(hand), rel=1e-4)
+    from seeds_samplers.amed.train import distillation_loss
+
+    untrained = AMEDPredictor(64, s.scale_dir, s.scale_time)
+    assert distillation_loss(untrained, s, call, grid, [1.0] * 4, tb, weights=cfg["interval_weights"]) == \
+        pytest.approx(expected, rel=1e-4)
     kept = cfg["heldout_intervals_after"]
     assert cfg["loss_after"] == pytest.approx(sum(w * e for w, e in zip(cfg["interval_weights"], kept)), rel=1e-9)
 
