@@ -53,21 +53,33 @@ def test_noise_scale_function_values(name, eta):
         assert float(phi(s * 1.01)) / (s * 1.01) >= float(phi(s)) / s * (1 - 1e-12)
 
 
+# the integrands of each expansion's two integrals over [s_{i+1}, s_i] (s_i = hi), and how the
+# solver computes them
+INTEGRANDS = {
+    "sigma": (lambda s, hi, phi: 1 / phi, lambda s, hi, phi: (s - hi) / phi,
+              lambda f, lo, hi: f.integrals(lo, hi)),
+    "lambda": (lambda s, hi, phi: 1 / (s * phi), lambda s, hi, phi: mp.log(hi / s) / (s * phi),
+               lambda f, lo, hi: tuple(float(v[0]) for v in f.lambda_integrals_many([lo], [hi]))),
+}
+
+
 @pytest.mark.parametrize("name", sorted(PHI_MP))
 @pytest.mark.parametrize("eta", ETAS)
-def test_integrals_match_high_precision_quadrature(name, eta):
-    """S = int ds / phi and S' = int (s - s_i) / phi ds over [s_{i+1}, s_i]."""
+@pytest.mark.parametrize("expansion", sorted(INTEGRANDS))
+def test_integrals_match_high_precision_quadrature(name, eta, expansion):
+    """sigma: S = int ds / phi and S' = int (s - s_i) / phi ds; lambda: T = int ds / (s phi) and
+    T' = int log(s_i / s) / (s phi) ds; over [s_{i+1}, s_i]."""
     mp.mp.dps = 30
     ref = phi_eta_mp(name, eta)
     phi = _Phi(name, eta, "gauss")
+    first, second, solver = INTEGRANDS[expansion]
     for lo, hi in INTERVALS:
         pts = [mp.mpf(lo)] + [mp.mpf(v) for v in np.geomspace(lo, hi, 12)[1:-1]] + [mp.mpf(hi)]
-        S = mp.quad(lambda s: 1 / ref(s), pts)
-        S1 = mp.quad(lambda s: (s - hi) / ref(s), pts)
-        got_S, got_S1 = phi.integrals(lo, hi)
-        assert got_S == pytest.approx(float(S), rel=1e-11), (lo, hi)
-        assert got_S1 == pytest.approx(float(S1), rel=1e-10), (lo, hi)
-        assert got_S1 < 0
+        want = (mp.quad(lambda s: first(s, hi, ref(s)), pts), mp.quad(lambda s: second(s, hi, ref(s)), pts))
+        got = solver(phi, lo, hi)
+        assert got[0] == pytest.approx(float(want[0]), rel=1e-11), (lo, hi)
+        assert got[1] == pytest.approx(float(want[1]), rel=1e-10), (lo, hi)
+        assert (got[1] < 0) == (expansion == "sigma")
 
 
 def _left_riemann(f, lo, hi):
@@ -119,20 +131,27 @@ def test_callable_noise_scale_function(analytic):
 # --- exactness for polynomial denoisers ----------------------------------------------------
 
 
-class _PolyDenoiser:
-    """D(x, sigma) = sum_m c_m v^m, whatever x: v = the VE-equivalent s on VE models, the
-    model's own sigma on flow models."""
+def _variable(mt, expansion):
+    """The variable D is a polynomial in, as a function of the VE sigma s: the model's own sigma
+    (s on VE models, the flow sigma s / (1 + s) on flow models) or lambda = -log s."""
+    if expansion == "lambda":
+        return lambda u: -mp.log(u) if isinstance(u, mp.mpf) else -math.log(u)
+    return (lambda u: u / (1 + u)) if mt.is_flow else (lambda u: u)
 
-    def __init__(self, mt, coeffs):
+
+class _PolyDenoiser:
+    """D(x, sigma) = sum_m c_m v^m whatever x, v = :func:`_variable` of the VE sigma."""
+
+    def __init__(self, mt, coeffs, expansion="sigma"):
         self.mt, self.coeffs, self.seeds_model_type = mt, coeffs, mt
+        self.var = _variable(mt, expansion)
 
     def __call__(self, x, sigma, **kw):
-        sig = float(sigma.reshape(-1)[0])
-        v = sig if self.mt.is_flow else self.mt.ve_sigma(sig)
+        v = self.var(self.mt.ve_sigma(float(sigma.reshape(-1)[0])))
         return sum(c * v**m for m, c in enumerate(self.coeffs)).expand_as(x).clone()
 
 
-def _exact_er_step(mt, x, sig0, sig1, coeffs, name, eta):
+def _exact_er_step(mt, x, sig0, sig1, coeffs, name, eta, expansion="sigma"):
     """x at sig1 from x at sig0 without noise: y' = r y + phi(s') int_{s'}^{s} phi'/phi^2 D du."""
     mp.mp.dps = 30
     ref = phi_eta_mp(name, eta)
@@ -140,40 +159,41 @@ def _exact_er_step(mt, x, sig0, sig1, coeffs, name, eta):
     p0, p1 = ref(mp.mpf(s0)), ref(mp.mpf(s1))
     y = x / mt.alpha(sig0)
     out = float(p1 / p0) * y
-    def var(u):  # the denoiser's variable as a function of s (see _PolyDenoiser)
-        return u / (1 + u) if mt.is_flow else u
-
+    var = _variable(mt, expansion)
     for m, c in enumerate(coeffs):
         k = mp.quad(lambda u: mp.diff(ref, u) / ref(u) ** 2 * var(u) ** m, [mp.mpf(s1), mp.mpf(s0)])
         out = out + float(p1 * k) * c
     return out * mt.alpha(sig1)
 
 
-@pytest.mark.parametrize("mt", [VE], ids=["ve"])
+@pytest.mark.parametrize("mt, expansion", [(VE, "sigma"), (VE, "lambda"), (FLOW, "lambda")],
+                         ids=["ve-sigma", "ve-lambda", "flow-lambda"])
 @pytest.mark.parametrize("name,eta", [("sde_5", 1.0), ("original_sde", 1.0), ("sde_2", 1.0),
                                       ("sde_4", 1.0), ("sde_1", 0.5), ("ode", 1.0)])
 @pytest.mark.parametrize("order", [2, 3])
-def test_orders_exact_for_polynomial_denoiser(mt, name, eta, order):
-    """Order k is exact (after its warm-up steps) when D is a polynomial of degree k-1 in s;
-    a degree-k polynomial is not integrated exactly (so the check has power). On flow models
-    the derivatives come from a polynomial in the flow sigma (exact derivatives, a Taylor
-    step in s: not exact for any polynomial), so there the orders are measured instead
+def test_orders_exact_for_polynomial_denoiser(mt, expansion, name, eta, order):
+    """Order k is exact (after its warm-up steps) when D is a polynomial of degree k-1 in the
+    expansion variable (s, or lambda with expansion="lambda", on VE and flow models alike); a
+    degree-k polynomial is not integrated exactly (so the check has power). On flow models
+    the sigma expansion takes its derivatives from a polynomial in the flow sigma (a Taylor
+    step in s: not exact for any polynomial), so there its orders are measured instead
     (tests/test_sigma_steps.py)."""
     g = torch.Generator().manual_seed(order)
     shape = (1, 2, 3, 3)
-    coeffs = [torch.randn(shape, generator=g, dtype=torch.float64) for _ in range(order + 1)]
+    scale = 0.3 if expansion == "lambda" else 1.0  # lambda^3 reaches ~30 on these schedules
+    coeffs = [scale * torch.randn(shape, generator=g, dtype=torch.float64) for _ in range(order + 1)]
     sig = [0.93, 0.8, 0.62, 0.45, 0.3, 0.18, 0.09] if mt.is_flow else [12.0, 7.0, 4.0, 2.2, 1.1, 0.5, 0.2]
     x = torch.randn(shape, generator=g, dtype=torch.float64)
     for degree in (order - 1, order):
-        model = _PolyDenoiser(mt, coeffs[: degree + 1])
+        model = _PolyDenoiser(mt, coeffs[: degree + 1], expansion)
         states = []
         out = sample_er_sde(model, x, torch.tensor(sig, dtype=torch.float64), order=order,
-                            noise_scale_function=name, eta=eta, s_noise=0.0,
+                            noise_scale_function=name, eta=eta, s_noise=0.0, expansion=expansion,
                             callback=lambda d: states.append(d["x"]), disable=True)
         states.append(out)
         errs = []
         for i in range(order - 1, len(sig) - 1):
-            want = _exact_er_step(mt, states[i], sig[i], sig[i + 1], coeffs[: degree + 1], name, eta)
+            want = _exact_er_step(mt, states[i], sig[i], sig[i + 1], coeffs[: degree + 1], name, eta, expansion)
             errs.append((states[i + 1] - want).abs().max().item() / max(want.abs().max().item(), 1.0))
         if degree == order - 1:
             assert max(errs) <= 1e-9, errs
@@ -306,77 +326,12 @@ def test_lagrange_derivatives_exact_for_polynomials():
 # --- the lambda expansion ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(PHI_MP))
-@pytest.mark.parametrize("eta", ETAS)
-def test_lambda_integrals_match_high_precision_quadrature(name, eta):
-    """T = int ds / (s phi) and T' = int log(s_i / s) / (s phi) ds over [s_{i+1}, s_i]."""
-    mp.mp.dps = 30
-    ref = phi_eta_mp(name, eta)
-    phi = _Phi(name, eta, "gauss")
-    for lo, hi in INTERVALS:
-        pts = [mp.mpf(lo)] + [mp.mpf(v) for v in np.geomspace(lo, hi, 12)[1:-1]] + [mp.mpf(hi)]
-        T = mp.quad(lambda s: 1 / (s * ref(s)), pts)
-        T1 = mp.quad(lambda s: mp.log(hi / s) / (s * ref(s)), pts)
-        got_T, got_T1 = phi.lambda_integrals_many([lo], [hi])
-        assert float(got_T[0]) == pytest.approx(float(T), rel=1e-11), (lo, hi)
-        assert float(got_T1[0]) == pytest.approx(float(T1), rel=1e-10), (lo, hi)
-
-
-class _PolyInLambda:
-    """D(x, sigma) = sum_m c_m lambda^m whatever x, lambda = log(alpha / sigma)."""
-
-    def __init__(self, mt, coeffs):
-        self.mt, self.coeffs, self.seeds_model_type = mt, coeffs, mt
-
-    def __call__(self, x, sigma, **kw):
-        lam = self.mt.half_log_snr(float(sigma.reshape(-1)[0]))
-        return sum(c * lam**m for m, c in enumerate(self.coeffs)).expand_as(x).clone()
-
-
-def _exact_lambda_step(mt, x, sig0, sig1, coeffs, name, eta):
-    """x at sig1 from x at sig0 without noise, D a polynomial in lambda = -log s."""
-    mp.mp.dps = 30
-    ref = phi_eta_mp(name, eta)
-    s0, s1 = mt.ve_sigma(sig0), mt.ve_sigma(sig1)
-    p0, p1 = ref(mp.mpf(s0)), ref(mp.mpf(s1))
-    out = float(p1 / p0) * (x / mt.alpha(sig0))
-    for m, c in enumerate(coeffs):
-        k = mp.quad(lambda u: mp.diff(ref, u) / ref(u) ** 2 * (-mp.log(u)) ** m, [mp.mpf(s1), mp.mpf(s0)])
-        out = out + float(p1 * k) * c
-    return out * mt.alpha(sig1)
-
-
-@pytest.mark.parametrize("mt", [VE, FLOW], ids=["ve", "flow"])
-@pytest.mark.parametrize("name,eta", [("sde_5", 1.0), ("original_sde", 1.0), ("sde_4", 1.0), ("ode", 1.0)])
-@pytest.mark.parametrize("order", [2, 3])
-def test_lambda_expansion_exact_for_polynomials_in_lambda(mt, name, eta, order):
-    """With expansion="lambda", order k is exact (after its warm-up) when D is a polynomial of
-    degree k-1 in lambda, on VE and flow models alike; degree k is not (the check has power)."""
-    g = torch.Generator().manual_seed(10 + order)
-    shape = (1, 2, 3, 3)
-    coeffs = [0.3 * torch.randn(shape, generator=g, dtype=torch.float64) for _ in range(order + 1)]
-    sig = [0.93, 0.8, 0.62, 0.45, 0.3, 0.18, 0.09] if mt.is_flow else [12.0, 7.0, 4.0, 2.2, 1.1, 0.5, 0.2]
-    x = torch.randn(shape, generator=g, dtype=torch.float64)
-    for degree in (order - 1, order):
-        states = []
-        out = sample_er_sde(_PolyInLambda(mt, coeffs[: degree + 1]), x, torch.tensor(sig, dtype=torch.float64),
-                            order=order, noise_scale_function=name, eta=eta, s_noise=0.0, expansion="lambda",
-                            callback=lambda d: states.append(d["x"]), disable=True)
-        states.append(out)
-        errs = []
-        for i in range(order - 1, len(sig) - 1):
-            want = _exact_lambda_step(mt, states[i], sig[i], sig[i + 1], coeffs[: degree + 1], name, eta)
-            errs.append((states[i + 1] - want).abs().max().item() / max(want.abs().max().item(), 1.0))
-        if degree == order - 1:
-            assert max(errs) <= 1e-9, errs
-        else:
-            assert max(errs) > 1e-6, errs
-
-
-def test_lambda_order2_original_sde_is_k_diffusion_dpmpp_2m_sde_heun(analytic):
-    """phi = s^2 expanded in lambda at order 2 is SDE-DPM-Solver++(2M) with the exact weight,
-    k-diffusion's dpmpp_2m_sde(solver_type="heun"), given the same noise; the paper's sigma
-    expansion and k-diffusion's default midpoint weight are other updates."""
+@pytest.mark.parametrize("expansion, solver_type", [("lambda", "heun"), ("midpoint", "midpoint")])
+def test_order2_original_sde_in_lambda_is_k_diffusion_dpmpp_2m_sde(analytic, expansion, solver_type):
+    """phi = s^2 in lambda at order 2 is SDE-DPM-Solver++(2M): with the exact weight k-diffusion's
+    dpmpp_2m_sde(solver_type="heun"), with the midpoint rule its default; given the same noise,
+    at eta 1 and, through the eta family phi_eta = s^(1 + eta), at its eta 2. The other rule and
+    the paper's sigma expansion are different updates."""
     from k_diffusion import sampling as ks
 
     model = analytic("edm")
@@ -389,42 +344,20 @@ def test_lambda_order2_original_sde_is_k_diffusion_dpmpp_2m_sde_heun(analytic):
         it = iter(noise)
         return fn(model, x, sigmas, disable=True, noise_sampler=lambda a, b: next(it), **kw)
 
-    ours = run(sample_er_sde, order=2, noise_scale_function="original_sde", expansion="lambda")
-    ref = run(ks.sample_dpmpp_2m_sde, solver_type="heun")
-    assert (ours - ref).abs().max().item() <= 1e-9
-    paper = run(sample_er_sde, order=2, noise_scale_function="original_sde")
-    midpoint = run(ks.sample_dpmpp_2m_sde)
-    assert (ours - paper).abs().max().item() > 1e-4
-    assert (ours - midpoint).abs().max().item() > 1e-4
+    def er_sde(e, eta):
+        return run(sample_er_sde, order=2, noise_scale_function="original_sde", expansion=e, eta=eta)
+
+    for eta in (1.0, 2.0):
+        ours = er_sde(expansion, eta)
+        assert (ours - run(ks.sample_dpmpp_2m_sde, eta=eta, solver_type=solver_type)).abs().max().item() <= 1e-9
+        for other in {"sigma", "lambda", "midpoint"} - {expansion}:
+            assert (ours - er_sde(other, eta)).abs().max().item() > 1e-4
 
 
 def test_lambda_expansion_refuses_the_official_rule(edm_case):
     model, x, sigmas = edm_case(4)
     with pytest.raises(ValueError, match="riemann100"):
         sample_er_sde(model, x, sigmas, expansion="lambda", quadrature="riemann100", disable=True)
-
-
-def test_midpoint_order2_original_sde_is_k_diffusion_dpmpp_2m_sde(analytic):
-    """expansion="midpoint" with phi = s^2 at order 2 is k-diffusion's dpmpp_2m_sde (its default
-    midpoint rule) given the same noise, at eta 1 and, through the eta family
-    phi_eta = s^(1 + eta), at its eta 2."""
-    from k_diffusion import sampling as ks
-
-    model = analytic("edm")
-    sigmas = edm_sigmas(10, 0.01, 40.0)
-    x = model.prior_sample(3, 40.0, torch.Generator().manual_seed(6))
-    g = torch.Generator().manual_seed(7)
-    noise = [torch.randn(x.shape, generator=g, dtype=torch.float64) for _ in range(len(sigmas))]
-
-    def run(fn, **kw):
-        it = iter(noise)
-        return fn(model, x, sigmas, disable=True, noise_sampler=lambda a, b: next(it), **kw)
-
-    for eta in (1.0, 2.0):
-        ours = run(sample_er_sde, order=2, noise_scale_function="original_sde", expansion="midpoint", eta=eta)
-        assert (ours - run(ks.sample_dpmpp_2m_sde, eta=eta)).abs().max().item() <= 1e-9
-        exact = run(sample_er_sde, order=2, noise_scale_function="original_sde", expansion="lambda", eta=eta)
-        assert (ours - exact).abs().max().item() > 1e-4
 
 
 @pytest.mark.parametrize("mt", [VE, FLOW], ids=["ve", "flow"])
@@ -442,7 +375,7 @@ def test_midpoint_is_second_order_and_exact_for_linear_in_lambda(mt):
         sig = [mt.sigma_at(v) for v in lams]
         outs = {}
         for e in ("lambda", "midpoint"):
-            outs[e] = sample_er_sde(_PolyInLambda(mt, coeffs), x, torch.tensor(sig, dtype=torch.float64), order=2,
+            outs[e] = sample_er_sde(_PolyDenoiser(mt, coeffs, "lambda"), x, torch.tensor(sig, dtype=torch.float64), order=2,
                                     noise_scale_function="original_sde", s_noise=0.0, expansion=e,
                                     sigma_steps=False, disable=True)
         errs.append((outs["lambda"] - outs["midpoint"]).abs().max().item())
