@@ -362,13 +362,13 @@ Written by `python -m seeds_samplers bench` for the trained models (`digits-eps`
 `patches-eps`); each table names its command. Metric: KID × 1,000 (`bench/decide.py`,
 `digits/fd.py`: the unbiased kernel distance of Binkowski et al. 2018 with the cubic kernel, on
 the classifier's 128-d penultimate features scaled by one number, the reference's RMS
-feature) between 2,000 samples per seed and the held-out images (1,000 held-out digits;
-3,645 held-out patches). Paired: every sampler of a table starts from the same latents and
+feature) between the samples of each seed (2,000 by default, `--trained-samples`; each table
+states its count) and the held-out images (1,000 held-out digits; 3,645 held-out patches). Paired: every sampler of a table starts from the same latents and
 draws the same noise per seed; the Δ column is our best entry minus the row, per seed, then
 mean ± spread over the seeds (negative: ours better). A difference is called only when its mean
 exceeds t(0.95, S − 1) × its spread / √S (one-sided 95 %, S seeds); the table's *minimum
 detectable difference* is the same bound with the pooled spread of its paired differences.
-The *floor* is KID of 2,000 real training images against the same reference. Anchors: a
+The *floor* is KID of as many real training images against the same reference. Anchors: a
 screening pass (400 samples, seed 0) ranks the anchors of the table's kind and keeps the
 best 4; the full runs cover those and our menu entries of that kind. Per-seed results are
 cached under `~/.cache/seeds_samplers/bench` (`SEEDS_SAMPLERS_CACHE`), keyed by model
@@ -376,9 +376,9 @@ weights, schedule, seed, sampler and settings, NFE, sample count and code versio
 
 Cost (measured with one torch thread, batches of 250, channels-last): the digits U-Net takes
 4.7 CPU-ms per sample and model call, the patches U-Net 1.0. A stochastic cell at NFE 10 (our
-4 stochastic menu entries and 4 kept anchors, 3 seeds × 2,000 samples, 8 anchors screened at
-400) is about 0.51 M sample-calls: about 40 CPU-minutes on a digits model (20 minutes on 2
-free cores), 9 on the patches model. Each table's own cost line gives what its run took.
+4 stochastic menu entries and 4 kept anchors, 3 seeds × 2,000 samples, 10 anchors screened at
+400) is about 0.52 M sample-calls: about 40 CPU-minutes on a digits model (20 minutes on 2
+free cores), 9 on the patches model; half that at 1,000 samples. Each table's own cost line gives what its run took.
 
 The feature networks: for the digits, the digit classifier (`digits/classifier.py`, held-out
 accuracy in `digits/weights/classifier.json`); for the patches (16x16 RGB patches of the six
@@ -390,7 +390,9 @@ quarter of each photograph's 32x32 blocks, so the training and held-out patches 
 in content as well as in draw: their floor is above zero and varies with the subset.
 
 The FD sections of the trained models further down (192 samples per seed, floor 43 ± 13)
-are the earlier, coarser measurement; a decided table supersedes them where both exist."""
+are the earlier, coarser measurement, and their ER-SDE-Solver rows ran its earlier menu
+settings (sigma expansion, order 3, noise from 20 % of the steps); a decided table supersedes
+them where both exist."""
 
 
 def write_decided(name: str, schedule: str, budgets: Sequence[int], kinds: Sequence[str], seeds: Sequence[int],
