@@ -22,6 +22,7 @@ Wire-in: the predictor extension registered at import; ``NODE_CLASS_MAPPINGS`` /
 from __future__ import annotations
 
 import copy
+import inspect
 import logging
 import os
 import re
@@ -196,9 +197,24 @@ def comfy_progress() -> Callable[[str, int, int, Optional[float]], None]:
     return progress
 
 
+def loss_tooltip() -> str:
+    """The ``loss`` widget's tooltip in the trainer's own words: the summary line of
+    :func:`amed.train.interval_weights` and its bullet for each of :data:`amed.train.LOSSES`
+    (one description, kept where the weights are computed)."""
+    from ..amed.train import LOSSES, interval_weights
+
+    doc = inspect.cleandoc(interval_weights.__doc__ or "").replace("``", "")
+    bullets = dict(re.findall(r'^\* "(\w+)": (.*?)(?=^\* |\Z)', doc, re.S | re.M))
+    lines = [doc.split("\n", 1)[0]]
+    for name in LOSSES:
+        text = " ".join(bullets.get(name, "").split())
+        lines.append(f"{name}: {text}" if text else name)
+    return "\n".join(lines + ["docs/amed.md says which loss the shipped predictors used and why."])
+
+
 def _train_node() -> type:
     from ..amed.storage import FEATURE_MODES
-    from ..amed.train import TrainSettings
+    from ..amed.train import LOSSES, TrainSettings
 
     defaults = TrainSettings()
     inputs = {
@@ -233,10 +249,12 @@ def _train_node() -> type:
         "filename_prefix": ("STRING", {"default": "amed", "tooltip": "Saved as models/amed/<prefix>_NNNNN.safetensors."}),
     }
 
-    # optional: saved workflows keep their widget order (required widgets first)
+    # optional: saved workflows fill widgets by position (required widgets first), so inputs
+    # added after a release go last here and older files keep their values
     optional = {
         "epochs": ("INT", {"default": defaults.epochs, "min": 1, "max": 64, "tooltip":
                    "Passes over the trajectories (the teacher runs once; later passes cost about a third)."}),
+        "loss": (list(LOSSES), {"default": defaults.loss, "tooltip": loss_tooltip()}),
     }
 
     class AMEDTrain:
@@ -257,7 +275,8 @@ def _train_node() -> type:
             return {"required": copy.deepcopy(inputs), "optional": copy.deepcopy(optional)}
 
         def train(self, model, positive, negative, sigmas, latent_image, cfg, solver, afs, feature_mode, scale_dir,
-                  scale_time, max_order, trajectories, batch, teacher_substeps, lr, seed, filename_prefix, epochs=1):
+                  scale_time, max_order, trajectories, batch, teacher_substeps, lr, seed, filename_prefix,
+                  epochs=defaults.epochs, loss=defaults.loss):
             from ..amed.storage import describe, save_predictor
             from ..amed.train import not_improved_message
             from ..samplers.model_types import model_type_from_model_sampling
@@ -268,7 +287,8 @@ def _train_node() -> type:
                               trajectories=int(trajectories), batch=int(batch), epochs=int(epochs),
                               # held-out set: the default, but at most a quarter of the training size
                               holdout=min(TrainSettings.holdout, max(int(batch), int(trajectories) // 4)),
-                              teacher_substeps=int(teacher_substeps), lr=float(lr), seed=int(seed) % (2**31))
+                              teacher_substeps=int(teacher_substeps), lr=float(lr), seed=int(seed) % (2**31),
+                              loss=loss)
             s.check()
             pred, config = train_in_comfy(model, positive, negative, sigmas, latent_image, cfg, s, seed,
                                           comfy_progress())
@@ -284,17 +304,22 @@ def _train_node() -> type:
             while os.path.exists(os.path.join(folder, f"{prefix}_{n:05d}.safetensors")):
                 n += 1
             path = save_predictor(os.path.join(folder, f"{prefix}_{n:05d}.safetensors"), pred, config)
+            # which loss chose the kept state; for another than the paper's, the paper's loss too
+            what = f"{describe(config)}, loss {config['loss']}"
+            paper = ("" if config["loss"] == "paper" else f"; the paper's loss {config['paper_loss_before']:.4g} -> "
+                     f"{config['paper_loss_after']:.4g}")
             if not config["improved"]:
                 # the kept predictor is the untrained one (the base solver); saved, marked so
-                trained = min(loss for _, loss in config["heldout_curve"][1:])
-                summary = (f"WARNING: {describe(config)}: {not_improved_message(config['loss_before'], trained)}. "
+                trained = min(v for _, v in config["heldout_curve"][1:])
+                summary = (f"WARNING: {what}: {not_improved_message(config['loss_before'], trained)}. "
                            f"Saved {path} marked improved=false (it is the untrained predictor). Try more "
                            f"trajectories, more epochs or another lr.")
                 log.warning("SEEDS Samplers: %s", summary)
                 return (pred, summary)
-            summary = (f"{describe(config)}; held-out distillation loss {config['loss_before']:.4g} (untrained) -> "
+            summary = (f"{what}; held-out distillation loss {config['loss_before']:.4g} (untrained) -> "
                        f"{config['loss_after']:.4g} (x {config['loss_after'] / config['loss_before']:.3f}, best of "
-                       f"{len(config['heldout_curve']) - 1} checks) in {config['train_seconds']} s; saved {path}")
+                       f"{len(config['heldout_curve']) - 1} checks){paper} in {config['train_seconds']} s; "
+                       f"saved {path}")
             log.info("SEEDS Samplers: %s", summary)
             return (pred, summary)
 

@@ -539,3 +539,69 @@ def test_final_loss_trains_every_step_through_the_students_own_trajectory():
     greedy = gradient(TrainSettings(**{**s.__dict__, "loss": "paper"}), [0.0, 0.0, 1.0])
     assert through == pytest.approx(fd, rel=2e-2), (through, fd)
     assert abs(greedy - fd) > 0.1 * abs(fd), (greedy, fd)
+
+
+# --- the ComfyUI train node's loss input (nodes/amed.py, without ComfyUI) --------------------
+def test_the_train_node_passes_its_loss_to_the_trainer_and_records_it(monkeypatch, tmp_path):
+    """SS_AMED_Train's ``loss`` widget: the trainer's choices and default, the last widget (saved
+    workflows fill by position), a tooltip with the trainer's description of every choice; the
+    node trains with it (the host's training call replaced by the trainer on an analytic model):
+    with ``final`` the held-out loss is the untrained student's last-interval error, with the
+    default (and a workflow saved before the input existed) the paper's sum of them, and the
+    file, its .json and the summary record which."""
+    import inspect
+    import json
+    import types
+
+    from seeds_samplers.amed.train import LOSSES, TrainSettings, schedule_sigmas, train_predictor
+    from seeds_samplers.nodes import amed as A
+
+    node = A.NODE_CLASS_MAPPINGS["SS_AMED_Train"]
+    spec = node.INPUT_TYPES()
+    choices, opts = spec["optional"]["loss"]
+    assert choices == list(LOSSES) and opts["default"] == TrainSettings.loss == "paper"
+    # the widgets in the order of the node function's arguments, loss the last
+    assert list(spec["required"]) + list(spec["optional"]) == list(inspect.signature(node.train).parameters)[1:]
+    assert list(spec["optional"])[-1] == "loss"
+    for name in LOSSES:  # each choice with its description from amed.train.interval_weights
+        (line,) = [t for t in opts["tooltip"].split("\n") if t.startswith(f"{name}: ")]
+        assert len(line) > len(name) + 40
+
+    m = AnalyticDenoiser(kind="vp_discrete")
+    sigmas = schedule_sigmas(m, "logsnr_uniform", 4)
+    given = []
+
+    def train_in_comfy(model, positive, negative, sig, latent, cfg, settings, seed, progress=None):
+        given.append(settings)
+        pred, config, _ = train_predictor(m, sig, settings, latent_shape=tuple(latent["samples"].shape[1:]))
+        return pred, config
+
+    monkeypatch.setattr(A, "train_in_comfy", train_in_comfy)
+    monkeypatch.setattr(A, "comfy_progress", lambda: None)
+    monkeypatch.setattr(A, "register_model_folder", lambda: str(tmp_path))
+    ms = types.SimpleNamespace(sigma_min=float(sigmas[-2]), sigma_max=float(sigmas[0]))
+    model = types.SimpleNamespace(model=types.SimpleNamespace(model_config=type("SD15", (), {})()),
+                                  get_model_object=lambda name: ms)
+    widgets = {k: o["default"] for k, (t, o) in spec["required"].items() if "default" in o}
+    widgets.update(solver="euler", afs=False, feature_mode="time", trajectories=8, batch=4, teacher_substeps=2,
+                   lr=1e-3, seed=5)
+    runs = {}
+    for loss in ("final", None):  # None: a workflow saved before the input existed
+        extra = {} if loss is None else {"loss": loss}
+        pred, summary = node().train(model=model, positive=None, negative=None, sigmas=sigmas,
+                                     latent_image={"samples": torch.zeros(1, 3, 32, 32)}, **widgets, **extra)
+        cfg = pred.config
+        saved = sorted(tmp_path.glob("amed_*.json"))[-1]
+        assert json.loads(saved.read_text())["loss"] == cfg["loss"] == given[-1].loss == (loss or "paper")
+        assert load_predictor(saved.with_suffix(".safetensors")).config["loss"] == cfg["loss"]
+        assert f", loss {cfg['loss']}" in summary
+        runs[cfg["loss"]] = cfg, summary
+    final, paper = runs["final"][0], runs["paper"][0]
+    # the same held-out set (same seed), scored by each loss
+    assert final["heldout_intervals_before"] == pytest.approx(paper["heldout_intervals_before"], rel=1e-6)
+    errors = paper["heldout_intervals_before"]
+    assert final["interval_weights"] == [0.0] * (len(errors) - 1) + [1.0]
+    assert final["loss_before"] == pytest.approx(errors[-1], rel=1e-6)
+    assert paper["loss_before"] == pytest.approx(sum(errors), rel=1e-6) and errors[-1] < 0.9 * sum(errors)
+    # only a loss other than the paper's adds the paper's loss to the summary
+    assert "the paper's loss" in runs["final"][1] and "the paper's loss" not in runs["paper"][1]

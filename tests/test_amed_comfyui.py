@@ -155,3 +155,33 @@ def test_training_and_sampling_through_comfyui(comfy_model, tmp_path):
     classes = node_definitions()[0]
     assert {"SS_Sampler_amed_solver", "SS_Sampler_amed_plugin", "SS_AMED_Train", "SS_AMED_Load"} <= set(classes)
     assert "predictor" in classes["SS_Sampler_amed_solver"].INPUT_TYPES()["optional"]
+
+
+def test_train_node_trains_with_its_loss_input_through_comfyui(comfy_model, tmp_path, monkeypatch):
+    """The AMED Train node, run as ComfyUI runs it (its own progress bar, ComfyUI's guider), with
+    loss=final: the held-out loss it selects on is the last interval's error of the untrained
+    student, not the paper's sum, and the saved .json and the summary say so."""
+    import json
+
+    import torch
+    import comfy.samplers
+
+    from seeds_samplers.nodes import amed as A
+
+    patcher, positive, negative = comfy_model
+    monkeypatch.setattr(A, "register_model_folder", lambda: str(tmp_path))  # not into the host's models/
+    sigmas = comfy.samplers.calculate_sigmas(patcher.get_model_object("model_sampling"), "normal", 4)
+    node = A.NODE_CLASS_MAPPINGS["SS_AMED_Train"]
+    assert list(node.INPUT_TYPES()["optional"])[-1] == "loss"
+    pred, summary = node().train(patcher, positive, negative, sigmas, {"samples": torch.zeros(1, 4, 8, 8)}, 3.0,
+                                 "amed", True, "bottleneck", 0.01, 0.0, 1, 8, 4, 2, 2e-2, 0, "loss_final",
+                                 1, "final")
+    (saved,) = tmp_path.glob("loss_final_*.json")
+    cfg = json.loads(saved.read_text())
+    errors = cfg["heldout_intervals_before"]
+    assert cfg["loss"] == pred.config["loss"] == "final"
+    assert cfg["interval_weights"] == [0.0] * (len(errors) - 1) + [1.0]
+    assert cfg["loss_before"] == pytest.approx(errors[-1], rel=1e-6)
+    assert cfg["paper_loss_before"] == pytest.approx(sum(errors)) and cfg["loss_before"] < 0.99 * sum(errors)
+    assert "loss final" in summary and "the paper's loss" in summary
+    assert str(saved.with_suffix(".safetensors")) in summary

@@ -229,6 +229,7 @@ def _set_widget(wf, node_type, widget, value):
     ("4 DEIS at 8 steps", "SS_Sigmas_deis_quadratic", "kappa", 1.5, "(kappa 1.5)"),
     ("6 AMED train and sample", "SS_Sigmas_logsnr_uniform", "steps", 6,
      "6 steps = 5 AMED steps with the analytical first step + the final denoise = 10 model calls"),
+    ("6 AMED train and sample", "SS_AMED_Train", "loss", "final", "256 trajectories with loss final,"),
 ])
 def test_a_changed_widget_changes_its_note(name, node_type, widget, value, says):
     """The writers read the values: a changed widget is described as changed, and the file's

@@ -570,7 +570,8 @@ def note_amed(w: Widgets) -> str:
             f"{steps} steps = {steps - 1} AMED steps" + (" with the analytical first step" if afs else "")
             + f" + the final denoise = {calls} model calls ({calls - 1} with stop_at_sigma_min"
             + (", set here" if smp["stop_at_sigma_min"] else "") + f"). Training: {tr['trajectories']} "
-            "trajectories, a few minutes on a GPU (docs/amed.md).")
+            f"trajectories with loss {tr['loss']}, a few minutes on a GPU; the loss widget's tooltip says what each "
+            "choice weighs and docs/amed.md which one the shipped predictors used and why.")
 
 
 DIGITS_LINE = "NEEDS nothing to download: the digits models ship with the pack (digits/weights/)."
