@@ -40,8 +40,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import inspect
 import math
 import os
+import re
 import tempfile
 import time
 from dataclasses import dataclass, fields
@@ -174,6 +176,19 @@ class TrainSettings:
 def student_nfe(n_positive: int, afs: bool, final_denoise: bool) -> int:
     """Model calls of an AMED run over ``n_positive`` positive sigmas."""
     return 2 * (n_positive - 1) - int(afs) + int(final_denoise)
+
+
+def loss_help() -> str:
+    """Each of :data:`LOSSES` in one line, from :func:`interval_weights`'s docstring (its
+    summary line and its bullet per choice: one description, kept where the weights are
+    computed), for the CLI's help and the ComfyUI node's tooltip."""
+    doc = inspect.cleandoc(interval_weights.__doc__ or "").replace("``", "")
+    bullets = dict(re.findall(r'^\* "(\w+)": (.*?)(?=^\* |\Z)', doc, re.S | re.M))
+    lines = [doc.split("\n", 1)[0]]
+    for name in LOSSES:
+        text = " ".join(bullets.get(name, "").split())
+        lines.append(f"{name}: {text}" if text else name)
+    return "\n".join(lines)
 
 
 def interval_weights(loss: str, untrained: Sequence[float]) -> List[float]:

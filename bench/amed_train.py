@@ -17,7 +17,7 @@ from typing import Any, Optional, Sequence, Tuple
 import torch
 
 from ..amed.storage import FEATURE_MODES, save_predictor
-from ..amed.train import (LOSSES, LR_SCHEDULES, RECIPES, TEACHER_SUBSTEPS, TrainSettings, not_improved_message,
+from ..amed.train import (LOSSES, LR_SCHEDULES, RECIPES, TEACHER_SUBSTEPS, TrainSettings, loss_help, not_improved_message,
                           schedule_sigmas, student_nfe, tqdm_progress, train_predictor)
 from ..samplers.amed_core import AMED_SOLVERS
 
@@ -66,10 +66,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--epochs", type=int, default=1, help="passes over the trajectories (teacher computed once)")
     p.add_argument("--lr", type=float, default=5e-3)
     p.add_argument("--lr-schedule", default="cosine", choices=LR_SCHEDULES)
-    p.add_argument("--loss", default="paper", choices=LOSSES,
-                   help="weighting of the per-interval state errors, in training and in the held-out selection: "
-                        "paper = their sum (the paper's loss), relative = each divided by the untrained student's "
-                        "held-out error there, final = the last state's only")
+    p.add_argument("--loss", default=TrainSettings().loss, choices=LOSSES,
+                   help="weighting of the per-interval state errors, in training and in the held-out selection. "
+                        + loss_help().replace("%", "%%"))
     p.add_argument("--holdout", type=int, default=64, help="held-out trajectories that pick the best predictor")
     p.add_argument("--evals", type=int, default=8, help="held-out evaluations during training")
     p.add_argument("--seed", type=int, default=0)

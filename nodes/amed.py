@@ -22,7 +22,6 @@ Wire-in: the predictor extension registered at import; ``NODE_CLASS_MAPPINGS`` /
 from __future__ import annotations
 
 import copy
-import inspect
 import logging
 import os
 import re
@@ -198,18 +197,10 @@ def comfy_progress() -> Callable[[str, int, int, Optional[float]], None]:
 
 
 def loss_tooltip() -> str:
-    """The ``loss`` widget's tooltip in the trainer's own words: the summary line of
-    :func:`amed.train.interval_weights` and its bullet for each of :data:`amed.train.LOSSES`
-    (one description, kept where the weights are computed)."""
-    from ..amed.train import LOSSES, interval_weights
+    """The ``loss`` widget's tooltip: the trainer's own description (:func:`amed.train.loss_help`)."""
+    from ..amed.train import loss_help
 
-    doc = inspect.cleandoc(interval_weights.__doc__ or "").replace("``", "")
-    bullets = dict(re.findall(r'^\* "(\w+)": (.*?)(?=^\* |\Z)', doc, re.S | re.M))
-    lines = [doc.split("\n", 1)[0]]
-    for name in LOSSES:
-        text = " ".join(bullets.get(name, "").split())
-        lines.append(f"{name}: {text}" if text else name)
-    return "\n".join(lines + ["docs/amed.md says which loss the shipped predictors used and why."])
+    return loss_help() + "\ndocs/amed.md says which loss the shipped predictors used and why."
 
 
 def _train_node() -> type:
