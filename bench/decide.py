@@ -54,7 +54,7 @@ from .grid import mean_sd, noise_seed
 from .models import TestModel, build_model
 from .report import fmt_mean_sd
 
-__all__ = ["VERSION", "CHUNK", "TRAINED", "write_decided", "INTRO", "KID_UNITS", "cache_dir", "kid_model", "screen", "run_table", "table_section",
+__all__ = ["VERSION", "CHUNK", "KID_RESOLUTION", "TRAINED", "write_decided", "INTRO", "KID_UNITS", "cache_dir", "kid_model", "screen", "run_table", "table_section",
            "mdd", "called", "T95"]
 
 VERSION = 1  # of the generation and scoring below: part of every cache key
@@ -259,9 +259,17 @@ def mdd(paired_sds: Sequence[float], seeds: int) -> float:
     return t95(seeds - 1) * math.sqrt(sum(s * s for s in sds) / len(sds)) / math.sqrt(seeds)
 
 
-def called(d_mean: float, d_sd: float, seeds: int) -> bool:
-    """Whether a paired difference is called: |mean| > its MDD, t(0.95, S - 1) x spread / sqrt(S)."""
-    return seeds >= 2 and math.isfinite(d_mean) and abs(d_mean) > mdd([d_sd], seeds)
+# KID x 10^3 differences below this are round-off between two implementations of the same
+# update (e.g. ComfyUI's float32 coefficients vs ours in float64; measured 1e-4 - 3e-4 on
+# identical algorithms), whose paired spread is as small: never called.
+KID_RESOLUTION = 0.01
+
+
+def called(d_mean: float, d_sd: float, seeds: int, resolution: float = 0.0) -> bool:
+    """Whether a paired difference is called: |mean| > its MDD, t(0.95, S - 1) x spread /
+    sqrt(S), and > ``resolution`` (the metric's round-off; :data:`KID_RESOLUTION` for KID)."""
+    return (seeds >= 2 and math.isfinite(d_mean) and abs(d_mean) > mdd([d_sd], seeds)
+            and abs(d_mean) > resolution)
 
 
 def run_table(name: str, schedule: str, nfe: int, kind: str = "stochastic", seeds: Sequence[int] = (0, 1, 2),
@@ -297,7 +305,7 @@ def _verdict(r: dict, mine: dict, seeds: int) -> str:
         return "our best"
     if r["d_mean"] is None or not math.isfinite(r["d_mean"]):
         return "–"
-    if not called(r["d_mean"], r["d_sd"], seeds):
+    if not called(r["d_mean"], r["d_sd"], seeds, KID_RESOLUTION):
         return "level"
     if r["source"] == "ours":
         return "behind our best"
@@ -366,7 +374,8 @@ feature) between the samples of each seed (2,000 by default, `--trained-samples`
 states its count) and the held-out images (1,000 held-out digits; 3,645 held-out patches). Paired: every sampler of a table starts from the same latents and
 draws the same noise per seed; the Δ column is our best entry minus the row, per seed, then
 mean ± spread over the seeds (negative: ours better). A difference is called only when its mean
-exceeds t(0.95, S − 1) × its spread / √S (one-sided 95 %, S seeds); the table's *minimum
+exceeds t(0.95, S − 1) × its spread / √S (one-sided 95 %, S seeds) and 0.01 (below that, two
+implementations of the same update differ by round-off only); the table's *minimum
 detectable difference* is the same bound with the pooled spread of its paired differences.
 The *floor* is KID of as many real training images against the same reference. Anchors: a
 screening pass (400 samples, seed 0) ranks the anchors of the table's kind and keeps the

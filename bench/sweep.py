@@ -12,7 +12,7 @@ from ..samplers import registry
 from .compare import ours
 from .compare import Contender
 from .contenders import anchor_contenders
-from .decide import TRAINED, called, kid_model, mdd, measure
+from .decide import KID_RESOLUTION, TRAINED, called, kid_model, mdd, measure
 from .grid import mean_sd, run_grid, summarise
 from .models import TestModel, build_model
 from .report import fmt_mean_sd, pivot_mean_sd
@@ -107,7 +107,7 @@ def _paired_lines(cells: Sequence[dict], budgets: Sequence[int], seeds: int) -> 
             continue
         a, b = min(mine, key=lambda c: c["mean"]), min(others, key=lambda c: c["mean"])
         d_mean, d_sd = mean_sd([a["values"][s] - b["values"][s] for s in a["values"]])
-        verdict = ("ahead" if d_mean < 0 else "behind") if called(d_mean, d_sd, seeds) else "level"
+        verdict = ("ahead" if d_mean < 0 else "behind") if called(d_mean, d_sd, seeds, KID_RESOLUTION) else "level"
         out.append(f"- NFE {nfe}: best configuration {a['label']} vs best anchor {b['label']} ({b['source']}): "
                    f"{fmt_mean_sd(d_mean, d_sd)} (MDD {mdd([d_sd], seeds):.3g}): {verdict}")
     return out

@@ -119,13 +119,17 @@ def test_patch_kid_separates_real_patches_from_noise():
 
 
 def test_mdd_and_calls_follow_the_one_sided_t_rule():
-    from seeds_samplers.bench.decide import T95, called, mdd
+    from seeds_samplers.bench.decide import KID_RESOLUTION, T95, called, mdd
 
     # pooled RMS spread 5 over 3 seeds: 2.920 * 5 / sqrt(3)
     assert mdd([3.0, 4.0 * math.sqrt(2)], 3) == pytest.approx(T95[2] * math.sqrt((9 + 32) / 2) / math.sqrt(3))
     assert mdd([1.0], 1) == math.inf
     assert called(-9.0, 5.0, 3) and not called(-8.0, 5.0, 3)  # 2.920 * 5 / sqrt 3 = 8.43
     assert not called(float("inf"), 1.0, 3)
+    # identical updates in two implementations: a round-off difference with a tinier spread
+    # is called on the t rule alone, never with the metric's resolution
+    assert called(1.4e-4, 7.6e-5, 3) and not called(1.4e-4, 7.6e-5, 3, KID_RESOLUTION)
+    assert called(-9.0, 5.0, 3, KID_RESOLUTION)
 
 
 def test_paired_runs_are_cached_and_identical_contenders_tie(tmp_path, monkeypatch):
