@@ -319,6 +319,9 @@ def _cost_line(t: dict) -> str:
     secs = cost["seconds"] + sc["seconds"]
     cpu = cost["cpu"] + sc["cpu"]
     per = 1e3 * cpu / sample_calls if sample_calls else None
+    if not runs:  # a rewrite from the cache: what the measuring call took is not known here
+        return (f"all {cost['cached'] + sc['cached']} runs read from the cache (measured by an earlier call of "
+                "the same command; the cost of a cell from an empty cache: see the intro above)")
     line = (f"{runs} runs computed ({cost['cached'] + sc['cached']} from the cache): "
             f"{sample_calls / 1e6:.2f} M sample-calls (sample x model call) in {secs / 60:.1f} min wall, "
             f"{cpu / 60:.1f} min CPU, {t['threads']} torch thread(s) on a shared machine")
