@@ -55,7 +55,7 @@ from .models import TestModel, build_model
 from .report import fmt_mean_sd
 
 __all__ = ["VERSION", "CHUNK", "KID_RESOLUTION", "TRAINED", "write_decided", "INTRO", "KID_UNITS", "cache_dir", "kid_model", "screen", "run_table", "table_section",
-           "mdd", "called", "T95"]
+           "mdd", "called", "T95", "summarise_measured"]
 
 VERSION = 1  # of the generation and scoring below: part of every cache key
 CHUNK = 250  # samples per model call: the digits U-Net's cost per sample rises above ~250 on a CPU
@@ -272,6 +272,19 @@ def called(d_mean: float, d_sd: float, seeds: int, resolution: float = 0.0) -> b
             and abs(d_mean) > resolution)
 
 
+def summarise_measured(res: Dict[Tuple[str, str], Dict[int, dict]], contenders: Sequence[Contender],
+                       seeds: Sequence[int]) -> List[dict]:
+    """One row per contender of a :func:`measure` result: label, source, per-seed values,
+    their mean and spread, and the calls it spent."""
+    rows = []
+    for c in contenders:
+        per = res[(c.label, c.source)]
+        mean, sd = mean_sd([per[s]["value"] for s in seeds])
+        rows.append(dict(label=c.label, source=c.source, values={s: per[s]["value"] for s in seeds}, mean=mean,
+                         sd=sd, calls=max(per[s]["calls"] for s in seeds)))
+    return rows
+
+
 def run_table(name: str, schedule: str, nfe: int, kind: str = "stochastic", seeds: Sequence[int] = (0, 1, 2),
               samples: int = 2000, screen_samples: int = 400, keep: int = 4, comfy: bool = True,
               log: Callable[[str], None] = print) -> dict:
@@ -284,12 +297,7 @@ def run_table(name: str, schedule: str, nfe: int, kind: str = "stochastic", seed
     contenders = ours + kept
     res, cost = measure(model, contenders, nfe, seeds, schedule, samples, log)
     floor = mean_sd([model.floor(samples, s) for s in seeds])
-    rows = []
-    for c in contenders:
-        per = res[(c.label, c.source)]
-        mean, sd = mean_sd([per[s]["value"] for s in seeds])
-        rows.append(dict(label=c.label, source=c.source, values={s: per[s]["value"] for s in seeds}, mean=mean,
-                         sd=sd, calls=max(per[s]["calls"] for s in seeds)))
+    rows = summarise_measured(res, contenders, seeds)
     mine = min((r for r in rows if r["source"] == "ours"), key=lambda r: _finite(r["mean"]))
     for r in rows:
         d_mean, d_sd = mean_sd([mine["values"][s] - r["values"][s] for s in seeds])

@@ -12,7 +12,7 @@ from ..samplers import registry
 from .compare import ours
 from .compare import Contender
 from .contenders import anchor_contenders
-from .decide import KID_RESOLUTION, TRAINED, called, kid_model, mdd, measure
+from .decide import KID_RESOLUTION, TRAINED, called, kid_model, mdd, measure, summarise_measured
 from .grid import mean_sd, run_grid, summarise
 from .models import TestModel, build_model
 from .report import fmt_mean_sd, pivot_mean_sd
@@ -86,12 +86,9 @@ def _decided_cells(model: TestModel, contenders: Sequence[Contender], budgets: S
     cells = []
     for nfe in budgets:
         res, _ = measure(model, contenders, nfe, seeds, schedule, samples, log=lambda s: None)
-        for c in contenders:
-            per = res[(c.label, c.source)]
-            mean, sd = mean_sd([per[s]["value"] for s in seeds])
-            cells.append(dict(model=model.name, schedule=schedule, label=c.label, source=c.source, nfe=nfe,
-                              stochastic=c.stochastic, calls=max(per[s]["calls"] for s in seeds), mean=mean, sd=sd,
-                              n=len(seeds), ref_mean=None, ref_sd=None, values={s: per[s]["value"] for s in seeds}))
+        for c, row in zip(contenders, summarise_measured(res, contenders, seeds)):
+            cells.append(dict(row, model=model.name, schedule=schedule, nfe=nfe, stochastic=c.stochastic,
+                              n=len(seeds), ref_mean=None, ref_sd=None))
     return cells
 
 
