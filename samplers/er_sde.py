@@ -180,6 +180,9 @@ class _ERSDE(Solver):
         integrals = {}
         for f in (phi, ode):
             mine = [i for i in steps if phis[i] is f]
+            if self.midpoint:  # its weights need no integral of phi
+                integrals.update({i: (0.0, 0.0) for i in mine})
+                continue
             many = f.lambda_integrals_many if self.in_lambda else f.integrals_many
             S_all, S1_all = many([run.ve[i + 1] for i in mine], [run.ve[i] for i in mine])
             integrals.update({i: (float(a), float(b)) for i, a, b in zip(mine, S_all, S1_all)})
@@ -204,16 +207,15 @@ class _ERSDE(Solver):
         S, S1 = integrals
         a_t = run.alpha[i + 1]
         k = min(self.order, i + 1)  # warm-up while the history builds
+        h = run.lam[i + 1] - run.lam[i]
         if self.midpoint:
             # D over the step taken as the history polynomial's value at the step's midpoint
             # in lambda, weighed like D_i: (1 - r) (D_i + h/2 D' + h^2/8 D'')
-            h = run.lam[i + 1] - run.lam[i]
             c1 = a_t * (1.0 - r) * h / 2.0
             c2 = a_t * (1.0 - r) * h * h / 8.0 if k >= 3 else 0.0
         elif self.in_lambda:
             # D(lambda) = D_i + (lambda - lambda_i) D' + ...: by parts, the weights are
             # h - phi_t T and h^2 / 2 - phi_t T' (h = lambda_{i+1} - lambda_i)
-            h = run.lam[i + 1] - run.lam[i]
             c1 = a_t * (h - p_t * S)
             c2 = a_t * (h * h / 2.0 - p_t * S1) if k >= 3 else 0.0
         else:
