@@ -11,6 +11,7 @@ classifier features, :mod:`seeds_samplers.digits.fd`).
 ``digits-eps``  the trained eps-prediction U-Net (SD's discrete schedule)
 ``digits-flow`` the trained rectified-flow U-Net (shift 3)
 ``patches-eps`` the trained eps U-Net on 16x16 RGB patches of scikit-image's photographs
+``patches-flow`` the trained rectified-flow U-Net (shift 3) on the same patches
 =============  =====================================================================
 """
 
@@ -29,7 +30,8 @@ __all__ = ["TestModel", "MODELS", "build_model", "many_mixture", "DEFAULT_SCHEDU
 
 # The schedule each model is benchmarked on by default: what its users pick most.
 DEFAULT_SCHEDULE = {"photo8": "karras", "photo8-flow": "simple", "many": "karras", "many-flow": "simple",
-                    "digits-eps": "karras", "digits-flow": "simple", "patches-eps": "karras"}
+                    "digits-eps": "karras", "digits-flow": "simple", "patches-eps": "karras",
+                    "patches-flow": "simple"}
 
 MODELS: Tuple[str, ...] = tuple(DEFAULT_SCHEDULE)
 
@@ -130,18 +132,20 @@ def _classifier_ready(dataset: str = "digits") -> bool:
 
 
 _TITLES = {"eps": "digits-eps (trained U-Net, SD discrete eps)", "flow": "digits-flow (trained U-Net, flow shift 3)",
-           "patches": "patches-eps (trained U-Net on 16x16 RGB photo patches, SD discrete eps)"}
+           "patches": "patches-eps (trained U-Net on 16x16 RGB photo patches, SD discrete eps)",
+           "patches-flow": "patches-flow (trained U-Net on 16x16 RGB photo patches, flow shift 3)"}
 
 
 def _digits_model(name: str, kind: str, weights: Optional[str] = None) -> TestModel:
-    from ..digits.denoiser import load_digits_model
+    from ..digits.denoiser import MODELS as PARAMETERISATION, load_digits_model, model_dataset
 
     den = load_digits_model(kind, weights)
     # channels-last convolutions: the same network, about 1.6x faster on CPU
     den.net.to(memory_format=torch.channels_last)
-    dataset = "patches" if kind == "patches" else "digits"
-    payload = dict(meta=dict(model="digits", digits_kind=kind, kind="flow" if kind == "flow" else "ve",
-                             shift=3.0 if kind == "flow" else 1.0, weights=weights), arrays={})
+    dataset = model_dataset(kind)
+    flow = PARAMETERISATION[kind] == "flow"
+    payload = dict(meta=dict(model="digits", digits_kind=kind, kind="flow" if flow else "ve",
+                             shift=3.0 if flow else 1.0, weights=weights), arrays={})
     # the classifier loads at the first score (it may still be training when sampling starts)
     return TestModel(name, _TITLES[kind], den, resolve_model_type(den), "FD", DEFAULT_SCHEDULE[name],
                      lambda n, g: den.prior_sample(n, g), lambda s: _digits_fd(dataset)(s),
@@ -165,4 +169,6 @@ def build_model(name: str) -> TestModel:
         return _digits_model(name, "flow")
     if name == "patches-eps":
         return _digits_model(name, "patches")
+    if name == "patches-flow":
+        return _digits_model(name, "patches-flow")
     raise ValueError(f"unknown test model {name!r}; known: {list(MODELS)}")

@@ -6,7 +6,7 @@ weights so a test can tell that the file it loads is the one that was trained.
 mean squared error of the x0 estimates. ``python -m seeds_samplers.digits.check --write``
 stores it as ``heldout_check`` in each ``digits-<kind>.json`` record; without ``--write``
 it prints the recorded and the recomputed values. A class-conditional model (digits-cond)
-is checked with the digits' own labels. The patches model (``patches-eps.json``) is checked
+is checked with the digits' own labels. The patches models (``patches-eps.json``, ``patches-flow.json``) are checked
 the same way on 8 held-out patches spread evenly over its held-out set (the set is ordered
 by photograph, so its first 8 would be one corner of one photograph).
 """
@@ -21,13 +21,12 @@ from typing import Dict, List, Optional
 import torch
 
 from .data import load_dataset
-from .denoiser import MODELS, DigitsDenoiser, load_digits_model, model_file
+from .denoiser import MODELS, DigitsDenoiser, load_digits_model, model_dataset, model_file
 from .weights import weights_path
 
 __all__ = ["heldout_check", "CHECK_SIGMAS", "record_path"]
 
 CHECK_SIGMAS = {"eps": (0.5, 2.0, 8.0), "flow": (0.2, 0.5, 0.8)}
-DATASET = {"patches": "patches"}  # model name -> its data (default: the digits)
 CHECK_SEED = 1234
 CHECK_COUNT = 8
 
@@ -71,7 +70,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"{model_file(kind)}: no weights file, skipped")
             continue
         record = json.loads(rec_path.read_text()) if rec_path.is_file() else {}
-        check = heldout_check(load_digits_model(kind), DATASET.get(kind, "digits"))
+        check = heldout_check(load_digits_model(kind), model_dataset(kind))
         print(f"{model_file(kind)}: recorded {record.get('heldout_check')}, now {check}")
         if args.write:
             record["heldout_check"] = check

@@ -17,7 +17,7 @@ resolve_model_type` reads it with the function the ComfyUI glue reads a ComfyUI 
   guidance on top of it: :mod:`.guidance`.
 * ``patches-eps`` (name ``"patches"``): the eps parameterisation on 16x16 RGB patches of
   scikit-image's photographs (:func:`.data.load_patches`), the same U-Net code with three
-  channels.
+  channels; ``patches-flow`` (name ``"patches-flow"``): the flow parameterisation on them.
 """
 
 from __future__ import annotations
@@ -33,16 +33,25 @@ from .unet import UNet, UNetConfig
 from .weights import load_weights, weights_path
 
 __all__ = ["DigitsDenoiser", "ModelSamplingDiscreteEps", "ModelSamplingDiscreteFlowCONST", "load_digits_model",
-           "KINDS", "MODELS", "model_file"]
+           "KINDS", "MODELS", "DATASETS", "model_file", "model_dataset"]
 
 KINDS = ("eps", "flow")  # parameterisations
 # shipped model name -> its parameterisation
-MODELS = {"eps": "eps", "flow": "flow", "cond": "eps", "patches": "eps"}
+MODELS = {"eps": "eps", "flow": "flow", "cond": "eps", "patches": "eps", "patches-flow": "flow"}
+# shipped model name -> the dataset it was trained on (default: the digits)
+DATASETS = {"patches": "patches", "patches-flow": "patches"}
+_FILES = {"patches": "patches-eps", "patches-flow": "patches-flow"}
 
 
 def model_file(name: str) -> str:
-    """Weight-file stem of the shipped model ``name``: ``digits-<name>``, ``patches-eps``."""
-    return "patches-eps" if name == "patches" else f"digits-{name}"
+    """Weight-file stem of the shipped model ``name``: ``digits-<name>``, ``patches-eps``,
+    ``patches-flow``."""
+    return _FILES.get(name, f"digits-{name}")
+
+
+def model_dataset(name: str) -> str:
+    """The dataset the shipped model ``name`` was trained on (``"digits"`` or ``"patches"``)."""
+    return DATASETS.get(name, "digits")
 
 
 class _Sampling:
@@ -162,12 +171,12 @@ class DigitsDenoiser(nn.Module):
 def load_digits_model(kind: str = "eps", path: Union[str, Path, None] = None) -> DigitsDenoiser:
     """The shipped ``digits-<kind>`` denoiser (or the weights at ``path``), on the CPU in
     float32; ``kind`` is a name of :data:`MODELS` (``"cond"``: the class-conditional eps
-    model; ``"patches"``: the RGB-patch eps model). Raises ``ValueError`` for a missing, corrupt or mismatched weight file."""
+    model; ``"patches"`` / ``"patches-flow"``: the RGB-patch eps / flow models). Raises ``ValueError`` for a missing, corrupt or mismatched weight file."""
     if kind not in MODELS:
         raise ValueError(f"kind must be one of {tuple(MODELS)}, got {kind!r}")
     path = weights_path(model_file(kind)) if path is None else Path(path)
     # the file records its parameterisation and training kind ("cond"; the patches model: "eps")
-    state, config = load_weights(path, "eps" if kind == "patches" else kind)
+    state, config = load_weights(path, kind if kind in ("eps", "flow", "cond") else MODELS[kind])
     net = UNet(UNetConfig.from_dict(config))
     try:
         net.load_state_dict(state, strict=True)

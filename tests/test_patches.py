@@ -4,7 +4,8 @@
   patch shared between the splits;
 * the U-Net and the classifier take other channels and sides without changing the digits
   models' configs (their shipped files keep their metadata);
-* the shipped patches model denoises held-out patches with the error recorded beside it, and
+* the shipped patches models (eps, and flow for a second flow model) denoise held-out patches
+  with the error recorded beside them, and
   the patch classifier identifies the photograph with its recorded accuracy
   (tests/test_digits.py, beside the digit classifier);
 * KID on the classifier's features: real patches sit far below noise, and the decided-table
@@ -21,7 +22,7 @@ import torch
 
 from seeds_samplers.digits.check import heldout_check, record_path
 from seeds_samplers.digits.data import PATCH_IMAGES, load_dataset, load_patches
-from seeds_samplers.digits.denoiser import DigitsDenoiser, load_digits_model
+from seeds_samplers.digits.denoiser import DigitsDenoiser, load_digits_model, model_file
 from seeds_samplers.digits.fd import DigitsFD
 from seeds_samplers.digits.unet import UNet, UNetConfig
 from seeds_samplers.digits.weights import load_weights, weights_path
@@ -91,13 +92,16 @@ def test_short_patches_training_run(tmp_path):
 # --- the shipped weights ---------------------------------------------------------------------------
 
 
-def test_shipped_patches_model_denoises_heldout_patches_with_the_recorded_error():
-    if not weights_path("patches-eps").is_file():
-        pytest.skip("patches-eps not trained yet: python -m seeds_samplers train-digits --dataset patches --kind eps")
-    record = json.loads(record_path("patches").read_text())
+@pytest.mark.parametrize("name, kind", [("patches", "eps"), ("patches-flow", "flow")])
+def test_shipped_patches_model_denoises_heldout_patches_with_the_recorded_error(name, kind):
+    if not weights_path(model_file(name)).is_file():
+        pytest.skip(f"{model_file(name)} not trained yet: python -m seeds_samplers train-digits --dataset patches "
+                    f"--kind {kind}")
+    record = json.loads(record_path(name).read_text())
     assert record["dataset"] == "patches"
-    assert "heldout_check" in record, "run python -m seeds_samplers.digits.check --write --models patches"
-    model = load_digits_model("patches")
+    assert "heldout_check" in record, f"run python -m seeds_samplers.digits.check --write --models {name}"
+    model = load_digits_model(name)
+    assert model.kind == kind
     assert model.net.config.in_channels == 3 and model.net.config.image_size == 16
     check = heldout_check(model, "patches")
     for key, want in record["heldout_check"].items():
