@@ -118,8 +118,9 @@ def sweep(sampler: str, sets: Sequence[str], models: Sequence[str], schedules: O
     varied = [s.split("=", 1)[0].strip() for s in sets]
     spec = registry.get(sampler)
     contenders = [ours(spec.id, sweep_label(sampler, p, varied), **p) for p in combos]
-    if anchors is not None:  # [] = every anchor of the sampler's kind, else those named
-        pool = [c for c in anchor_contenders(comfy) if c.stochastic == spec.is_stochastic(**spec.menu)]
+    if anchors is not None:  # [] = every anchor of the swept configurations' kind, else those named
+        stochastic = any(spec.is_stochastic(**p) for p in combos)
+        pool = [c for c in anchor_contenders(comfy) if c.stochastic == stochastic]
         unknown = set(anchors) - {c.label for c in pool}
         if unknown:
             raise ValueError(f"unknown anchors {sorted(unknown)}; of this kind: {sorted(c.label for c in pool)}")

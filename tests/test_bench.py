@@ -253,6 +253,14 @@ def test_sweep_command_prints_every_configuration(tmp_path, capsys):
                        "--seeds", "2", "--samples", "16", "--no-comfy", "--out", str(tmp_path)]) == 0
     md = (tmp_path / "sweep_seeds_3.md").read_text()
     assert "SEEDS-3 [eta=0]" in md and "SEEDS-3 [eta=1]" in md and "Aggregate rank" in md
+    # the anchors are of the swept configurations' kind: deterministic ones for an ODE sweep
+    args = ["--sweep", "er_sde", "--models", "photo8", "--budgets", "5", "--seeds", "2", "--samples", "16",
+            "--no-comfy", "--out", str(tmp_path), "--anchors", "dpmpp_2m"]
+    assert bench_main(args + ["--set", "noise_scale_function=ode"]) == 0
+    assert "| dpmpp_2m | k-diffusion |" in (tmp_path / "sweep_er_sde.md").read_text()
+    with pytest.raises(SystemExit):
+        bench_main(args + ["--set", "noise_scale_function=original_sde"])
+    assert "unknown anchors ['dpmpp_2m']" in capsys.readouterr().err
 
 
 def test_demo_digits_part(tmp_path):
@@ -306,7 +314,7 @@ def test_er_sde_in_lambda_order2_is_comfyuis_dpmpp_2m_sde(name, expansion, host)
     """ER-SDE with phi = s^2 in lambda at order 2 is SDE-DPM-Solver++(2M): with the exact
     weight ComfyUI's own dpmpp_2m_sde_heun, with the midpoint rule its dpmpp_2m_sde (both step
     in the model's half-log-SNR, flow models too): the same samples from the same latents and
-    noise, at eta 1 and 2."""
+    noise, at eta 1 and 2 (without the corrector, which the menu entry adds)."""
     from seeds_samplers.bench.comfy import run_comfy_jobs
     from seeds_samplers.bench.compare import ours
     from seeds_samplers.bench.models import build_model
@@ -319,7 +327,8 @@ def test_er_sde_in_lambda_order2_is_comfyuis_dpmpp_2m_sde(name, expansion, host)
     if name.endswith("-flow"):
         sigmas[0] = sigmas[0].clamp(max=0.999)
     for eta in (1.0, 2.0):
-        c = ours("er_sde", expansion=expansion, order=2, noise_scale_function="original_sde", noise_start=0.0, eta=eta)
+        c = ours("er_sde", expansion=expansion, order=2, noise_scale_function="original_sde", noise_start=0.0, eta=eta,
+                 corrector=False)
         mine = c(model.denoiser, x, sigmas, 7)
         if eta == 1.0:
             (theirs, calls), = run_comfy_jobs(model, [dict(sampler=host, x=x, sigmas=sigmas,
@@ -330,5 +339,8 @@ def test_er_sde_in_lambda_order2_is_comfyuis_dpmpp_2m_sde(name, expansion, host)
                                                        noise_seed=7, stochastic=True, params={"eta": eta})])
         assert float((mine - theirs).abs().max()) < 1e-4 * max(1.0, float(theirs.abs().max()))
         other = ours("er_sde", order=2, noise_scale_function="original_sde", noise_start=0.0, eta=eta,
-                     expansion="lambda" if expansion == "midpoint" else "midpoint")
+                     expansion="lambda" if expansion == "midpoint" else "midpoint", corrector=False)
         assert float((other(model.denoiser, x, sigmas, 7) - theirs).abs().max()) > 1e-3
+        corrected = ours("er_sde", expansion=expansion, order=2, noise_scale_function="original_sde", eta=eta,
+                         noise_start=0.0, corrector=True)  # the menu entry's corrector: another update
+        assert float((corrected(model.denoiser, x, sigmas, 7) - theirs).abs().max()) > 1e-3
