@@ -43,6 +43,15 @@ DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2), which agrees with the exact weig
 (~ h - 1/q) extrapolates the noisy D history almost to the step's end. With phi = s^2 and
 order 2 it is SDE-DPM-Solver++(2M) as k-diffusion's ``dpmpp_2m_sde`` writes it.
 
+``expansion="auto"`` takes the exact lambda weight on flow models and the midpoint rule on
+the others (measured on the trained and exact models: docs/sweeps.md).
+
+Corrector (``corrector=True``; :mod:`.run`): once D_{i+1} is known, step i is redone with the
+polynomial through D_{i+1} and one more stored value than the predictor used (at most a
+parabola), in the same expansion, at no extra model call (the predictor-corrector form of
+UniPC, Zhao et al. 2023, and SA-Solver, Xue et al. 2023). The correction reweighs D values
+only, so the injected noise stays; deterministic orders rise by one, up to 3.
+
 The ``eta`` family replaces phi by s^(1 - eta) phi(s)^eta: 0 is the probability-flow
 ODE, 1 the chosen function (ComfyUI PR #15428 extends eta the same way).
 """
@@ -78,7 +87,7 @@ NOISE_SCALE_FUNCTIONS: Dict[str, Tuple[Callable[[np.ndarray], np.ndarray], Optio
     "sde_5": (lambda s: s * (np.exp(s**0.3) + 10.0), None),
 }
 QUADRATURES = ("gauss", "riemann100")
-EXPANSIONS = ("sigma", "lambda", "midpoint")
+EXPANSIONS = ("sigma", "lambda", "midpoint", "auto")
 
 
 class _Phi:
@@ -167,9 +176,11 @@ class _ERSDE(Solver):
     integrals of phi; steps outside the noise window use phi(s) = s (the ODE)."""
 
     def __init__(self, run: SamplerRun, order: int, phi: _Phi, s_noise: float,
-                 noise_sampler: Optional[NoiseSampler], noise_type: str, expansion: str = "sigma"):
+                 noise_sampler: Optional[NoiseSampler], noise_type: str, expansion: str = "sigma",
+                 corrector: bool = False):
         super().__init__(run)
         self.order = order
+        self.corrected = set(run.correctable_steps) if corrector else set()
         self.in_lambda = expansion in ("lambda", "midpoint")
         self.midpoint = expansion == "midpoint"
         # the noise window chooses phi per step; s_noise only scales the injected noise
@@ -212,40 +223,69 @@ class _ERSDE(Solver):
             # D over the step taken as the history polynomial's value at the step's midpoint
             # in lambda, weighed like D_i: (1 - r) (D_i + h/2 D' + h^2/8 D'')
             c1 = a_t * (1.0 - r) * h / 2.0
-            c2 = a_t * (1.0 - r) * h * h / 8.0 if k >= 3 else 0.0
+            c2 = a_t * (1.0 - r) * h * h / 8.0
         elif self.in_lambda:
             # D(lambda) = D_i + (lambda - lambda_i) D' + ...: by parts, the weights are
             # h - phi_t T and h^2 / 2 - phi_t T' (h = lambda_{i+1} - lambda_i)
             c1 = a_t * (h - p_t * S)
-            c2 = a_t * (h * h / 2.0 - p_t * S1) if k >= 3 else 0.0
+            c2 = a_t * (h * h / 2.0 - p_t * S1)
         else:
             ds = s[i + 1] - s[i]
             c1 = a_t * (ds + p_t * S)  # weight of D'(s_i)
-            c2 = a_t * (ds * ds / 2.0 + p_t * S1) if k >= 3 else 0.0  # weight of D''(s_i)
-        w = self._add_derivative_terms(i, k, [a_t * (1.0 - r)], c1, c2, f.quadrature == "riemann100")
+            c2 = a_t * (ds * ds / 2.0 + p_t * S1)  # weight of D''(s_i)
+        base = a_t * (1.0 - r)  # the weight of D_i in every form
+        if f.quadrature == "riemann100":
+            w = self._official_terms(i, k, [base], c1, c2 if k >= 3 else 0.0)
+        else:
+            by_node = self._interpolated(i, [i - j for j in range(k)], base, c1, c2)
+            w = [by_node[i - j] for j in range(k)]
+        correction = self._correction(i, base, c1, c2, w) if i in self.corrected else None
         if i == 0:
             self.start_c1 = c1 * self.du[0] / (self.u[1] - self.u[0])
         return dict(
             cx=a_t / run.alpha[i] * r,
             w=w,
+            correction=correction,
             noise=a_t * math.sqrt(max(s[i + 1] ** 2 - (r * s[i]) ** 2, 0.0)) * nf if nf is not None else 0.0,
             bounds=SamplerRun.host_pair(run.sigma[i], run.sigma[i + 1]),
         )
 
-    def _add_derivative_terms(self, i: int, k: int, w: List[float], c1: float, c2: float,
-                              official: bool) -> List[float]:
-        """``w`` (the weight of D_i) extended by the weights of D_i, D_{i-1}, D_{i-2} in
-        c1 D'(s_i) + c2 D''(s_i)."""
-        if k >= 2 and not official:
-            # D'(s_i), D''(s_i) from the polynomial through the last k values of D in the
-            # model's own sigma u (chain rule; u = s on VE/VP models, the flow sigma on flow
-            # models, where s reaches ~1e4 at the head and differences in s are useless)
-            d1, d2 = lagrange_derivatives([self.u[i - j] for j in range(k)])
+    def _interpolated(self, i: int, nodes: List[int], base: float, c1: float, c2: float) -> Dict[int, float]:
+        """base D_i + c1 D'(v_i) + c2 D''(v_i) as weights of the D values at the step indices
+        ``nodes`` (nodes[0] = i), the derivatives those of the polynomial through them: a
+        line through 2 nodes (c2 unused), a parabola through 3.
+
+        The polynomial is taken in the model's own sigma u and differentiated by the chain
+        rule (u = s on VE/VP models, the flow sigma on flow models, where s reaches ~1e4 at
+        the head and differences in s are useless; lambda itself for the lambda forms)."""
+        w = {n: 0.0 for n in nodes}
+        w[i] += base
+        if len(nodes) >= 2:
+            d1, d2 = lagrange_derivatives([self.u[n] for n in nodes])
             g1, g2 = self.du[i], self.ddu[i]
-            w += [0.0] * (k - 1)
-            for j in range(k):
-                w[j] += c1 * d1[j] * g1 + c2 * (d2[j] * g1 * g1 + d1[j] * g2)
-        elif k >= 2:  # the official estimates: backward divided differences in s
+            use2 = len(nodes) >= 3
+            for n, a, b in zip(nodes, d1, d2):
+                w[n] += c1 * a * g1 + (c2 * (b * g1 * g1 + a * g2) if use2 else 0.0)
+        return w
+
+    def _correction(self, i: int, base: float, c1: float, c2: float, predictor: List[float]) -> List[float]:
+        """The corrector of step i as weights of [D_{i+1}, D_i, D_{i-1}, D_{i-2}] (the D
+        history when D_{i+1} is known) to add to the predicted x_{i+1}: the same step with
+        the polynomial through D_{i+1} and one value more than the predictor's (at most a
+        parabola), minus the predictor's weights."""
+        kc = min(self.order + 1, 3, i + 2)
+        corrected = self._interpolated(i, [i, i + 1] + [i - j for j in range(1, kc - 1)], base, c1, c2)
+        out = [corrected.get(i + 1 - j, 0.0) for j in range(4)]
+        for j, w in enumerate(predictor):
+            out[j + 1] -= w
+        while out and out[-1] == 0.0:
+            out.pop()
+        return out
+
+    def _official_terms(self, i: int, k: int, w: List[float], c1: float, c2: float) -> List[float]:
+        """``w`` (the weight of D_i) extended by the weights of D_i, D_{i-1}, D_{i-2} in
+        c1 Delta1_i + c2 Delta2_i, the official code's derivative estimates."""
+        if k >= 2:  # backward divided differences in s
             # c1 weighs Delta1 = (D_i - D_{i-1}) / h1 ~ D', c2 weighs Delta2 ~ D''
             s = self.run.ve
             h1 = s[i] - s[i - 1]
@@ -262,9 +302,22 @@ class _ERSDE(Solver):
     def injects(self, i: int) -> bool:
         return self.ns is not None and i in self.coef and self.coef[i]["noise"] > 0
 
+    def corrects(self, i: int) -> bool:
+        return i in self.corrected
+
+    def correct(self, i: int, x: torch.Tensor, history: History) -> torch.Tensor:
+        w = self.coef[i]["correction"]
+        out = torch.add(x, history.denoised[0], alpha=w[0])  # x itself may be a callback's
+        for d, c in zip(history.denoised[1:], w[1:]):
+            out.add_(d, alpha=c)
+        return out
+
     def start_fix(self) -> Optional[StartFix]:
         # Once D_1 is known, add the first step's missing D' term,
-        # D'(s_0) = u'(s_0) (D_1 - D_0) / (u_1 - u_0) (docs/orders.md).
+        # D'(s_0) = u'(s_0) (D_1 - D_0) / (u_1 - u_0) (docs/orders.md). The corrector, where
+        # on, does this (and more) itself.
+        if 0 in self.corrected:
+            return None
         fix = self.start_c1
         return lambda x, history: x + (history.denoised[0] - history.denoised[1]) * fix
 
@@ -293,9 +346,14 @@ _PARAMS = (
     Param("expansion", "sigma",
           "How the denoiser is extrapolated over a step: sigma (the paper's Taylor in sigma), lambda (Taylor in "
           "half-log-SNR, exact weights) or midpoint (its value at the step's lambda-midpoint, DPM-Solver++(2M)'s "
-          "rule: bounded on long steps; second order). With original_sde at order 2, midpoint is k-diffusion's "
-          "dpmpp_2m_sde and lambda its heun form.",
+          "rule: bounded on long steps; second order); auto: lambda on flow models, midpoint on others (measured: "
+          "docs/sweeps.md). With original_sde at order 2, midpoint is k-diffusion's dpmpp_2m_sde and lambda its "
+          "heun form.",
           choices=EXPANSIONS),
+    Param("corrector", False,
+          "Once the model's output at the end of a step is known, redo the step with it (the D history is then "
+          "interpolated, not extrapolated; UniPC / SA-Solver's predictor-corrector) at no extra model call; the "
+          "noise already injected is kept. Not for quadrature=riemann100."),
 )
 
 
@@ -308,7 +366,7 @@ def sample_er_sde(
     quadrature: str = "gauss", expansion: str = "sigma", noise_sampler: Optional[NoiseSampler] = None, noise_type: str = "gaussian",
     model_type: Any = None, stop_at_sigma_min: bool = False, noise_start: float = 0.0, noise_end: float = 1.0,
     sigma_steps: bool = True, corrected_start: bool = True, cfg_pp: bool = False,
-    uncond: Optional[UncondSource] = None,
+    uncond: Optional[UncondSource] = None, corrector: bool = False,
 ) -> torch.Tensor:
     """ER-SDE-Solver (1 model call per step).
 
@@ -331,27 +389,40 @@ def sample_er_sde(
             order at any ``order``). Same exact linear part and noise; only the weights of
             the D history change (see the module docstring). With ``"original_sde"`` and
             order 2, ``"midpoint"`` is SDE-DPM-Solver++(2M) (k-diffusion's ``dpmpp_2m_sde``)
-            and ``"lambda"`` its exact ("heun") form.
+            and ``"lambda"`` its exact ("heun") form. ``"auto"``: ``"lambda"`` on flow models,
+            ``"midpoint"`` on the others (the menu entry's; docs/sweeps.md).
         noise_start, noise_end: the noise window (fractions of the steps); steps outside
             it use phi(s) = s, the ODE.
         sigma_steps: long deterministic steps near sigma = 0 (and a flow model's final
             step) as Adams-Bashforth steps in sigma (see :mod:`.run`).
         corrected_start: order 3 with a deterministic first step: once D_1 is known, redo
             the first step with it (no extra call; :mod:`.run`); off = the paper's warm-up.
+        corrector: once D(x_{i+1}) is known, redo step i with the polynomial through it and
+            one more stored value than the predictor used (at most a parabola): the D history
+            is interpolated over the step instead of extrapolated. No extra model call (D_{i+1}
+            keeps its value at the predicted x_{i+1}), the injected noise is kept; not after
+            the last model call. Raises the ODE's order by one up to 3.
         cfg_pp, uncond: CFG++, as :func:`~seeds_samplers.samplers.seeds.sample_seeds_1`.
         Other arguments as :func:`~seeds_samplers.samplers.seeds.sample_seeds_1`; every
         parameter's range and choices: its ``Param`` (checked at entry).
     """
     phi = _Phi(noise_scale_function, float(eta), quadrature)
+    # the corrector raises the order by one (up to 3): the steps in sigma and the final
+    # extrapolation use as many stored values
+    effective = min(order + 1, 3) if corrector else order
     run = SamplerRun(model, x, sigmas, extra_args, callback, disable,
-                     method=Method(order=order, multistep=True, variable=Variable.LAMBDA, stochastic=not phi.is_ode,
-                                   denoised_depth=order),
+                     method=Method(order=effective, multistep=True, variable=Variable.LAMBDA, stochastic=not phi.is_ode,
+                                   denoised_depth=order + 1 if corrector else order),
                      model_type=model_type, stop_at_sigma_min=stop_at_sigma_min,
                      noise_window=(noise_start, noise_end), sigma_steps=sigma_steps, corrected_start=corrected_start,
                      cfg_pp=cfg_pp, uncond=uncond)
+    if expansion == "auto":  # measured on the trained and exact models (docs/sweeps.md)
+        expansion = "lambda" if run.mt.is_flow else "midpoint"
     if expansion != "sigma" and quadrature == "riemann100":
         raise ValueError(f"expansion={expansion!r} needs quadrature='gauss' (riemann100 reproduces the paper's sigma form)")
-    return run.run(_ERSDE(run, order, phi, s_noise, noise_sampler, noise_type, expansion))
+    if corrector and quadrature == "riemann100":
+        raise ValueError("corrector needs quadrature='gauss' (riemann100 reproduces the paper's algorithm, which has none)")
+    return run.run(_ERSDE(run, order, phi, s_noise, noise_sampler, noise_type, expansion, corrector))
 
 
 register(SamplerSpec(
@@ -360,10 +431,12 @@ register(SamplerSpec(
     params=_PARAMS,
     calls_per_step=1,
     stochastic=lambda p: p["noise_scale_function"] != "ode" and injects_noise(p),
-    # the reverse SDE's noise (phi = s^2) on every step, second order with the midpoint rule in
-    # lambda: on the trained models ahead of the paper's sigma expansion, of the exact lambda
-    # weight (which extrapolates the noisy D history far on long steps) and of order 3, whose
-    # noisy second differences overshoot (docs/sweeps.md, ER-SDE expansion). These settings are
-    # SDE-DPM-Solver++(2M), k-diffusion's / ComfyUI's dpmpp_2m_sde.
-    menu={"noise_scale_function": "original_sde", "expansion": "midpoint", "order": 2},
+    # the reverse SDE's noise (phi = s^2) on every step, second order in lambda: the midpoint
+    # rule on VE/VP models (the exact lambda weight extrapolates the noisy D history far on
+    # the long steps of karras-type schedules), the exact weight on flow models (ahead there on
+    # the trained and exact flow models), and the corrector (ahead of or level with the
+    # uncorrected forms on most trained and exact models). Order 3 overshoots (noisy second
+    # differences). Without the corrector these settings are SDE-DPM-Solver++(2M), k-diffusion's /
+    # ComfyUI's dpmpp_2m_sde (VE) and dpmpp_2m_sde_heun (flow). docs/sweeps.md, ER-SDE.
+    menu={"noise_scale_function": "original_sde", "expansion": "auto", "order": 2, "corrector": True},
 ))

@@ -43,6 +43,16 @@ has only one stored value, so it is a first-order step (local error O(h^2), whic
 the global order at 2). Once the second model output is known, the loop redoes it with
 two values at no extra call (:meth:`SamplerRun.start_fix`; docs/orders.md).
 
+Corrector (a solver's :meth:`Solver.corrects` / :meth:`Solver.correct`; ER-SDE's
+``corrector``): once D(x_{i+1}, sigma_{i+1}) is known, step i is redone with it, the
+polynomial now interpolating the D history instead of extrapolating it, at no extra model
+call; D_{i+1} keeps the value taken at the uncorrected x_{i+1} (the predictor-corrector
+form of UniPC, Zhao et al. 2023, and SA-Solver, Xue et al. 2023), and the stored eps of that
+call is re-read at the corrected x, eps = (x - D) / sigma: a step in sigma or a flow model's
+final extrapolation that starts from the corrected x with the eps of the uncorrected one
+would add the whole correction to its result (x - sigma eps = D + correction). A stochastic
+step keeps its noise: the correction changes only the weights of the D values.
+
 CFG++ (``cfg_pp``, :mod:`.cfg_pp`; docs/algorithms.md, CFG++): after the model call at the
 start of step i the state x is replaced by x~ = x + alpha_i (D_g - D_u), so that the eps the
 loop stores, (x~ - D_g) / sigma_i, and everything that reads the state or the histories
@@ -204,6 +214,14 @@ class History:
             self.denoised.insert(0, denoised)
             del self.denoised[self.denoised_depth:]
 
+    def replace_newest_eps(self, eps: torch.Tensor) -> torch.Tensor:
+        """The newest eps, re-read at a corrected state (the corrector: D is what the model
+        returned, eps = (x - D) / sigma follows x; steps in sigma and a flow model's final
+        extrapolation start from the corrected x)."""
+        if self.eps:
+            self.eps[0] = eps
+        return eps
+
     def clear_eps(self) -> None:
         self.sigmas.clear()
         self.eps.clear()
@@ -263,6 +281,17 @@ class Solver:
         """A multistep solver's correction of its own first step (see the module doc)."""
         return None
 
+    def corrects(self, i: int) -> bool:
+        """Whether the result of step i is corrected once D at its end is known (see
+        :meth:`correct`); decided once per call."""
+        return False
+
+    def correct(self, i: int, x: torch.Tensor, history: History) -> torch.Tensor:
+        """The corrector of step i (module doc): x = x_{i+1} from the solver's step i, with
+        D(x, sigma_{i+1}) already the newest value of ``history``; returns the corrected
+        x_{i+1}, from which step i + 1 goes on."""
+        raise NotImplementedError
+
     # The state the loop carries is x unless a solver works in other variables (AMED: x / alpha).
     def initial(self, x: torch.Tensor) -> torch.Tensor:
         return x
@@ -286,6 +315,7 @@ class SamplerRun:
         ve: VE-equivalent sigma / alpha.
         mode: the :class:`StepMode` of each step.
         solver_steps: the indices of the ``StepMode.SOLVER`` steps.
+        correctable_steps: the solver steps a corrector can redo (:meth:`Solver.correct`).
     """
 
     def __init__(
@@ -343,6 +373,10 @@ class SamplerRun:
         self.mode = [self._mode(i) for i in range(self.n_steps)]
         # the steps a solver's own formula takes (its coefficients are computed for these only)
         self.solver_steps = [i for i, m in enumerate(self.mode) if m is StepMode.SOLVER]
+        # those a corrector can redo: a model output at their end is taken and read on (not
+        # the last call, and not the one whose D is the result of a step to sigma = 0)
+        self.correctable_steps = [i for i in self.solver_steps
+                                  if i + 1 < self.n_steps and self.mode[i + 1] is not StepMode.DENOISE]
 
     def final_nodes(self, k: int) -> int:
         """Stored values the final Adams-Bashforth step to 0 uses for a solver of order k:
@@ -471,6 +505,7 @@ class SamplerRun:
         needs_eps = [active or i in rk for i in range(self.n_steps)]
         injects = [solver.injects(i) for i in range(self.n_steps)]
         fix = self.start_fix(solver)
+        corrects = [solver.corrects(i) for i in range(self.n_steps)]
         if self.cfg_pp is not None and type(solver).x_at is not Solver.x_at:
             raise ValueError("cfg_pp needs a solver whose state is x")  # AMED refuses it (docs/algorithms.md)
         state = solver.initial(self.x)
@@ -484,6 +519,10 @@ class SamplerRun:
             history.push(self.sigma[i], eps, denoised)
             if i == 1 and fix is not None:
                 state = fix(state, history)
+            elif i >= 1 and corrects[i - 1]:
+                state = solver.correct(i - 1, state, history)
+                if eps is not None:  # the model's D stands; its eps is the one at the corrected x
+                    eps = history.replace_newest_eps((state - denoised) * self.inv_sigma[i])
             if mode[i] is StepMode.DENOISE:
                 state = denoised
             elif mode[i] is StepMode.FINAL_AB:

@@ -60,6 +60,7 @@ FORMS = {
     "seeds_3": (sample_seeds_3, {"noise_start": 0.3}),
     "er_sde": (sample_er_sde, {"noise_start": 0.3}),
     "er_sde_ode": (sample_er_sde, {"eta": 0.0}),
+    "er_sde_corrector": (sample_er_sde, {"noise_start": 0.3, "corrector": True, "expansion": "midpoint"}),
     "deis_tab": (sample_deis, {}),
     "deis_logrho": (sample_deis, {"variant": "logrho"}),
     "deis_rhork": (sample_deis, {"variant": "rhork", "order": 2}),

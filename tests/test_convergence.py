@@ -71,6 +71,11 @@ DETERMINISTIC = {
     "ER-SDE-1 (eta=0)": (ER, dict(order=1, eta=0.0), 1, (16, 32, 64, 128)),
     "ER-SDE-2 (eta=0)": (ER, dict(order=2, eta=0.0), 2, (64, 128, 256, 512)),
     "ER-SDE-3 (eta=0)": (ER, dict(order=3, eta=0.0), 3, (64, 128, 256, 512)),
+    # the corrector (one more, interpolating, node; at most a parabola) raises the order by one
+    "ER-SDE-1 + corrector (eta=0)": (ER, dict(order=1, eta=0.0, corrector=True), 2, (16, 32, 64, 128)),
+    "ER-SDE-2 + corrector (eta=0)": (ER, dict(order=2, eta=0.0, corrector=True), 3, (64, 128, 256, 512)),
+    "ER-SDE-2 lambda + corrector (eta=0)": (ER, dict(order=2, eta=0.0, expansion="lambda", corrector=True), 3,
+                                            (64, 128, 256, 512)),
 }
 
 # Deterministic problem: VE-equivalent sigma from 80 to 0.05, uniform in lambda.

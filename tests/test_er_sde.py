@@ -382,3 +382,116 @@ def test_midpoint_is_second_order_and_exact_for_linear_in_lambda(mt):
     assert errs[0] > 1e-8
     rates = [math.log2(errs[k] / errs[k + 1]) for k in range(2)]
     assert all(2.7 < r < 3.3 for r in rates), (errs, rates)
+
+
+# --- the corrector ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mt, expansion", [(VE, "sigma"), (VE, "lambda"), (FLOW, "lambda"), (VE, "midpoint")],
+                         ids=["ve-sigma", "ve-lambda", "flow-lambda", "ve-midpoint"])
+def test_corrector_step_is_exact_for_a_parabola(mt, expansion):
+    """Order 2 with the corrector: once D_{i+1} is known, step i is redone with the parabola
+    through D_{i+1}, D_i, D_{i-1}, so each corrected step (i >= 1) is exact for D quadratic in
+    the expansion variable and not for a cubic; the midpoint rule takes the parabola's value
+    at the step's lambda-midpoint, so it is exact only for a line and errs by O(h^3) on the
+    parabola. Driven step by step as the loop does (:meth:`SamplerRun.run`), to see the
+    corrected states, which no callback reports."""
+    from seeds_samplers.samplers.er_sde import _ERSDE
+    from seeds_samplers.samplers.run import History, Method, SamplerRun, Variable
+
+    g = torch.Generator().manual_seed(11)
+    shape = (1, 2, 2, 2)
+    coeffs = [0.3 * torch.randn(shape, generator=g, dtype=torch.float64) for _ in range(4)]
+    sig = [0.93, 0.8, 0.62, 0.45, 0.3, 0.18] if mt.is_flow else [12.0, 7.0, 4.0, 2.2, 1.1, 0.5]
+    x0 = torch.randn(shape, generator=g, dtype=torch.float64)
+    var = "lambda" if expansion == "midpoint" else expansion
+    for degree in (2, 3):
+        model = _PolyDenoiser(mt, coeffs[: degree + 1], var)
+        run = SamplerRun(model, x0, torch.tensor(sig, dtype=torch.float64), disable=True, sigma_steps=False,
+                         method=Method(order=2, multistep=True, variable=Variable.LAMBDA, stochastic=True,
+                                       denoised_depth=3))
+        solver = _ERSDE(run, 2, _Phi("sde_5", 1.0, "gauss"), 0.0, None, "gaussian", expansion, corrector=True)
+        history, x, errs = History(0, 3), x0, []
+        for i in range(run.n_steps):
+            history.push(run.sigma[i], None, model(x, run.sigma_dev[i]))
+            if i >= 1 and solver.corrects(i - 1):
+                x = solver.correct(i - 1, x, history)
+                if i >= 2:
+                    want = _exact_er_step(mt, start, sig[i - 1], sig[i], coeffs[: degree + 1], "sde_5", 1.0, var)
+                    errs.append((x - want).abs().max().item() / max(want.abs().max().item(), 1.0))
+            start = x
+            x = solver.step(i, x, history.denoised[0], history)
+        assert [solver.corrects(i) for i in range(run.n_steps)] == [True] * (run.n_steps - 1) + [False]
+        if degree == 2 and expansion != "midpoint":
+            assert max(errs) <= 1e-9, errs
+        else:
+            assert max(errs) > 1e-6, errs
+
+
+@pytest.mark.parametrize("mt", [VE, FLOW], ids=["ve", "flow"])
+def test_corrector_keeps_the_injected_noise(mt):
+    """The correction reweighs the D values only (its weights sum to zero): with D constant
+    the corrected and uncorrected runs agree to round-off given the same noise, whatever the
+    noise; with D varying they differ."""
+    sig = torch.tensor([0.9, 0.7, 0.5, 0.3, 0.15] if mt.is_flow else [10.0, 4.0, 1.5, 0.6, 0.2], dtype=torch.float64)
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(2, 1, 6, 6, generator=g, dtype=torch.float64)
+    c = torch.randn(1, 1, 6, 6, generator=g, dtype=torch.float64)
+    for coeffs, same in (([c], True), ([c, 0.5 * c], False)):
+        model = _PolyDenoiser(mt, coeffs, "lambda")
+        outs = [sample_er_sde(model, x, sig, order=2, noise_scale_function="original_sde", expansion="midpoint",
+                              corrector=on, extra_args={"seed": 9}, disable=True) for on in (False, True)]
+        diff = (outs[0] - outs[1]).abs().max().item()
+        assert (diff < 1e-12) if same else (diff > 1e-4), diff
+
+
+def test_corrector_refuses_the_official_rule(edm_case):
+    model, x, sigmas = edm_case(4)
+    with pytest.raises(ValueError, match="corrector"):
+        sample_er_sde(model, x, sigmas, corrector=True, quadrature="riemann100", disable=True)
+
+
+def test_corrector_replaces_the_corrected_start(edm_case):
+    """Order 3, deterministic: the corrector's first correction (a line through D_0, D_1)
+    is the corrected start, which is then not applied a second time: with three steps (the
+    last one to sigma = 0 returns D, so only step 0 is corrected) both runs agree."""
+    model, x, sigmas = edm_case(3)
+    sig = torch.cat([sigmas[:3], sigmas.new_zeros(1)])
+    a = sample_er_sde(model, x, sig, order=3, eta=0.0, disable=True)
+    b = sample_er_sde(model, x, sig, order=3, eta=0.0, corrector=True, disable=True)
+    torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_corrector_feeds_the_final_extrapolation_a_consistent_eps(mixture4):
+    """A flow model's last step extrapolates the stored eps to sigma = 0 from the corrected
+    state. Noise on every step leaves it one eps (the history is forgotten after noise), so
+    the result is x - sigma eps: with eps re-read at the corrected x (the loop's rule) that is
+    D(x, sigma_last) exactly, as without the corrector; with the uncorrected eps it would be
+    D plus the whole correction."""
+    from seeds_samplers.bench.gmm import AnalyticDenoiser
+    from seeds_samplers.bench.host_schedules import host_sigmas
+
+    model = AnalyticDenoiser(mixture4, kind="flow", shift=3.0)
+    x = model.prior_sample(3, model.sigma_max, torch.Generator().manual_seed(4))
+    sig = host_sigmas("simple", 12, model.seeds_model_type)
+    seen = []
+    out = sample_er_sde(model, x, sig, order=2, noise_scale_function="original_sde", expansion="midpoint",
+                        corrector=True, extra_args={"seed": 3}, disable=True, callback=seen.append)
+    assert float(sig[-2]) < 0.27  # lambda above FINAL_AB_LAMBDA: the step to 0 extrapolates
+    torch.testing.assert_close(out, seen[-1]["denoised"], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("mt, same_as", [(VE, "midpoint"), (FLOW, "lambda")], ids=["ve", "flow"])
+def test_auto_expansion_follows_the_model_type(mt, same_as):
+    """``expansion="auto"`` (the menu entry's): the exact lambda weight on flow models, the
+    midpoint rule on the others; bit-equal to naming it, and not to the other one."""
+    g = torch.Generator().manual_seed(8)
+    coeffs = [torch.randn(1, 1, 3, 3, generator=g, dtype=torch.float64) for _ in range(3)]
+    x = torch.randn(2, 1, 3, 3, generator=g, dtype=torch.float64)
+    sig = torch.tensor([0.9, 0.7, 0.45, 0.25, 0.1] if mt.is_flow else [10.0, 4.0, 1.5, 0.6, 0.2], dtype=torch.float64)
+    model = _PolyDenoiser(mt, coeffs, "lambda")
+    run = {e: sample_er_sde(model, x, sig, order=2, noise_scale_function="original_sde", expansion=e, corrector=True,
+                            extra_args={"seed": 1}, disable=True) for e in ("auto", "lambda", "midpoint")}
+    other = "lambda" if same_as == "midpoint" else "midpoint"
+    assert torch.equal(run["auto"], run[same_as])
+    assert (run["auto"] - run[other]).abs().max().item() > 1e-6
