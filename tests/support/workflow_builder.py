@@ -498,7 +498,11 @@ def note_sdxl(w: Widgets) -> str:
             + f"), expansion {er['expansion']}"
             + {"sigma": " (the paper's)", "lambda": " (Taylor in half-log-SNR; the paper's is sigma)",
                "midpoint": " (D at each step's half-log-SNR midpoint, the rule of dpmpp_2m_sde; the paper's is "
-                           "sigma)"}[er["expansion"]]
+                           "sigma)",
+               "auto": " (half-log-SNR: the midpoint rule of dpmpp_2m_sde on SDXL, the exact weight on flow models; "
+                       "the paper's is sigma)"}[er["expansion"]]
+            + (", with the corrector (each step redone once the model's next output is known, no extra call)"
+               if er.get("corrector") else "")
             + f", eta {er['eta']}, noise from noise_start {er['noise_start']} to noise_end {er['noise_end']}; "
             f"eta 0 turns it into the ODE solver. {t_sig} spaces the {sig['steps']} steps evenly in log-SNR over the "
             "model's own sigma range (the SEEDS / DPM-Solver schedule).")
