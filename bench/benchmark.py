@@ -14,7 +14,7 @@ on classifier features for the digits (:mod:`seeds_samplers.digits.fd`), each be
 floor (exact / real samples at the same count). Deterministic solvers also get the RMS
 error against a converged probability-flow ODE solve.
 
-On the trained models (digits-eps, digits-flow, patches-eps) the quality tables are decided
+On the trained models (digits-eps, digits-flow, patches-eps, patches-flow) the quality tables are decided
 tables (:mod:`.decide`): KID at 2,000 samples per seed, paired over seeds, with their floor
 and minimum detectable difference, after a screening pass that keeps the best anchors, one
 table per schedule x NFE x kind (stochastic / deterministic).

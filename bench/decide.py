@@ -378,7 +378,8 @@ def table_section(t: dict, command: str) -> str:
 INTRO = """## Decided tables (trained models)
 
 Written by `python -m seeds_samplers bench` for the trained models (`digits-eps`, `digits-flow`,
-`patches-eps`); each table names its command. Metric: KID × 1,000 (`bench/decide.py`,
+`patches-eps`, `patches-flow`: eps and rectified-flow U-Nets on each dataset); each table names
+its command. Metric: KID × 1,000 (`bench/decide.py`,
 `digits/fd.py`: the unbiased kernel distance of Binkowski et al. 2018 with the cubic kernel, on
 the classifier's 128-d penultimate features scaled by one number, the reference's RMS
 feature) between the samples of each seed (2,000 by default, `--trained-samples`; each table
@@ -412,7 +413,10 @@ in content as well as in draw: their floor is above zero and varies with the sub
 The FD sections of the trained models further down (192 samples per seed, floor 43 ± 13)
 are the earlier, coarser measurement, and their ER-SDE-Solver rows ran its earlier menu
 settings (sigma expansion, order 3, noise from 20 % of the steps); a decided table supersedes
-them where both exist."""
+them where both exist. The ER-SDE-Solver rows of the decided tables run its current menu
+settings (φ = s², order 2, `expansion=auto`, the corrector); those of the mixture sections
+(the W2 tables) ran the settings before the corrector (the midpoint rule without it, i.e.
+`dpmpp_2m_sde`): the current ones on the mixtures are in docs/sweeps.md (ER-SDE corrector)."""
 
 
 def write_decided(name: str, schedule: str, budgets: Sequence[int], kinds: Sequence[str], seeds: Sequence[int],
