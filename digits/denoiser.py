@@ -175,8 +175,8 @@ def load_digits_model(kind: str = "eps", path: Union[str, Path, None] = None) ->
     if kind not in MODELS:
         raise ValueError(f"kind must be one of {tuple(MODELS)}, got {kind!r}")
     path = weights_path(model_file(kind)) if path is None else Path(path)
-    # the file records its parameterisation and training kind ("cond"; the patches model: "eps")
-    state, config = load_weights(path, kind if kind in ("eps", "flow", "cond") else MODELS[kind])
+    # the file records its parameterisation, or "cond" for the class-conditional model
+    state, config = load_weights(path, "cond" if kind == "cond" else MODELS[kind])
     net = UNet(UNetConfig.from_dict(config))
     try:
         net.load_state_dict(state, strict=True)
