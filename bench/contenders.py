@@ -31,8 +31,10 @@ def configurations() -> List[Contender]:
 
 
 def menu_contenders() -> List[Contender]:
-    """Every registered sampler at its menu entry's settings."""
-    return [ours(spec.id) for spec in SAMPLERS.values()]
+    """Every menu entry of ours: each registered sampler at its menu entry's settings, then
+    its menu variants (samplers/registry.py, MenuVariant)."""
+    return [c for spec in SAMPLERS.values()
+            for c in [ours(spec.id)] + [ours(spec.id, v.title, **v.menu) for v in spec.variants]]
 
 
 def anchor_contenders(comfy: bool = True) -> List[Contender]:

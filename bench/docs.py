@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 from typing import List, Optional
 
-from ..samplers.registry import SAMPLERS, Param
+from ..samplers.registry import SAMPLERS, Param, menu_variants
 from ..samplers.schedules import SCHEDULES
 from .report import replace_section, update_section
 
@@ -40,10 +40,11 @@ def _menu(spec) -> str:
 
 
 def summary_markdown() -> str:
-    """One row per sampler: host name, model calls, stochastic or not, menu entry settings."""
+    """One row per menu entry (each sampler, then its menu variants): host name, model calls,
+    stochastic or not, menu entry settings."""
     out = ["| host name | sampler | model calls per step | stochastic (menu entry) | menu entry settings | what it is |",
            "|---|---|---|---|---|---|"]
-    for s in SAMPLERS.values():
+    for s in (entry for spec in SAMPLERS.values() for entry in [spec] + menu_variants(spec)):
         stoch = "yes" if s.is_stochastic(**s.menu) else "no"
         out.append(f"| `{s.host_name}` | {s.title} | {_calls(s)} | {stoch} | {_menu(s)} | {s.summary} |")
     return "\n".join(out)
@@ -55,6 +56,9 @@ def reference_markdown() -> str:
         out += ["", f"### {s.title} (`{s.host_name}`, `sample_{s.id}`)", ""]
         if s.menu:
             out.append(f"Menu entry settings: {_menu(s)}.")
+            out.append("")
+        for v in menu_variants(s):
+            out.append(f"Further menu entry `{v.host_name}` ({v.title}): {_menu(v)}.")
             out.append("")
         out += ["| parameter | default | range | description |", "|---|---|---|---|"]
         out += [f"| `{p.name}` | {_default(p)} | {_range(p)} | {p.description} |" for p in s.params]

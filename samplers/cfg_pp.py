@@ -34,7 +34,7 @@ from typing import Any, List, Optional, Protocol, runtime_checkable
 
 import torch
 
-from .registry import SAMPLERS, Param, SamplerSpec
+from .registry import SAMPLERS, Param, SamplerSpec, menu_variants
 
 __all__ = ["UncondSource", "CFG_PP", "CFGPlusPlus", "cfg_pp_source", "shift", "CFG_PP_SUFFIX", "cfg_pp_forms",
            "menu_entries"]
@@ -104,6 +104,8 @@ def cfg_pp_forms() -> List[SamplerSpec]:
 
 
 def menu_entries(cfg_pp: bool = True) -> List[SamplerSpec]:
-    """A host's sampler menu: every registered sampler, then (``cfg_pp``: the host exposes
-    the unconditional prediction) the CFG++ forms."""
-    return list(SAMPLERS.values()) + (cfg_pp_forms() if cfg_pp else [])
+    """A host's sampler menu: every registered sampler followed by its menu variants
+    (:func:`~.registry.menu_variants`), then (``cfg_pp``: the host exposes the unconditional
+    prediction) the CFG++ forms."""
+    out = [entry for spec in SAMPLERS.values() for entry in [spec] + menu_variants(spec)]
+    return out + (cfg_pp_forms() if cfg_pp else [])

@@ -69,7 +69,7 @@ from .quadrature import integrate_log
 from .lagrange import lagrange_derivatives
 from .params import (CORRECTED_START, NOISE_END, NOISE_START, NOISE_TYPE, S_NOISE, SIGMA_STEPS, STOP_AT_SIGMA_MIN, eta_param,
                      injects_noise)
-from .registry import Param, SamplerSpec, checked, register
+from .registry import MenuVariant, Param, SamplerSpec, checked, register
 from .cfg_pp import CFG_PP, UncondSource
 from .run import History, Method, SamplerRun, Solver, StartFix, Variable
 
@@ -439,4 +439,20 @@ register(SamplerSpec(
     # differences). Without the corrector these settings are SDE-DPM-Solver++(2M), k-diffusion's /
     # ComfyUI's dpmpp_2m_sde (VE) and dpmpp_2m_sde_heun (flow). docs/sweeps.md, ER-SDE.
     menu={"noise_scale_function": "original_sde", "expansion": "auto", "order": 2, "corrector": True},
+    variants=(
+        # the same with a parabola through the last three D: far ahead on the trained flow model
+        # of photo patches, behind on the digits flow model, and on eps models (noisy second
+        # differences overshoot); offered beside order 2 as k-diffusion offers dpmpp_3m_sde
+        # beside dpmpp_2m_sde (docs/sweeps.md, ER-SDE menu variants)
+        MenuVariant("er_sde_3m", "ER-SDE-Solver 3M",
+                    "As ss_er_sde at third order (with the corrector): for flow models (SD3, Flux), where it can "
+                    "beat ss_er_sde; on SD/SDXL-type models use ss_er_sde.",
+                    {"order": 3}),
+        # the probability-flow ODE in lambda at order 3 with the exact weights: a deterministic
+        # data-prediction multistep solver (docs/sweeps.md, ER-SDE menu variants)
+        MenuVariant("er_sde_ode", "ER-SDE-Solver ODE",
+                    "Deterministic: the probability-flow ODE (no noise), third order in lambda with exact weights, "
+                    "1 model call per step.",
+                    {"noise_scale_function": "ode", "expansion": "lambda", "order": 3, "corrector": False}),
+    ),
 ))

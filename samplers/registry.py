@@ -12,14 +12,15 @@ in ``samplers/__init__.py``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
 
-__all__ = ["Param", "SamplerSpec", "ScheduleSpec", "SAMPLERS", "SCHEDULES", "register", "register_schedule",
-           "get", "host_name", "HOST_PREFIX", "HOST_MARK", "checked"]
+__all__ = ["Param", "SamplerSpec", "MenuVariant", "ScheduleSpec", "SAMPLERS", "SCHEDULES", "register",
+           "register_schedule", "get", "host_name", "menu_variants", "HOST_PREFIX", "HOST_MARK", "checked"]
 
 # Host-visible names (ComfyUI dropdown, A1111 id) are HOST_PREFIX + spec id: one rule,
 # no collision with ComfyUI's seeds_2/seeds_3/er_sde/deis/ipndm or RES4LYF's deis_2m.
@@ -140,6 +141,25 @@ def resolve_params(owner: str, params: Sequence[Param], overrides: Mapping[str, 
 
 
 @dataclass(frozen=True)
+class MenuVariant:
+    """A further menu entry of a registered sampler: the same solver at other settings, as
+    k-diffusion lists dpmpp_2m_sde beside dpmpp_3m_sde. It has no node of its own (the
+    sampler's node reaches every setting) and no row of its own in the parameter reference.
+
+    Attributes:
+        id: the entry's id (hosts list :func:`host_name` of it); unique among samplers.
+        title: display name.
+        summary: one line for menus and the README: what differs from the sampler's own entry.
+        menu: the parameter values that differ from the sampler's own menu entry.
+    """
+
+    id: str
+    title: str
+    summary: str
+    menu: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
 class SamplerSpec:
     """A registered sampler.
 
@@ -155,6 +175,8 @@ class SamplerSpec:
         menu: parameter values of the menu entry (``ss_<id>`` in ComfyUI's dropdown,
             ``<title> (SS)`` in the webui's sampler menu): the best general settings, from
             the benchmark; unspecified ones take the parameter default.
+        variants: further menu entries of this solver at other settings
+            (:class:`MenuVariant`, :func:`menu_variants`).
     """
 
     id: str
@@ -166,6 +188,7 @@ class SamplerSpec:
     calls_per_step: Union[int, Callable[[Mapping[str, Any]], int]] = 1
     stochastic: Union[bool, Callable[[Mapping[str, Any]], bool]] = False
     menu: Mapping[str, Any] = field(default_factory=dict)
+    variants: Tuple[MenuVariant, ...] = ()
 
     def defaults(self) -> Dict[str, Any]:
         return {p.name: p.default for p in self.params}
@@ -199,8 +222,25 @@ SAMPLERS: Dict[str, SamplerSpec] = {}
 def register(spec: SamplerSpec) -> SamplerSpec:
     if spec.id in SAMPLERS and SAMPLERS[spec.id] is not spec:
         raise ValueError(f"sampler id {spec.id!r} registered twice")
+    others = [s for s in SAMPLERS.values() if s is not spec]
+    taken = {s.id for s in others} | {v.id for s in others for v in s.variants} | {spec.id}
+    if spec.id in {v.id for s in others for v in s.variants}:
+        raise ValueError(f"sampler id {spec.id!r} is taken by a menu variant")
+    for v in spec.variants:
+        if v.id in taken:
+            raise ValueError(f"menu variant id {v.id!r} of {spec.id!r} is taken")
+        taken.add(v.id)
+        spec.resolve(**{**spec.menu, **v.menu})  # a variant's settings are checked when it is declared
     SAMPLERS[spec.id] = spec
     return spec
+
+
+def menu_variants(spec: SamplerSpec) -> List[SamplerSpec]:
+    """The further menu entries of ``spec`` as specs of their own (same function, node family
+    and parameters; their :attr:`SamplerSpec.menu` = the sampler's updated by the variant's).
+    They are not in :data:`SAMPLERS`: no node, parameter table or CFG++ form of their own."""
+    return [dataclasses.replace(spec, id=v.id, title=v.title, summary=v.summary, menu={**spec.menu, **v.menu},
+                                variants=()) for v in spec.variants]
 
 
 def get(sampler_id: str) -> SamplerSpec:

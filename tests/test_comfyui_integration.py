@@ -23,8 +23,8 @@ import time
 import pytest
 
 from seeds_samplers.nodes.definitions import families
-from seeds_samplers.samplers.cfg_pp import cfg_pp_forms
-from seeds_samplers.samplers.registry import SAMPLERS
+from seeds_samplers.samplers.cfg_pp import cfg_pp_forms, menu_entries
+from seeds_samplers.samplers.registry import SAMPLERS, menu_variants
 from seeds_samplers.samplers.schedules import SCHEDULES
 from support import REPO, asset_cache
 from support.comfy_checkpoint import CHECKPOINT as CKPT, ensure_checkpoint
@@ -38,6 +38,7 @@ pytestmark = pytest.mark.usefixtures("comfyui_root")  # skips without a ComfyUI 
 SAMPLER_NAMES = [s.host_name for s in SAMPLERS.values()]
 CFG_PP_NAMES = [s.host_name for s in cfg_pp_forms()]  # after ours in the menu (samplers/cfg_pp.py)
 SCHEDULER_NAMES = [s.host_name for s in SCHEDULES.values()]
+VARIANTS = {v.id: (base, v) for base in SAMPLERS.values() for v in menu_variants(base)}  # further menu entries
 
 
 # --- fixtures --------------------------------------------------------------------------
@@ -143,7 +144,10 @@ def test_dropdowns_list_our_names(object_info):
             assert schedulers.count(name) == 1, (node, name)
     select = object_info["KSamplerSelect"]["input"]["required"]["sampler_name"][0]
     basic = object_info["BasicScheduler"]["input"]["required"]["scheduler"][0]
-    assert [n for n in select if n.startswith("ss_")] == SAMPLER_NAMES + CFG_PP_NAMES
+    # each sampler followed by its menu variants, then the CFG++ forms (samplers/cfg_pp.py)
+    assert [n for n in select if n.startswith("ss_")] == [s.host_name for s in menu_entries()]
+    assert set(SAMPLER_NAMES + CFG_PP_NAMES + [v.host_name for _, v in VARIANTS.values()]) == \
+        {s.host_name for s in menu_entries()}
     assert [n for n in basic if n.startswith("ss_")] == SCHEDULER_NAMES
     # the built-ins are all still there, in their order, in front of ours
     assert select[: len(CORE_SAMPLERS)] == CORE_SAMPLERS
@@ -289,6 +293,21 @@ def test_a_new_sampler_node_gives_the_menu_entrys_image(server, object_info, sam
     KSamplerSelect: same seed and sigmas, the same image to the last bit."""
     node = {"class_type": f"SS_Sampler_{sampler_id}", "inputs": _node_defaults(object_info, f"SS_Sampler_{sampler_id}")}
     entry = {"class_type": "KSamplerSelect", "inputs": {"sampler_name": SAMPLERS[sampler_id].host_name}}
+    a = checks(server.run(custom_prompt(node, KARRAS4)))[0]
+    b = checks(server.run(custom_prompt(entry, KARRAS4)))[0]
+    assert a["sum"] == b["sum"] and a["std"] == b["std"]
+
+
+@pytest.mark.parametrize("variant_id", list(VARIANTS))
+def test_a_menu_variant_is_its_samplers_node_at_the_variants_settings(server, object_info, variant_id):
+    """ss_<variant> in KSamplerSelect and the sampler's node with the variant's settings
+    typed in: the same image to the last bit."""
+    base, variant = VARIANTS[variant_id]
+    inputs = _node_defaults(object_info, f"SS_Sampler_{base.id}")
+    assert set(variant.menu) <= set(inputs)
+    inputs.update(variant.menu)
+    node = {"class_type": f"SS_Sampler_{base.id}", "inputs": inputs}
+    entry = {"class_type": "KSamplerSelect", "inputs": {"sampler_name": variant.host_name}}
     a = checks(server.run(custom_prompt(node, KARRAS4)))[0]
     b = checks(server.run(custom_prompt(entry, KARRAS4)))[0]
     assert a["sum"] == b["sum"] and a["std"] == b["std"]

@@ -37,7 +37,9 @@ POPULAR_PACK_SCHEDULERS = {"bong_tangent", "beta57", "ays", "ays+", "ays_30", "a
 
 # --- naming --------------------------------------------------------------------------
 def test_names_follow_one_rule_and_collide_with_nothing_known():
-    samplers = [s.host_name for s in SAMPLERS.values()]
+    from seeds_samplers.samplers.cfg_pp import menu_entries
+
+    samplers = [s.host_name for s in menu_entries()]  # samplers, their menu variants, CFG++ forms
     schedulers = [s.host_name for s in SCHEDULES.values()]
     for name in samplers + schedulers:
         assert name.startswith("ss_")
@@ -460,8 +462,10 @@ def test_docs_name_every_entry_and_node():
     with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
         m = re.search(r"<!-- comfyui:start -->\n(.*?)<!-- comfyui:end -->", f.read(), re.S)
     assert m, "README has no comfyui section"
+    from seeds_samplers.samplers.cfg_pp import menu_entries
+
     for text in (page,):
-        for spec in SAMPLERS.values():
+        for spec in menu_entries(cfg_pp=False):
             assert f"`{spec.host_name}`" in text, spec.host_name
         for sid in SCHEDULES:
             assert f"`{SCHEDULES[sid].host_name}`" in text, sid

@@ -11,6 +11,7 @@ import torch
 
 from support import webui_standins as S
 
+from seeds_samplers.samplers.cfg_pp import menu_entries  # noqa: E402
 from seeds_samplers.samplers.registry import SAMPLERS, SCHEDULES  # noqa: E402
 from seeds_samplers.webui import setup_webui  # noqa: E402
 from seeds_samplers.webui.naming import (  # noqa: E402
@@ -37,7 +38,7 @@ def test_schedules_become_choices_of_the_scheduler_type_setting(classic):
     assert list(table) == ["Automatic", "karras"] + LABELS
     # the samplers are there too
     assert [d.name for d in classic.sd_samplers.all_samplers if d.options.get(OWNER_OPTION)] == \
-        [sampler_label(s) for s in SAMPLERS.values()]
+        [sampler_label(s) for s in menu_entries(cfg_pp=False)]  # no uncond kept: no CFG++ forms
 
 
 def test_running_again_adds_nothing_twice(classic):

@@ -30,12 +30,15 @@ import pytest
 
 from support import webui_harness as H
 
+from seeds_samplers.samplers.cfg_pp import menu_entries  # noqa: E402
 from seeds_samplers.samplers.registry import SAMPLERS, SCHEDULES  # noqa: E402
 from seeds_samplers.webui.naming import (  # noqa: E402
     OWNER_OPTION, sampler_label, sampler_settings, schedule_label, schedule_settings, values_from_infotext,
 )
 
-LABELS = {spec.id: sampler_label(spec) for spec in SAMPLERS.values()}
+# every menu entry but the CFG++ forms (tests/test_webui_cfg_pp.py): the samplers and their menu variants
+ENTRIES = {spec.id: spec for spec in menu_entries(cfg_pp=False)}
+LABELS = {sid: sampler_label(spec) for sid, spec in ENTRIES.items()}
 # sampling steps per test image; at least 3: with 2, SD1's default schedule is [sigma_max, sigma_min, 0]
 # and every sampler returns nearly the same image
 STEPS = max(3, int(os.environ.get("SS_WEBUI_STEPS", "3")))
@@ -75,7 +78,7 @@ def test_startup_loaded_the_extension_without_errors(webui):
 def test_api_lists_our_samplers_and_schedules(webui):
     items = webui.get("/sdapi/v1/samplers")
     names = [i["name"] for i in items]
-    for spec in SAMPLERS.values():
+    for spec in ENTRIES.values():
         assert names.count(sampler_label(spec)) == 1
         item = next(i for i in items if i["name"] == sampler_label(spec))
         assert item["aliases"] == [spec.host_name]
@@ -100,9 +103,9 @@ def test_ui_menus_list_ours(webui):
             assert all(choices.count(schedule_label(s)) == 1 for s in SCHEDULES.values()), (elem_id, choices)
 
 
-@pytest.mark.parametrize("sampler_id", list(SAMPLERS))
+@pytest.mark.parametrize("sampler_id", list(ENTRIES))
 def test_txt2img_runs_our_sampler(webui, euler, sampler_id):
-    spec = SAMPLERS[sampler_id]
+    spec = ENTRIES[sampler_id]
     label = LABELS[sampler_id]
     r = webui.txt2img(label, seed=7, steps=STEPS)
     info = r["info"]

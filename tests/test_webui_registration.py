@@ -12,6 +12,7 @@ import torch
 
 from support import webui_standins as S
 
+from seeds_samplers.samplers.cfg_pp import menu_entries  # noqa: E402
 from seeds_samplers.samplers.registry import SAMPLERS, SCHEDULES, Param, SamplerSpec  # noqa: E402
 from seeds_samplers.webui import setup_webui  # noqa: E402
 from seeds_samplers.webui.naming import (  # noqa: E402
@@ -31,7 +32,7 @@ SCHEDULER_WORDS = [
 HOST_NAMES = ["DEIS", "IPNDM", "IPNDM_V", "ER SDE", "SEEDS 2 DP", "SEEDS 3 DP", "SA-Solver", "HeunPP2", "DDPM",
               "RES Multistep", "Euler", "DPM++ 2M"]
 
-OURS = [sampler_label(s) for s in SAMPLERS.values()]
+OURS = [sampler_label(s) for s in menu_entries(cfg_pp=False)]  # the samplers and their menu variants
 
 
 @pytest.fixture
@@ -96,7 +97,7 @@ def test_options_are_scalars_and_the_api_lists_every_sampler(host):
 def test_labels_are_readable_unique_and_never_end_in_a_scheduler_word(host):
     assert len({n.lower() for n in OURS}) == len(OURS)
     taken = {n.lower() for n in HOST_NAMES}
-    for label, spec in zip(OURS, SAMPLERS.values()):
+    for label, spec in zip(OURS, menu_entries(cfg_pp=False)):
         assert label.lower() not in taken
         assert label.startswith(spec.title)
         assert ends_with_scheduler_word(label, SCHEDULER_WORDS + [schedule_label(s) for s in SCHEDULES.values()]

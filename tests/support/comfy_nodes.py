@@ -108,10 +108,10 @@ def definition_from_input_types(input_types: Dict[str, Any], outputs: List[Any])
 def offline_definitions() -> Dict[str, Dict[str, Any]]:
     """Core (from CORE_NODES) and ours (from the registry), with the live lists resolved
     to ComfyUI's built-ins plus our registered names."""
-    from seeds_samplers.samplers.registry import SAMPLERS
+    from seeds_samplers.samplers.cfg_pp import menu_entries
     from seeds_samplers.samplers.schedules import SCHEDULES
 
-    samplers = CORE_SAMPLERS + [s.host_name for s in SAMPLERS.values()]
+    samplers = CORE_SAMPLERS + [s.host_name for s in menu_entries()]
     schedulers = CORE_SCHEDULERS + [s.host_name for s in SCHEDULES.values()]
     out = {}
     for node_id, d in CORE_NODES.items():

@@ -146,10 +146,10 @@ def missing_samplers(workflow: Dict[str, Any]) -> List[str]:
     """``ss_*`` names and ``SS_*`` node types a workflow uses that the registry lacks
     (samplers another change is still adding)."""
     from seeds_samplers.nodes import node_definitions
-    from seeds_samplers.samplers.registry import SAMPLERS
+    from seeds_samplers.samplers.cfg_pp import menu_entries
     from seeds_samplers.samplers.schedules import SCHEDULES
 
-    known = {s.host_name for s in SAMPLERS.values()} | {s.host_name for s in SCHEDULES.values()}
+    known = {s.host_name for s in menu_entries()} | {s.host_name for s in SCHEDULES.values()}
     node_types = set(node_definitions()[0])
     missing = []
     for node in workflow["nodes"]:

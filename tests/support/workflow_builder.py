@@ -700,11 +700,11 @@ def workflows_markdown() -> str:
 
 
 def entries_markdown() -> str:
-    """The menu entries: every sampler and schedule of the registries."""
-    from seeds_samplers.samplers.registry import SAMPLERS
+    """The menu entries: every sampler (and its menu variants) and schedule of the registries."""
+    from seeds_samplers.samplers.cfg_pp import menu_entries
     from seeds_samplers.samplers.schedules import SCHEDULES
 
-    samplers = ", ".join(f"`{s.host_name}`" for s in SAMPLERS.values())
+    samplers = ", ".join(f"`{s.host_name}`" for s in menu_entries(cfg_pp=False))
     schedules = ", ".join(f"`{s.host_name}`" for s in SCHEDULES.values())
     return ("| where | what you get |\n|---|---|\n"
             f"| **KSampler**, **KSamplerAdvanced** `sampler_name`, **KSamplerSelect** | {samplers}: each runs "
