@@ -401,9 +401,8 @@ Cost (measured with one torch thread, batches of 250, channels-last): the digits
 400) is about 0.52 M sample-calls: about 40 CPU-minutes on a digits model (20 minutes on 2
 free cores), 9 on the patches model; half that at 1,000 samples. Each table's own cost line gives what its run took.
 
-Our rows are the menu entries of the table's kind when its command ran: the two further
-ER-SDE entries (`ss_er_sde_3m`, stochastic; `ss_er_sde_ode`, deterministic; README table)
-have rows in the tables at NFE 5, 8 and 10; the NFE 20 tables ran before they existed.
+Our rows are the menu entries of the table's kind, the two further ER-SDE entries
+(`ss_er_sde_3m`, stochastic; `ss_er_sde_ode`, deterministic; README table) included.
 
 The feature networks: for the digits, the digit classifier (`digits/classifier.py`, held-out
 accuracy in `digits/weights/classifier.json`); for the patches (16x16 RGB patches of the six

@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 from typing import List, Optional
 
+from ..samplers.cfg_pp import menu_entries
 from ..samplers.registry import SAMPLERS, Param, menu_variants
 from ..samplers.schedules import SCHEDULES
 from .report import replace_section, update_section
@@ -44,7 +45,7 @@ def summary_markdown() -> str:
     stochastic or not, menu entry settings."""
     out = ["| host name | sampler | model calls per step | stochastic (menu entry) | menu entry settings | what it is |",
            "|---|---|---|---|---|---|"]
-    for s in (entry for spec in SAMPLERS.values() for entry in [spec] + menu_variants(spec)):
+    for s in menu_entries(cfg_pp=False):  # the CFG++ forms are an option of their sampler's row
         stoch = "yes" if s.is_stochastic(**s.menu) else "no"
         out.append(f"| `{s.host_name}` | {s.title} | {_calls(s)} | {stoch} | {_menu(s)} | {s.summary} |")
     return "\n".join(out)
