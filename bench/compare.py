@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 
@@ -77,8 +77,10 @@ class Contender:
         return self.fn(model, x.clone(), sigmas, disable=True, **kw)
 
 
-def ours(spec_id: str, label: Optional[str] = None, **params: Any) -> Contender:
-    spec = registry.get(spec_id)
+def ours(spec: Union[str, registry.SamplerSpec], label: Optional[str] = None, **params: Any) -> Contender:
+    """A menu entry of ours (a registered sampler's id, or a spec such as a menu variant's) at
+    its menu settings updated by ``params``."""
+    spec = registry.get(spec) if isinstance(spec, str) else spec
     p = {**spec.menu, **params}
     return Contender(label or spec.title, spec.function, p, stages=spec.calls(**p),
                      stochastic=spec.is_stochastic(**p), source="ours")

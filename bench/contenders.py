@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import List
 
+from ..samplers.cfg_pp import menu_entries
 from ..samplers.registry import SAMPLERS
 from .compare import Contender, kdiffusion, ours
 
@@ -33,8 +34,7 @@ def configurations() -> List[Contender]:
 def menu_contenders() -> List[Contender]:
     """Every menu entry of ours: each registered sampler at its menu entry's settings, then
     its menu variants (samplers/registry.py, MenuVariant)."""
-    return [c for spec in SAMPLERS.values()
-            for c in [ours(spec.id)] + [ours(spec.id, v.title, **v.menu) for v in spec.variants]]
+    return [ours(entry) for entry in menu_entries(cfg_pp=False)]
 
 
 def anchor_contenders(comfy: bool = True) -> List[Contender]:

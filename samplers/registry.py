@@ -223,14 +223,15 @@ def register(spec: SamplerSpec) -> SamplerSpec:
     if spec.id in SAMPLERS and SAMPLERS[spec.id] is not spec:
         raise ValueError(f"sampler id {spec.id!r} registered twice")
     others = [s for s in SAMPLERS.values() if s is not spec]
-    taken = {s.id for s in others} | {v.id for s in others for v in s.variants} | {spec.id}
-    if spec.id in {v.id for s in others for v in s.variants}:
+    variant_ids = {v.id for s in others for v in s.variants}
+    if spec.id in variant_ids:
         raise ValueError(f"sampler id {spec.id!r} is taken by a menu variant")
-    for v in spec.variants:
-        if v.id in taken:
-            raise ValueError(f"menu variant id {v.id!r} of {spec.id!r} is taken")
-        taken.add(v.id)
-        spec.resolve(**{**spec.menu, **v.menu})  # a variant's settings are checked when it is declared
+    taken = {s.id for s in others} | variant_ids | {spec.id}
+    for entry in menu_variants(spec):
+        if entry.id in taken:
+            raise ValueError(f"menu variant id {entry.id!r} of {spec.id!r} is taken")
+        taken.add(entry.id)
+        entry.menu_settings()  # a variant's settings are checked when it is declared
     SAMPLERS[spec.id] = spec
     return spec
 
