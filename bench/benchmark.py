@@ -17,7 +17,9 @@ error against a converged probability-flow ODE solve.
 On the trained models (digits-eps, digits-flow, patches-eps, patches-flow) the quality tables are decided
 tables (:mod:`.decide`): KID at 2,000 samples per seed, paired over seeds, with their floor
 and minimum detectable difference, after a screening pass that keeps the best anchors, one
-table per schedule x NFE x kind (stochastic / deterministic).
+table per schedule x NFE x kind (stochastic / deterministic). The guided models (digits-cfg1, digits-cfg3, digits-cfg6: the
+class-conditional digits network under the hosts' classifier-free guidance) get the same
+tables, with the per-class KID and the accuracy on the requested digit, when named in --models.
 
 Sweep: ``--sweep SAMPLER --set name=v1,v2 ...`` runs every combination of the given
 parameter values (others at the menu entry's settings) on the test models at NFE 5, 8, 10,
@@ -42,7 +44,7 @@ from typing import List, Optional, Sequence
 import torch
 
 from .host_schedules import HOST_SCHEDULES
-from .models import DEFAULT_SCHEDULE, MODELS
+from .models import DEFAULT_MODELS, DEFAULT_SCHEDULE, MODELS
 from .overhead import overhead, overhead_markdown
 from .quality import quality, quality_cells, quality_section  # noqa: F401 - quality: tests/test_project.py
 from .decide import TRAINED, write_decided
@@ -152,7 +154,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(prog="python -m seeds_samplers bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS, help="test models (default: all)")
+    ap.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), choices=MODELS,
+                    help="test models (default: all but the guided digits-cfg*, which are asked for by name)")
     ap.add_argument("--schedules", nargs="+", default=None,
                     help=f"host schedules ({', '.join(HOST_SCHEDULES)}), registry ids, or 'all' "
                          "(default: each model's own: " + ", ".join(f"{k} {v}" for k, v in DEFAULT_SCHEDULE.items()) + ")")

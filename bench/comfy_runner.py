@@ -86,6 +86,10 @@ def build_denoiser(meta: Dict[str, Any], arrays: Dict[str, np.ndarray]) -> Any:
 
         model = load_digits_model(meta["digits_kind"], meta.get("weights"))
         model.net.to(memory_format=torch.channels_last)
+        if meta.get("cfg_scale") is not None:  # a guided test model (bench/models.py GUIDED)
+            from seeds_samplers.digits.guidance import CFGDenoiser
+
+            return CFGDenoiser(model, meta["cfg_scale"], labels="balanced")
         return model
     from seeds_samplers.bench.gmm import AnalyticDenoiser, GaussianMixture
 

@@ -64,7 +64,7 @@ import torch
 from ..digits.data import load_digits
 from ..digits.denoiser import load_digits_model
 from ..digits.fd import DigitsFD, class_kernel_distance, features
-from ..digits.guidance import CFGDenoiser
+from ..digits.guidance import CFGDenoiser, balanced_labels
 from ..samplers import registry
 from .compare import Contender, kdiffusion, ours, run_at_budget
 from .decide import called, mdd
@@ -140,9 +140,7 @@ def guidance_contenders() -> List[Tuple[Contender, bool]]:
     return out
 
 
-def requested_labels(n: int) -> torch.Tensor:
-    """0, 1, ..., 9, 0, 1, ...: balanced requested digits for ``n`` samples."""
-    return torch.arange(n) % 10
+requested_labels = balanced_labels  # the requested digits of a seed's samples
 
 
 class ClassMetrics:

@@ -12,6 +12,10 @@ classifier features, :mod:`seeds_samplers.digits.fd`).
 ``digits-flow`` the trained rectified-flow U-Net (shift 3)
 ``patches-eps`` the trained eps U-Net on 16x16 RGB patches of scikit-image's photographs
 ``patches-flow`` the trained rectified-flow U-Net (shift 3) on the same patches
+``digits-cfg1`` the class-conditional eps U-Net (digits-cond, SD's discrete schedule) as the
+``digits-cfg3`` hosts guide it (classifier-free guidance at scale 1, 3, 6; the requested
+``digits-cfg6`` digits 0..9 in turn); distance: KID to the held-out digits of each
+                requested class, averaged over the classes
 =============  =====================================================================
 """
 
@@ -26,14 +30,19 @@ from ..samplers.model_types import ModelType, resolve_model_type
 from .gmm import AnalyticDenoiser, GaussianMixture, photo_mixture
 from .metrics import mixture_stats
 
-__all__ = ["TestModel", "MODELS", "build_model", "many_mixture", "DEFAULT_SCHEDULE"]
+__all__ = ["TestModel", "MODELS", "GUIDED", "DEFAULT_MODELS", "build_model", "many_mixture", "DEFAULT_SCHEDULE"]
 
 # The schedule each model is benchmarked on by default: what its users pick most.
 DEFAULT_SCHEDULE = {"photo8": "karras", "photo8-flow": "simple", "many": "karras", "many-flow": "simple",
                     "digits-eps": "karras", "digits-flow": "simple", "patches-eps": "karras",
-                    "patches-flow": "simple"}
+                    "patches-flow": "simple", "digits-cfg1": "karras", "digits-cfg3": "karras",
+                    "digits-cfg6": "karras"}
 
 MODELS: Tuple[str, ...] = tuple(DEFAULT_SCHEDULE)
+# the guided models and their CFG scales: SD's usual range (the issue asks for 1, 3 and 6)
+GUIDED: Dict[str, float] = {"digits-cfg1": 1.0, "digits-cfg3": 3.0, "digits-cfg6": 6.0}
+# a bench run without --models: the guided models cost twice a call each, so they are asked for by name
+DEFAULT_MODELS: Tuple[str, ...] = tuple(m for m in MODELS if m not in GUIDED)
 
 
 @dataclass
@@ -61,6 +70,7 @@ class TestModel:
     payload: Dict[str, Any] = field(default_factory=dict)
     reference_steps: int = 400
     _ready: Callable[[], bool] = lambda: True
+    _extras: Optional[Callable[[torch.Tensor], Dict[str, float]]] = None
 
     def ready(self) -> bool:
         """Whether :meth:`score` can run now (the digits classifier weights exist)."""
@@ -73,6 +83,11 @@ class TestModel:
     def score(self, samples: torch.Tensor) -> float:
         """Distance of the samples to the model's true distribution (lower is better)."""
         return self._score(samples)
+
+    def extras(self, samples: torch.Tensor) -> Dict[str, float]:
+        """Further measurements printed beside the distance (the guided models: accuracy on
+        the requested digit); none for the other models."""
+        return {} if self._extras is None else self._extras(samples)
 
     def floor(self, n: int, seed: int) -> float:
         """The same distance for ``n`` exact (mixture) or real (digits) samples."""
@@ -153,6 +168,39 @@ def _digits_model(name: str, kind: str, weights: Optional[str] = None) -> TestMo
                      _ready=lambda: _classifier_ready(dataset))
 
 
+def _guided_model(name: str, cfg_scale: float) -> TestModel:
+    """digits-cond under classifier-free guidance, the requested digits 0..9 in turn over every
+    batch (the bench's chunks are multiples of 10, so a seed's samples request each digit
+    equally), scored by the per-class KID x 10^3 of the guidance page (``bench/guidance.py``)."""
+    from ..digits.denoiser import load_digits_model
+    from ..digits.guidance import CFGDenoiser, balanced_labels
+    from .guidance import ClassMetrics
+
+    net = load_digits_model("cond")
+    net.net.to(memory_format=torch.channels_last)
+    den = CFGDenoiser(net, cfg_scale, labels="balanced")  # the hosts' path: uncond skipped at scale 1
+    metrics: Dict[str, Any] = {}
+
+    def class_metrics():
+        if not metrics:
+            metrics["m"] = ClassMetrics()
+        return metrics["m"]
+
+    def score(samples: torch.Tensor) -> float:
+        return class_metrics()(samples, balanced_labels(samples.shape[0]))[1]
+
+    def accuracy(samples: torch.Tensor) -> Dict[str, float]:
+        # a sampler could lower the KID by guiding less: the accuracy shows whether it does
+        return {"accuracy": class_metrics()(samples, balanced_labels(samples.shape[0]))[0]}
+
+    payload = dict(meta=dict(model="digits", digits_kind="cond", kind="ve", shift=1.0, weights=None,
+                             cfg_scale=cfg_scale), arrays={})
+    title = f"{name} (class-conditional U-Net, SD discrete eps, CFG {cfg_scale:g}; KID per requested digit)"
+    return TestModel(name, title, den, resolve_model_type(den), "KID×10³", DEFAULT_SCHEDULE[name],
+                     lambda n, g: den.prior_sample(n, g), score, lambda n, seed: class_metrics().floor(n, seed)[1],
+                     payload, reference_steps=48, _ready=lambda: _classifier_ready("digits"), _extras=accuracy)
+
+
 def build_model(name: str) -> TestModel:
     """The test model ``name`` (one of :data:`MODELS`)."""
     if name == "photo8":
@@ -171,4 +219,6 @@ def build_model(name: str) -> TestModel:
         return _digits_model(name, "patches")
     if name == "patches-flow":
         return _digits_model(name, "patches-flow")
+    if name in GUIDED:
+        return _guided_model(name, GUIDED[name])
     raise ValueError(f"unknown test model {name!r}; known: {list(MODELS)}")

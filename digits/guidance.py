@@ -28,9 +28,14 @@ from torch import nn
 
 from .denoiser import DigitsDenoiser
 
-__all__ = ["CFGDenoiser", "cfg_combine"]
+__all__ = ["CFGDenoiser", "cfg_combine", "balanced_labels"]
 
-Labels = Union[int, torch.Tensor]
+Labels = Union[int, str, torch.Tensor]
+
+
+def balanced_labels(n: int) -> torch.Tensor:
+    """0, 1, ..., 9, 0, 1, ...: balanced requested digits for ``n`` samples."""
+    return torch.arange(n) % 10
 
 
 def cfg_combine(cond: torch.Tensor, uncond: torch.Tensor, cfg_scale: float) -> torch.Tensor:
@@ -50,8 +55,9 @@ class CFGDenoiser(nn.Module):
     Args:
         model: a class-conditional digits denoiser (``load_digits_model("cond")``).
         cfg_scale: guidance scale (1 = the conditional model, 0 = the unconditional one).
-        labels: the requested digit per sample [B] (or one int for all); may be left
-            ``None`` here and given per call instead.
+        labels: the requested digit per sample [B] (or one int for all, or ``"balanced"``:
+            the digits 0..9 in turn over each call's batch, :func:`balanced_labels`); may be
+            left ``None`` here and given per call instead.
         keep_uncond: evaluate the unconditional half at ``cfg_scale == 1`` too, so that
             ``last_uncond`` is always set (what CFG++ needs); off, as the hosts skip it.
     Attributes:
@@ -95,6 +101,10 @@ class CFGDenoiser(nn.Module):
         labels = self.labels if labels is None else labels
         if labels is None:
             raise ValueError("no labels: set CFGDenoiser.labels or pass labels= in extra_args")
+        if isinstance(labels, str):
+            if labels != "balanced":
+                raise ValueError(f"labels must be digits or 'balanced', got {labels!r}")
+            labels = balanced_labels(x.shape[0])
         scale = self.cfg_scale if cfg_scale is None else float(cfg_scale)
         b = x.shape[0]
         y = torch.as_tensor(labels, dtype=torch.long, device=x.device).reshape(-1).expand(b)

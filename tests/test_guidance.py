@@ -338,3 +338,91 @@ def test_cfg_3_hits_the_requested_digit_more_often_than_cfg_1():
             out, _ = run_at_budget(ours("seeds_2"), model, x, 10, "karras", 0)
         acc[cfg] = metrics(out, labels)[0]
     assert acc[3.0] > acc[1.0], acc
+
+
+# --- the guided test models of the decided tables (digits-cfg1/3/6) --------------------------
+
+
+@pytest.mark.skipif(not COND_WEIGHTS.is_file(), reason="digits-cond weights not trained yet")
+@pytest.mark.parametrize("name,scale", [("digits-cfg1", 1.0), ("digits-cfg3", 3.0), ("digits-cfg6", 6.0)])
+def test_guided_bench_model_is_the_hosts_cfg_on_balanced_digits(name, scale):
+    from seeds_samplers.bench.models import DEFAULT_MODELS, GUIDED, build_model
+
+    assert GUIDED[name] == scale and name not in DEFAULT_MODELS  # asked for by name only
+    model = build_model(name)
+    net = load_digits_model("cond")
+    net.net.to(memory_format=torch.channels_last)  # as the bench runs it
+    x = torch.randn(20, 1, 32, 32, generator=torch.Generator().manual_seed(1)) * 3.0
+    sigma = torch.full((20,), 3.0)
+    labels = torch.arange(20) % 10  # 0..9 in turn over the batch
+    with torch.inference_mode():
+        got = model.denoiser(x, sigma)
+        cond = net(x, sigma, labels=labels)
+        uncond = net(x, sigma, labels=torch.full((20,), 10))
+    want = cond if scale == 1.0 else uncond + scale * (cond - uncond)
+    # round-off of one batched [cond; uncond] call against two separate ones; a wrong label
+    # or scale moves the output by O(0.1)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-3)
+    assert model.calls == 1 and model.model_type == build_model("digits-eps").model_type  # SD's eps schedule
+
+
+@pytest.mark.skipif(not COND_WEIGHTS.is_file(), reason="digits-cond weights not trained yet")
+def test_guided_bench_model_rebuilt_for_comfyui_and_scored_per_class():
+    from seeds_samplers.bench.comfy_runner import build_denoiser
+    from seeds_samplers.bench.decide import TRAINED, kid_model
+    from seeds_samplers.bench.guidance import ClassMetrics
+
+    model = kid_model("digits-cfg3")
+    assert "digits-cfg3" in TRAINED and model.metric == "KID×10³"
+    other = build_denoiser(model.payload["meta"], model.payload["arrays"])  # what the ComfyUI runner calls
+    x = torch.randn(10, 1, 32, 32, generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        assert torch.equal(other(x, torch.full((10,), 1.5)), model.denoiser(x, torch.full((10,), 1.5)))
+    # the score is the per-class KID of the requested digits 0..9 in turn: real digits in that
+    # order score the floor's metric, and the same digits requested one class off score far worse
+    metrics = ClassMetrics()
+    from seeds_samplers.digits.data import load_digits
+
+    xs, ys = load_digits("train")
+    idx = torch.cat([torch.nonzero(ys == c)[:20, 0] for c in range(10)]).reshape(10, 20).t().reshape(-1)
+    real = xs[idx]  # 200 digits ordered 0, 1, ..., 9, 0, 1, ...
+    assert model.score(real) == pytest.approx(metrics(real, torch.arange(200) % 10)[1], rel=1e-9)
+    shifted = xs[torch.roll(idx.reshape(20, 10), 1, dims=1).reshape(-1)]
+    assert model.score(shifted) > model.score(real) + 100.0
+    assert model.floor(40, 0) == pytest.approx(metrics.floor(40, 0)[1], rel=1e-9)
+
+
+def test_cfg_denoiser_balanced_labels():
+    model = CFGDenoiser(tiny_cond(), cfg_scale=2.0, labels="balanced")
+    x = torch.randn(12, 1, 32, 32, generator=torch.Generator().manual_seed(3))
+    explicit = CFGDenoiser(tiny_cond(), cfg_scale=2.0, labels=torch.arange(12) % 10)
+    with torch.no_grad():
+        assert torch.equal(model(x, torch.full((12,), 2.0)), explicit(x, torch.full((12,), 2.0)))
+    with pytest.raises(ValueError, match="balanced"):
+        CFGDenoiser(tiny_cond(), labels="all")(x, torch.full((12,), 2.0))
+
+
+@pytest.mark.skipif(not COND_WEIGHTS.is_file(), reason="digits-cond weights not trained yet")
+def test_guided_decided_table_prints_accuracy_from_runs_and_cache(tmp_path, monkeypatch):
+    from seeds_samplers.bench import decide
+    from seeds_samplers.bench.benchmark import main as bench_main
+    from seeds_samplers.bench.compare import ours
+
+    monkeypatch.setenv("SEEDS_SAMPLERS_CACHE", str(tmp_path / "cache"))
+    model = decide.kid_model("digits-cfg3")
+    res, cost = decide.measure(model, [ours("deis")], 3, [0], "karras", 20, lambda m: None)
+    acc = res[("DEIS", "ours")][0]["extras"]["accuracy"]
+    assert cost["runs"] == 1 and 0.0 <= acc <= 1.0
+    again, cost = decide.measure(model, [ours("deis")], 3, [0], "karras", 20, lambda m: None)
+    assert cost["cached"] == 1 and again[("DEIS", "ours")][0]["extras"] == {"accuracy": acc}
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n")
+    assert bench_main(["--models", "digits-cfg3", "--budgets", "3", "--kinds", "deterministic", "--seeds", "2",
+                       "--trained-samples", "20", "--screen-samples", "20", "--keep", "1", "--skip-overhead",
+                       "--no-comfy", "--out", str(tmp_path / "out"), "--readme", str(readme)]) == 0
+    doc = (tmp_path / "docs" / "benchmark.md").read_text()
+    table = doc.split("bench-decided-digits-cfg3-karras-deterministic-nfe3:start")[1].split(":end")[0]
+    header = next(line for line in table.splitlines() if line.startswith("| solver"))
+    assert header.endswith("| accuracy (mean ± spread) |")
+    rows = [line.split("|") for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert rows and all(0.0 <= float(r[-2].split("±")[0]) <= 1.0 for r in rows)
