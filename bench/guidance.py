@@ -140,9 +140,6 @@ def guidance_contenders() -> List[Tuple[Contender, bool]]:
     return out
 
 
-requested_labels = balanced_labels  # the requested digits of a seed's samples
-
-
 class ClassMetrics:
     """Accuracy on the requested digit and per-class KID to the held-out digits."""
 
@@ -165,7 +162,7 @@ class ClassMetrics:
         """The metrics of ``n`` real training digits (``n / 10`` per class, a seeded draw)."""
         x, y = load_digits("train")
         g = torch.Generator().manual_seed(seed)
-        want = requested_labels(n)
+        want = balanced_labels(n)
         idx = torch.cat([torch.nonzero(y == c)[torch.randperm(int((y == c).sum()), generator=g)[:int((want == c).sum())], 0]
                          for c in range(10)])
         return self(x[idx], y[idx])
@@ -209,9 +206,9 @@ def measure(samples: int = DEFAULT_SAMPLES, seeds: Sequence[int] = SEEDS, budget
                 for nfe in budgets}
     net = load_digits_model("cond", weights)
     net.net.to(memory_format=torch.channels_last)  # ~30 % faster on the CPU, same outputs to round-off
-    labels = requested_labels(samples)
-    plain = CFGDenoiser(net, labels=requested_labels(size))
-    keep = CFGDenoiser(net, labels=requested_labels(size), keep_uncond=True)  # CFG++: the uncond half at every scale
+    labels = balanced_labels(samples)
+    plain = CFGDenoiser(net, labels=balanced_labels(size))
+    keep = CFGDenoiser(net, labels=balanced_labels(size), keep_uncond=True)  # CFG++: the uncond half at every scale
     comfy_model = None
     if any(c.source == "ComfyUI" for jobs in plan.values() for c, _, _ in jobs):
         from .comfy_runner import host_model_sampling

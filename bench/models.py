@@ -22,6 +22,7 @@ classifier features, :mod:`seeds_samplers.digits.fd`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
@@ -172,33 +173,28 @@ def _guided_model(name: str, cfg_scale: float) -> TestModel:
     """digits-cond under classifier-free guidance, the requested digits 0..9 in turn over every
     batch (the bench's chunks are multiples of 10, so a seed's samples request each digit
     equally), scored by the per-class KID x 10^3 of the guidance page (``bench/guidance.py``)."""
-    from ..digits.denoiser import load_digits_model
-    from ..digits.guidance import CFGDenoiser, balanced_labels
+    from ..digits.guidance import balanced_labels
+    from .comfy_runner import build_denoiser
     from .guidance import ClassMetrics
-
-    net = load_digits_model("cond")
-    net.net.to(memory_format=torch.channels_last)
-    den = CFGDenoiser(net, cfg_scale, labels="balanced")  # the hosts' path: uncond skipped at scale 1
-    metrics: Dict[str, Any] = {}
-
-    def class_metrics():
-        if not metrics:
-            metrics["m"] = ClassMetrics()
-        return metrics["m"]
-
-    def score(samples: torch.Tensor) -> float:
-        return class_metrics()(samples, balanced_labels(samples.shape[0]))[1]
-
-    def accuracy(samples: torch.Tensor) -> Dict[str, float]:
-        # a sampler could lower the KID by guiding less: the accuracy shows whether it does
-        return {"accuracy": class_metrics()(samples, balanced_labels(samples.shape[0]))[0]}
 
     payload = dict(meta=dict(model="digits", digits_kind="cond", kind="ve", shift=1.0, weights=None,
                              cfg_scale=cfg_scale), arrays={})
+    den = build_denoiser(payload["meta"], payload["arrays"])  # what the ComfyUI runner rebuilds, too
+    class_metrics = lru_cache(maxsize=1)(ClassMetrics)  # loads at the first score
+    last: Dict[str, Any] = {}
+
+    def measured(samples: torch.Tensor) -> Tuple[float, float]:
+        """(accuracy, KID x 10^3), once per sample tensor: the score and the accuracy share it."""
+        if last.get("samples") is not samples:
+            last.update(samples=samples, result=class_metrics()(samples, balanced_labels(samples.shape[0])))
+        return last["result"]
+
     title = f"{name} (class-conditional U-Net, SD discrete eps, CFG {cfg_scale:g}; KID per requested digit)"
+    # the accuracy beside the KID: a sampler could lower the KID by guiding less
     return TestModel(name, title, den, resolve_model_type(den), "KID×10³", DEFAULT_SCHEDULE[name],
-                     lambda n, g: den.prior_sample(n, g), score, lambda n, seed: class_metrics().floor(n, seed)[1],
-                     payload, reference_steps=48, _ready=lambda: _classifier_ready("digits"), _extras=accuracy)
+                     lambda n, g: den.prior_sample(n, g), lambda s: measured(s)[1],
+                     lambda n, seed: class_metrics().floor(n, seed)[1], payload, reference_steps=48,
+                     _ready=lambda: _classifier_ready("digits"), _extras=lambda s: {"accuracy": measured(s)[0]})
 
 
 def build_model(name: str) -> TestModel:

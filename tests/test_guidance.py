@@ -324,11 +324,12 @@ COND_WEIGHTS = weights_path("digits-cond")
                     reason="digits-cond weights not trained yet (python -m seeds_samplers train-digits --kind cond)")
 def test_cfg_3_hits_the_requested_digit_more_often_than_cfg_1():
     from seeds_samplers.bench.compare import ours, run_at_budget
-    from seeds_samplers.bench.guidance import ClassMetrics, requested_labels
+    from seeds_samplers.bench.guidance import ClassMetrics
+    from seeds_samplers.digits.guidance import balanced_labels
 
     model = CFGDenoiser(load_digits_model("cond"))
     metrics = ClassMetrics()
-    labels = requested_labels(64)
+    labels = balanced_labels(64)
     model.labels = labels
     x = model.prior_sample(64, torch.Generator().manual_seed(0))
     acc = {}
