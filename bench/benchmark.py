@@ -172,6 +172,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--keep", type=int, default=4, help="anchors a screening pass keeps (default 4)")
     ap.add_argument("--kinds", nargs="+", default=["stochastic", "deterministic"],
                     choices=("stochastic", "deterministic"), help="decided tables: which samplers (default both)")
+    ap.add_argument("--yardstick", choices=("data", "limit"), default="data",
+                    help="decided tables: score by the KID to the held-out images (data, default) or by the distance "
+                         "to the converged process of the same guided model (limit; digits models, bench/limits.py)")
     ap.add_argument("--ref-samples", type=int, default=None,
                     help="latents per seed for the ODE-error reference (default 256 mixtures, 32 digits; 0 = off)")
     ap.add_argument("--ref-steps", type=int, default=None,
@@ -225,7 +228,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 if name in TRAINED:
                     write_decided(name, schedule, budgets, args.kinds, seeds, args.trained_samples,
                                   args.screen_samples, args.keep, not args.no_comfy, command, args.out,
-                                  args.readme.parent / DOC if args.readme else None, DOC_HEADER, _doc_lock)
+                                  args.readme.parent / DOC if args.readme else None, DOC_HEADER, _doc_lock,
+                                  yardstick=args.yardstick)
                     continue
                 digits = name.startswith("digits")
                 n = args.digits_samples if digits else args.samples

@@ -51,6 +51,7 @@ import torch
 from .compare import Contender, schedule_for
 from .contenders import menu_contenders, anchor_contenders
 from .grid import mean_sd, noise_seed
+from .limits import Yardstick
 from .models import GUIDED, TestModel, build_model
 from .report import fmt_mean_sd
 
@@ -101,6 +102,38 @@ def kid_model(name: str) -> TestModel:
                                _floor=lambda n, seed: KID_UNITS * _metric(dataset).kid_floor(n, seed))
 
 
+def limit_model(model: TestModel, kind: str, schedule: str) -> Tuple[TestModel, Yardstick]:
+    """``model`` scored against the converged process its samplers discretise (the ODE
+    limit per latent for ``kind`` "deterministic", the SDE's law for "stochastic";
+    :mod:`.limits`), and the :class:`~.limits.Yardstick` that scores it."""
+    from ..digits.fd import features
+
+    if _DATASET.get(model.name) != "digits":
+        raise ValueError(f"the limit yardstick scores digits models (its KID uses the digit classifier), "
+                         f"got {model.name!r}")
+
+    def key(**fields) -> str:
+        solver = fields.get("solver")  # (label, source, params) of a stochastic limit's solver
+        code = [_ours_version()] + ([_source_version(solver[1])] if solver else [])
+        full = dict(fields, version=VERSION, model=model.name, weights=_model_version(model), code=code)
+        return hashlib.sha1(json.dumps(full, sort_keys=True, default=str).encode()).hexdigest()
+
+    metric = _metric("digits")
+    labels = None
+    if model.name in GUIDED and kind == "stochastic":
+        from ..digits.guidance import balanced_labels as labels  # what the guided model requested per sample
+    yard = Yardstick(model, schedule, lambda cs, nfe, seed, n: _generate(model, cs, nfe, seed, schedule, n), key,
+                     cache_dir(), lambda images: features(metric.net, images) / metric.kid_scale, labels)
+    if kind == "deterministic":
+        guided = "guided " if model.name in GUIDED else ""
+        name, what = "RMS to ODE limit ×10³", f"per-sample RMS pixel distance to the converged {guided}ODE"
+    else:
+        name = "KID×10³ to SDE limit"
+        what = "KID per requested digit to the converged guided SDE (its law)" if labels else \
+            "KID to the converged SDE (its law)"
+    return dataclasses.replace(model, metric=name, title=f"{model.name}: {what}"), yard
+
+
 # --- cache ----------------------------------------------------------------------------------------
 
 
@@ -141,10 +174,13 @@ def _model_version(model: TestModel) -> str:
     return _sha(weights) + _sha(classifier)
 
 
-def _key(model: TestModel, schedule: str, seed: int, c: Contender, nfe: int, samples: int) -> Tuple[str, dict]:
+def _key(model: TestModel, schedule: str, seed: int, c: Contender, nfe: int, samples: int,
+         yardstick: Optional[dict] = None) -> Tuple[str, dict]:
     fields = dict(version=VERSION, model=model.name, weights=_model_version(model), schedule=schedule, seed=seed,
                   label=c.label, source=c.source, params=repr(sorted(c.params.items())), nfe=nfe, samples=samples,
                   code=_source_version(c.source))
+    if yardstick is not None:  # a score other than the KID to the held-out images (bench/limits.py)
+        fields["yardstick"] = yardstick
     return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest(), fields
 
 
@@ -202,16 +238,18 @@ def _cpu_seconds() -> float:
 
 
 def measure(model: TestModel, contenders: Sequence[Contender], nfe: int, seeds: Sequence[int], schedule: str,
-            samples: int, log: Callable[[str], None] = print) -> Tuple[Dict[Tuple[str, str], Dict[int, dict]], dict]:
+            samples: int, log: Callable[[str], None] = print,
+            yardstick: Optional[Yardstick] = None) -> Tuple[Dict[Tuple[str, str], Dict[int, dict]], dict]:
     """{(label, source): {seed: {value, calls}}} for every contender and seed (cached
     results reused), and the cost of this call: {runs, cached, seconds (wall), cpu (CPU
-    seconds), sample_calls}."""
+    seconds), sample_calls}. ``yardstick``: score against the converged process
+    (:class:`.limits.Yardstick`) instead of the model's own score."""
     res: Dict[Tuple[str, str], Dict[int, dict]] = {(c.label, c.source): {} for c in contenders}
     cost = dict(runs=0, cached=0, seconds=0.0, cpu=0.0, sample_calls=0)
     for seed in seeds:
         todo = []
         for c in contenders:
-            key, fields = _key(model, schedule, seed, c, nfe, samples)
+            key, fields = _key(model, schedule, seed, c, nfe, samples, yardstick and yardstick.fields)
             hit = _cached(key)
             if hit is not None:
                 res[(c.label, c.source)][seed] = hit
@@ -224,7 +262,8 @@ def measure(model: TestModel, contenders: Sequence[Contender], nfe: int, seeds: 
         outs = _generate(model, [c for c, _, _ in todo], nfe, seed, schedule, samples)
         gen_seconds = (time.time() - t) / len(todo)
         for (c, key, fields), (samples_out, calls) in zip(todo, outs):
-            value, extras = model.score(samples_out), model.extras(samples_out)
+            value = model.score(samples_out) if yardstick is None else yardstick.score(c, seed, nfe, samples_out)
+            extras = model.extras(samples_out)
             _store(key, fields, value, calls, gen_seconds, extras)
             res[(c.label, c.source)][seed] = dict(value=value, calls=calls, extras=extras)
             cost["runs"] += 1
@@ -240,11 +279,12 @@ def measure(model: TestModel, contenders: Sequence[Contender], nfe: int, seeds: 
 
 
 def screen(model: TestModel, kind: str, nfe: int, schedule: str, samples: int, keep: int, comfy: bool = True,
-           seed: int = 0, log: Callable[[str], None] = print) -> Tuple[List[Contender], List[Tuple[str, str, float]], dict]:
+           seed: int = 0, log: Callable[[str], None] = print,
+           yardstick: Optional[Yardstick] = None) -> Tuple[List[Contender], List[Tuple[str, str, float]], dict]:
     """The ``keep`` best anchors of ``kind`` ("stochastic" / "deterministic") at one cell, by
-    KID on ``samples`` samples of one seed; also every screened (label, source, value)."""
+    the table's score on ``samples`` samples of one seed; also every screened (label, source, value)."""
     pool = [c for c in anchor_contenders(comfy) if c.stochastic == (kind == "stochastic")]
-    res, cost = measure(model, pool, nfe, [seed], schedule, samples, log)
+    res, cost = measure(model, pool, nfe, [seed], schedule, samples, log, yardstick)
     ranked = sorted(pool, key=lambda c: _finite(res[(c.label, c.source)][seed]["value"]))
     scores = [(c.label, c.source, res[(c.label, c.source)][seed]["value"]) for c in ranked]
     return ranked[:keep], scores, cost
@@ -292,16 +332,28 @@ def summarise_measured(res: Dict[Tuple[str, str], Dict[int, dict]], contenders: 
 
 def run_table(name: str, schedule: str, nfe: int, kind: str = "stochastic", seeds: Sequence[int] = (0, 1, 2),
               samples: int = 2000, screen_samples: int = 400, keep: int = 4, comfy: bool = True,
-              log: Callable[[str], None] = print) -> dict:
+              log: Callable[[str], None] = print, yardstick: str = "data") -> dict:
     """One decided cell: screening, full-size runs of our menu entries of ``kind`` and the
-    kept anchors, the floor; returns everything :func:`table_section` prints."""
+    kept anchors, the floor; returns everything :func:`table_section` prints.
+    ``yardstick``: ``"data"`` (KID to the held-out images) or ``"limit"`` (distance to the
+    converged process, :mod:`.limits`; the digits models)."""
     model = kid_model(name)
+    yard = None
+    if yardstick == "limit":
+        model, yard = limit_model(model, kind, schedule)
+    elif yardstick != "data":
+        raise ValueError(f"yardstick must be 'data' or 'limit', got {yardstick!r}")
     t0 = time.time()
-    kept, screened, screen_cost = screen(model, kind, nfe, schedule, screen_samples, keep, comfy, log=log)
+    kept, screened, screen_cost = screen(model, kind, nfe, schedule, screen_samples, keep, comfy, log=log,
+                                         yardstick=yard)
     ours = [c for c in menu_contenders() if c.stochastic == (kind == "stochastic")]
     contenders = ours + kept
-    res, cost = measure(model, contenders, nfe, seeds, schedule, samples, log)
-    floor = mean_sd([model.floor(samples, s) for s in seeds])
+    res, cost = measure(model, contenders, nfe, seeds, schedule, samples, log, yard)
+    if yard is None:
+        floor = mean_sd([model.floor(samples, s) for s in seeds])
+    else:
+        floor = mean_sd([yard.floor(kind, s, samples, nfe, contenders[0], seeds) for s in seeds])
+        cost["sample_calls"] += yard.sample_calls  # the limits' own calls (their time is in the run's)
     rows = summarise_measured(res, contenders, seeds)
     mine = min((r for r in rows if r["source"] == "ours"), key=lambda r: _finite(r["mean"]))
     for r in rows:
@@ -309,6 +361,7 @@ def run_table(name: str, schedule: str, nfe: int, kind: str = "stochastic", seed
         r["d_mean"], r["d_sd"] = (None, None) if r is mine else (d_mean, d_sd)
     m = mdd([r["d_sd"] for r in rows if r["d_sd"] is not None], len(seeds))
     return dict(model=model, schedule=schedule, nfe=nfe, kind=kind, seeds=list(seeds), samples=samples,
+                yardstick=yardstick,
                 screen_samples=screen_samples, screened=screened, rows=rows, best_ours=mine, floor=floor, mdd=m,
                 screen_cost=screen_cost, cost=cost, seconds=time.time() - t0, threads=torch.get_num_threads())
 
@@ -353,6 +406,17 @@ def _full_cost(t: dict) -> float:
     return full + screened
 
 
+def _floor_text(t: dict) -> str:
+    from .limits import LIMIT_CALLS, ODE_CHECK, ODE_STEPS
+
+    if t.get("yardstick", "data") == "data":
+        return f"{t['model'].metric} of {t['samples']} real training images vs the held-out reference"
+    if t["kind"] == "deterministic":
+        return (f"RMS ×10³ between the {ODE_STEPS}- and {ODE_STEPS // 2}-step RK4 limits on {ODE_CHECK} latents "
+                "per seed: the limit's own uncertainty")
+    return f"KID of two independent {LIMIT_CALLS}-call draws of the shared SDE limit, seeds s and s + 1"
+
+
 def table_section(t: dict, command: str) -> str:
     """The markdown section of one decided cell."""
     model, seeds = t["model"], t["seeds"]
@@ -362,8 +426,7 @@ def table_section(t: dict, command: str) -> str:
     head = [f"### {model.title}, `{t['schedule']}`, NFE {t['nfe']}, {t['kind']} samplers", "",
             f"Command: `{command}` ({t['samples']} samples per seed, seeds {', '.join(map(str, seeds))}; "
             f"screening: {t['screen_samples']} samples of seed 0).", "",
-            f"- **floor** ({metric} of {t['samples']} real training images vs the held-out reference): "
-            f"{fmt_mean_sd(*t['floor'])}",
+            f"- **floor** ({_floor_text(t)}): {fmt_mean_sd(*t['floor'])}",
             f"- **minimum detectable difference** (t(0.95, {s - 1}) × pooled paired spread / √{s}): "
             f"{t['mdd']:.3g}",
             f"- cost: {_cost_line(t)}", "",
@@ -424,6 +487,25 @@ could lower the KID by guiding less; a table run before the column existed shows
 guided call costs about twice an unguided one: 8.4–9.0 CPU-ms per sample-call, a stochastic
 cell at 10 calls with 500 samples per seed about 24 CPU-minutes (12 on 2 free cores).
 
+Under guidance the KID to the held-out digits does not rank solvers by accuracy (the converged
+guided processes themselves sit far from the data; a coarse solve that guides less scores
+better: docs/sweeps.md). Tables marked "to the ODE limit" / "to the SDE limit"
+(`--yardstick limit`, `bench/limits.py`) measure the solve instead: deterministic samplers by
+the mean per-sample RMS pixel distance (× 1,000, pixels in [−1, 1]) to the converged guided
+probability-flow ODE from the same latent (RK4 in half-log-SNR, 24 steps, then the final
+denoising call at the schedule's last sigma); stochastic samplers by the KID × 1,000 (the
+same classifier features) to 60-call samples of the process they discretise, drawn from
+independent latents and noise, per requested digit and averaged over the digits like the
+data KID (on all digits together the classes' own spread hides the differences within a
+class, and the exactly balanced draws are not the independent ones the estimator assumes).
+Samplers of the full-noise reverse SDE without a noise window share one limit (computed with
+k-diffusion's `dpmpp_2m_sde`): our SEEDS-1/3 and ER-SDE entries, `dpmpp_2m_sde`,
+`dpmpp_3m_sde`, `dpmpp_sde`, `euler_ancestral`, ComfyUI's `seeds_2`, `seeds_3`,
+`dpmpp_2m_sde_heun`; the others (our SEEDS-2 with its noise window, ComfyUI's `sa_solver`
+with its noise window, ComfyUI's `er_sde` with its own noise function) are measured against
+themselves at 60 calls. Their floors: the RK4 limit against its half-step solve; two
+independent draws of the shared SDE limit.
+
 Our rows are the menu entries of the table's kind, the two further ER-SDE entries
 (`ss_er_sde_3m`, stochastic; `ss_er_sde_ode`, deterministic; README table) included.
 
@@ -447,16 +529,17 @@ settings (φ = s², order 2, `expansion=auto`, the corrector); those of the mixt
 
 def write_decided(name: str, schedule: str, budgets: Sequence[int], kinds: Sequence[str], seeds: Sequence[int],
                   samples: int, screen_samples: int, keep: int, comfy: bool, command: str, out: Path,
-                  doc: Optional[Path], header: str, lock: Callable, log: Callable[[str], None] = print) -> None:
+                  doc: Optional[Path], header: str, lock: Callable, log: Callable[[str], None] = print,
+                  yardstick: str = "data") -> None:
     """Run the decided cells of one model and schedule and write each as it finishes
     (to ``out`` and, with ``doc``, to its own section of the page, under ``lock``)."""
     from .report import update_section
 
     for nfe in budgets:
         for kind in kinds:
-            t = run_table(name, schedule, nfe, kind, seeds, samples, screen_samples, keep, comfy, log)
+            t = run_table(name, schedule, nfe, kind, seeds, samples, screen_samples, keep, comfy, log, yardstick)
             body = table_section(t, command)
-            section = f"bench-decided-{name}-{schedule}-{kind}-nfe{nfe}"
+            section = f"bench-decided-{name}-{schedule}-{kind}-nfe{nfe}" + ("" if yardstick == "data" else "-limit")
             (out / f"{section}.md").write_text(body + "\n")
             log("\n" + body + "\n")
             if doc is not None:

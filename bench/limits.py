@@ -1,0 +1,195 @@
+"""The guided tables' second yardstick: how far a solve lands from the process it discretises.
+
+Under classifier-free guidance the KID to the held-out digits does not rank solvers by
+accuracy: at a fixed CFG scale the converged guided processes themselves sit far from the
+data (docs/sweeps.md, "ER-SDE under classifier-free guidance"), and a coarse discretisation
+that guides less scores *better*. This module measures the solve instead, against the
+converged process of the same guided model, schedule end points and requested digits:
+
+* **deterministic** samplers all discretise one probability-flow ODE. Its limit from each
+  initial latent is solved once per seed (classical RK4 in half-log-SNR,
+  :func:`.compare.reference_solve`, :data:`ODE_STEPS` steps to the schedule's last nonzero
+  sigma, then the final denoising call every sampler makes there); the distance is the mean
+  over samples of the per-sample RMS pixel difference to that limit, x 10^3 (pixels in
+  [-1, 1]). Paired exactly: same latent, same target.
+* **stochastic** samplers discretise a reverse SDE; the law of its solution, not a path, is
+  the target. The distance is the KID x 10^3 (the bench's kernel distance on the digit
+  classifier's features) between the samples and :data:`LIMIT_CALLS`-call samples of the same
+  process drawn from independent latents and noise (seed + :data:`LIMIT_SEED`), balanced over
+  the requested digits like the samples. Contenders that discretise the same SDE share one
+  limit (:data:`SHARED_PROCESS`, computed with :data:`LIMIT_SOLVER`); every other stochastic
+  contender (a noise window, another noise function) is its own limit: itself at
+  :data:`LIMIT_CALLS` calls.
+
+The floors: for the ODE, the RMS distance between the :data:`ODE_STEPS`-step limit and one at
+half the steps on the first :data:`ODE_CHECK` samples of each seed: on a smooth flow RK4's
+fourth order puts the limit's own error at about 1/15 of it (tests/test_limits.py), but the
+guided digits network is not that smooth in sigma: its RK4 limits at 16, 32 and 64 steps differ
+from 128 steps by about the same 4-5 x 10^-3 RMS (docs/benchmark.md), so the floor is the
+limit's uncertainty itself; for the SDE, the KID between two independent draws of the shared
+limit (seeds s and s + 1): what an exact solve would score.
+
+Limits are cached beside the bench's per-seed results (:func:`.decide.cache_dir` / limits).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Callable, Dict, Optional, Sequence, Tuple
+
+import torch
+
+from .compare import Contender, kdiffusion, reference_solve, schedule_for
+
+__all__ = ["ODE_STEPS", "ODE_CHECK", "LIMIT_CALLS", "LIMIT_SEED", "SHARED_PROCESS", "LIMIT_SOLVER", "Yardstick",
+           "process_of", "path_error"]
+
+ODE_STEPS = 24  # RK4 steps (4 calls each) of the ODE limit: more do not sharpen it on the guided digits (above)
+ODE_CHECK = 50  # samples per seed whose limit is also solved at half the steps (the ODE floor)
+LIMIT_CALLS = 60  # model calls of a stochastic limit: six times the largest decided budget but 20
+LIMIT_SEED = 1000  # a limit of seed s draws latents and noise of seed s + LIMIT_SEED
+UNITS = 1e3
+
+# Stochastic contenders that discretise the reverse-time SDE with its full noise (DPM-Solver++'s
+# eta = 1, SEEDS' eta = 1, ER-SDE's "original SDE" noise function, ancestral sampling at eta = 1),
+# with no noise window: every consistent solver of them converges to one law. Keyed by
+# (label, source); anything else stochastic is its own limit.
+SHARED_PROCESS = frozenset({
+    ("SEEDS-1", "ours"), ("SEEDS-3", "ours"), ("ER-SDE-Solver", "ours"), ("ER-SDE-Solver 3M", "ours"),
+    ("dpmpp_2m_sde", "k-diffusion"), ("dpmpp_3m_sde", "k-diffusion"), ("dpmpp_sde", "k-diffusion"),
+    ("euler_ancestral", "k-diffusion"), ("dpmpp_2m_sde", "ComfyUI"), ("dpmpp_2m_sde_heun", "ComfyUI"),
+    ("seeds_2", "ComfyUI"), ("seeds_3", "ComfyUI"),
+})
+# the shared limit's solver: k-diffusion's DPM-Solver++(2M) SDE, not one of ours
+LIMIT_SOLVER = ("dpmpp_2m_sde", "k-diffusion")
+
+
+def process_of(c: Contender) -> str:
+    """The process a contender's samples converge to: "ode", "sde" (shared) or "own:<label>"."""
+    if not c.stochastic:
+        return "ode"
+    return "sde" if (c.label, c.source) in SHARED_PROCESS else f"own:{c.label}|{c.source}|{sorted(c.params.items())}"
+
+
+def path_error(samples: torch.Tensor, limit: torch.Tensor) -> float:
+    """Mean over samples of the per-sample RMS difference to the limit, x 10^3."""
+    per = ((samples.to(torch.float64) - limit.to(torch.float64)) ** 2).flatten(1).mean(1).sqrt()
+    return UNITS * float(per.mean())
+
+
+class Yardstick:
+    """Scores a decided table's runs against the converged guided process (module docstring).
+
+    Args:
+        model: the guided test model (:func:`.models.build_model`).
+        schedule: the table's host schedule (its end points fix the ODE limit).
+        generate: ``generate(contenders, nfe, seed, samples) -> [(samples, calls)]``, the
+            table's own generation (the same chunks, labels and noise streams).
+        key: ``key(**fields) -> str``, the cache key of a limit (model weights and code).
+        cache: directory for the limits.
+        features: ``features(images) -> [n, D]``, the KID's scaled classifier features.
+        labels: ``labels(n) -> [n]``, the digit each of n samples requests (a guided model's
+            stochastic tables: the KID is then taken per requested digit and averaged, as the
+            guided data KID is; on all samples together the classes' own distances dominate
+            and the solvers' differences within a class vanish in the noise).
+    Attributes:
+        fields: what a table run's cache key records of this yardstick.
+        sample_calls: samples x model calls spent on limits by this object.
+    """
+
+    def __init__(self, model, schedule: str, generate: Callable, key: Callable[..., str], cache: Path,
+                 features: Callable[[torch.Tensor], torch.Tensor],
+                 labels: Optional[Callable[[int], torch.Tensor]] = None):
+        self.model, self.schedule, self.generate, self.key, self.cache = model, schedule, generate, key, cache
+        self.features, self.labels = features, labels
+        self.shared = kdiffusion(LIMIT_SOLVER[0])
+        self.fields = dict(name="limit", ode_steps=ODE_STEPS, ode_check=ODE_CHECK, calls=LIMIT_CALLS,
+                           seed=LIMIT_SEED, shared=list(LIMIT_SOLVER), processes=sorted(map(list, SHARED_PROCESS)))
+        if labels is not None:
+            self.fields["kid"] = "per requested digit"
+        self.sample_calls = 0
+
+    # --- limits ---------------------------------------------------------------------------
+
+    def _load_or(self, fields: dict, make: Callable[[], torch.Tensor]) -> torch.Tensor:
+        path = self.cache / "limits" / f"{self.key(**fields)}.pt"
+        if path.is_file():
+            return torch.load(path)
+        out = make()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(out, path.with_suffix(".tmp"))
+        path.with_suffix(".tmp").replace(path)
+        return out
+
+    def ode_limit(self, seed: int, samples: int, sigma_max: float, sigma_min: float,
+                  steps: int = ODE_STEPS, count: Optional[int] = None) -> torch.Tensor:
+        """The ODE limit of the first ``count`` (default all) of seed ``seed``'s latents."""
+        from .decide import CHUNK
+
+        count = samples if count is None else count
+        fields = dict(kind="ode", seed=seed, samples=samples, count=count, steps=steps,
+                      sigmas=(round(sigma_max, 6), round(sigma_min, 6)))
+
+        def make() -> torch.Tensor:
+            x = self.model.prior(samples, seed)[:count]
+            den = self.model.denoiser
+            parts = []
+            for k0 in range(0, count, CHUNK):  # the table's chunks: the same requested digit per sample
+                xc = x[k0:k0 + CHUNK]
+                with torch.inference_mode():
+                    y = reference_solve(den, xc, sigma_min, sigma_max, steps=steps)
+                    s = torch.full((xc.shape[0],), sigma_min, dtype=xc.dtype)
+                    parts.append(den(y.to(xc.dtype), s))  # the final call every sampler makes
+            self.sample_calls += count * (4 * steps + 1)
+            return torch.cat(parts)
+
+        return self._load_or(fields, make)
+
+    def sde_limit(self, c: Contender, seed: int, samples: int) -> torch.Tensor:
+        """Samples of ``c``'s process at :data:`LIMIT_CALLS` calls from seed + LIMIT_SEED."""
+        solver = self.shared if process_of(c) == "sde" else c
+        fields = dict(kind=process_of(c), solver=(solver.label, solver.source, repr(sorted(solver.params.items()))),
+                      seed=seed, samples=samples, calls=LIMIT_CALLS, schedule=self.schedule)
+        def make() -> torch.Tensor:
+            out, calls = self.generate([solver], LIMIT_CALLS, seed + LIMIT_SEED, samples)[0]
+            self.sample_calls += calls * samples
+            return out
+
+        return self._load_or(fields, make)
+
+    # --- scores -----------------------------------------------------------------------------
+
+    def kid(self, a: torch.Tensor, b: torch.Tensor) -> float:
+        """KID x 10^3 between two sample sets (per requested digit with ``labels``)."""
+        from ..digits.fd import class_kernel_distance, kernel_distance
+
+        if not (bool(torch.isfinite(a).all()) and bool(torch.isfinite(b).all())):
+            return float("inf")
+        if self.labels is None:
+            return UNITS * kernel_distance(self.features(a), self.features(b))
+        return UNITS * class_kernel_distance(self.features(a), self.labels(a.shape[0]), self.features(b),
+                                             self.labels(b.shape[0]))
+
+    def _ends(self, nfe: int, c: Contender) -> Tuple[float, float]:
+        sig = schedule_for(self.model.denoiser, c.intervals_for(nfe), self.schedule)
+        return float(sig[0]), float(sig[-2])
+
+    def score(self, c: Contender, seed: int, nfe: int, samples: torch.Tensor) -> float:
+        """The distance of ``c``'s samples (seed ``seed``, ``nfe`` calls) to its limit."""
+        if not bool(torch.isfinite(samples).all()):
+            return float("inf")
+        if c.stochastic:
+            return self.kid(samples, self.sde_limit(c, seed, samples.shape[0]))
+        return path_error(samples, self.ode_limit(seed, samples.shape[0], *self._ends(nfe, c)))
+
+    def floor(self, kind: str, seed: int, samples: int, nfe: int, c: Contender, seeds: Sequence[int]) -> float:
+        """What an exact solve scores (module docstring), for seed ``seed``."""
+        if kind == "stochastic":
+            other = seeds[(list(seeds).index(seed) + 1) % len(seeds)]
+            return self.kid(self.sde_limit(self.shared, seed, samples), self.sde_limit(self.shared, other, samples))
+        ends = self._ends(nfe, c)
+        count = min(ODE_CHECK, samples)
+        return path_error(self.ode_limit(seed, samples, *ends, steps=ODE_STEPS // 2, count=count),
+                          self.ode_limit(seed, samples, *ends)[:count])

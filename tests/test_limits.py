@@ -1,0 +1,153 @@
+"""The guided tables' limit yardstick (bench/limits.py): the ODE limit against the closed-form
+flow of a Gaussian, the SDE limit's law against the exact one, which contenders share a
+limit (checked against the registry's settings), and the cache keys."""
+
+import hashlib
+import math
+
+import pytest
+import torch
+
+from seeds_samplers.bench import decide
+from seeds_samplers.bench.compare import kdiffusion, ours
+from seeds_samplers.bench.comfy import COMFY_SAMPLERS
+from seeds_samplers.bench.contenders import QUALITY_BASELINES, menu_contenders
+from seeds_samplers.bench.gmm import GaussianMixture
+from seeds_samplers.bench.limits import LIMIT_SOLVER, ODE_STEPS, SHARED_PROCESS, Yardstick, path_error, process_of
+from seeds_samplers.bench.models import _gmm_model
+from seeds_samplers.samplers.registry import SAMPLERS
+
+MU, S = 0.3, 0.5  # one Gaussian N(MU, S^2 I) on 1x8x8 images: its flow and its law are known exactly
+
+
+@pytest.fixture()
+def gaussian():
+    mix = GaussianMixture(torch.full((1, 1, 8, 8), MU, dtype=torch.float64), [S], [1.0])
+    return _gmm_model("photo8", "one Gaussian", mix, "vp_discrete")
+
+
+def _yardstick(model, tmp_path):
+    def generate(cs, nfe, seed, n):
+        return decide._generate(model, cs, nfe, seed, "karras", n)
+
+    def key(**fields) -> str:
+        return hashlib.sha1(repr(sorted(fields.items())).encode()).hexdigest()
+
+    return Yardstick(model, "karras", generate, key, tmp_path, lambda images: images.flatten(1).to(torch.float64))
+
+
+def _ends(model):
+    sig = decide.schedule_for(model.denoiser, 10, "karras")
+    return float(sig[0]), float(sig[-2])
+
+
+def test_ode_limit_is_the_closed_form_flow(gaussian, tmp_path):
+    """Under x = x0 + sigma eps a Gaussian's probability-flow ODE scales x - MU by
+    sqrt(S^2 + sigma^2); the limit ends with the denoiser's call at sigma_min."""
+    yard = _yardstick(gaussian, tmp_path)
+    smax, smin = _ends(gaussian)
+    limit = yard.ode_limit(0, 20, smax, smin)
+    x = gaussian.prior(20, 0).to(torch.float64)
+    at_min = MU + (x - MU) * math.sqrt(S ** 2 + smin ** 2) / math.sqrt(S ** 2 + smax ** 2)
+    exact = MU + S ** 2 / (S ** 2 + smin ** 2) * (at_min - MU)
+    err = path_error(limit, exact)
+    assert err < 0.1  # x 10^3: an RMS below 1e-4, against O(1) pixels
+    # the cache returns the same limit without solving again; a solver's error shrinks with its calls
+    calls = gaussian.calls
+    assert torch.equal(yard.ode_limit(0, 20, smax, smin), limit) and gaussian.calls == calls
+    deis = ours("deis")
+    errors = [yard.score(deis, 0, nfe, decide._generate(gaussian, [deis], nfe, 0, "karras", 20)[0][0])
+              for nfe in (3, 10)]
+    assert errors[1] < errors[0] / 4 and errors[1] > 10 * err
+    # the floor compares the limit with its half-step solve: on a smooth flow RK4's fourth
+    # order makes it about 15 times the limit's own error
+    floor = yard.floor("deterministic", 0, 20, 10, deis, [0, 1])
+    assert 8 * err < floor < 32 * err and floor < errors[1]
+    assert yard.sample_calls == 20 * (4 * ODE_STEPS + 1) + 20 * (4 * ODE_STEPS // 2 + 1)
+
+
+def test_sde_limit_has_the_exact_law_and_is_shared(gaussian, tmp_path):
+    yard = _yardstick(gaussian, tmp_path)
+    seeds1, seeds2 = ours("seeds_1"), next(c for c in menu_contenders() if c.label == "SEEDS-2")
+    shared = yard.sde_limit(seeds1, 0, 400)
+    # the limit draws its own latents and noise: not the table's seed 0
+    assert not torch.allclose(shared, decide._generate(gaussian, [seeds1], 10, 0, "karras", 400)[0][0])
+    flat = shared.flatten(1)
+    n = flat.numel()
+    assert abs(float(flat.mean()) - MU) < 4 * S / math.sqrt(n)
+    assert abs(float(flat.std()) - S) < 4 * S / math.sqrt(2 * n)
+    # every shared contender reads the same limit; a noise window is a process of its own
+    assert torch.equal(yard.sde_limit(ours("er_sde"), 0, 400), shared)
+    assert process_of(seeds2).startswith("own:") and not torch.equal(yard.sde_limit(seeds2, 0, 400), shared)
+    # the score is the KID to the limit: an exact draw scores near the floor, a biased one far above
+    exact, _ = gaussian_sample(gaussian, 400)
+    assert yard.kid(exact, shared) < yard.kid(exact + 0.2, shared) / 10
+
+
+def gaussian_sample(model, n):
+    mix = model.denoiser.mixture
+    x, y = mix.sample(n, torch.Generator().manual_seed(99))
+    return x.to(torch.float32), y
+
+
+def test_shared_process_matches_the_registry():
+    """A shared contender solves the full-noise reverse SDE with no noise window: its menu
+    settings (registry defaults plus the entry's own) say so."""
+    menu = {c.label: c for c in menu_contenders()}
+    by_title = {spec.title: spec for spec in SAMPLERS.values()}
+    for label, source in SHARED_PROCESS:
+        if source == "ours":
+            c = menu[label]
+            spec = by_title.get(label) or by_title[label.rsplit(" ", 1)[0]]
+            settings = {p.name: p.default for p in spec.params} | c.params
+            assert settings.get("eta", 1.0) == 1.0, label
+            assert settings.get("noise_start", 0.0) == 0.0 and settings.get("noise_end", 1.0) == 1.0, label
+            assert settings.get("noise_scale_function", "original_sde") == "original_sde", label
+            assert c.stochastic and process_of(c) == "sde"
+        elif source == "k-diffusion":
+            assert label in QUALITY_BASELINES and process_of(kdiffusion(label)) == "sde"
+        else:
+            assert source == "ComfyUI" and COMFY_SAMPLERS[label][1]
+    assert LIMIT_SOLVER in SHARED_PROCESS
+    # the deterministic entries share the ODE; windows and other noise functions do not share
+    assert {process_of(c) for c in menu_contenders() if not c.stochastic} == {"ode"}
+    assert ("SEEDS-2", "ours") not in SHARED_PROCESS and ("sa_solver", "ComfyUI") not in SHARED_PROCESS
+
+
+def test_cache_key_records_the_yardstick(gaussian):
+    model = decide.kid_model("digits-cfg3")
+    c = ours("deis")
+    plain, fields = decide._key(model, "karras", 0, c, 10, 500)
+    assert "yardstick" not in fields  # the KID-to-data results cached before keep their keys
+    limit, fields = decide._key(model, "karras", 0, c, 10, 500, dict(name="limit"))
+    assert limit != plain and fields["yardstick"] == dict(name="limit")
+
+
+def test_limit_yardstick_refuses_other_data():
+    with pytest.raises(ValueError, match="digits models"):
+        decide.limit_model(decide.kid_model("patches-eps"), "stochastic", "karras")
+    with pytest.raises(ValueError, match="yardstick"):
+        decide.run_table("digits-cfg3", "karras", 10, yardstick="fid")
+
+
+def test_guided_kid_is_taken_per_requested_digit(gaussian, tmp_path):
+    """Samples whose digits land one request off have the limit's mixture of digits, so the KID
+    on all samples together cannot see it; the per-digit KID (guided stochastic tables) can."""
+    from seeds_samplers.digits.guidance import balanced_labels
+
+    g = torch.Generator().manual_seed(3)
+    n = 400
+    offsets = torch.arange(n) % 10  # sample i requests digit i % 10, as the guided bench model
+
+    def draw(shift: int) -> torch.Tensor:
+        return ((offsets + shift) % 10).to(torch.float32).view(-1, 1, 1, 1) + 0.3 * torch.randn(n, 1, 8, 8, generator=g)
+
+    def features(images: torch.Tensor) -> torch.Tensor:  # entries of order one, like the bench's features
+        return images.flatten(1).to(torch.float64) / 5
+
+    limit, right, off = draw(0), draw(0), draw(1)
+    plain = Yardstick(gaussian, "karras", None, None, tmp_path, features)
+    per_digit = Yardstick(gaussian, "karras", None, None, tmp_path, features, balanced_labels)
+    assert abs(plain.kid(off, limit) - plain.kid(right, limit)) < 1.0
+    assert per_digit.kid(off, limit) > 1000 and abs(per_digit.kid(right, limit)) < 1.0
+    assert per_digit.fields["kid"] == "per requested digit" and "kid" not in plain.fields
