@@ -20,6 +20,10 @@ and minimum detectable difference, after a screening pass that keeps the best an
 table per schedule x NFE x kind (stochastic / deterministic). The guided models (digits-cfg1, digits-cfg3, digits-cfg6: the
 class-conditional digits network under the hosts' classifier-free guidance) get the same
 tables, with the per-class KID and the accuracy on the requested digit, when named in --models.
+With ``--yardstick limit`` the digits models' tables measure the solve instead of the
+distance to the data: the distance to the converged process of the same model (the ODE's
+limit from each latent, the SDE's law; :mod:`.limits`), which under guidance is what ranks
+solvers by accuracy.
 
 Sweep: ``--sweep SAMPLER --set name=v1,v2 ...`` runs every combination of the given
 parameter values (others at the menu entry's settings) on the test models at NFE 5, 8, 10,
