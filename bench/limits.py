@@ -34,10 +34,8 @@ Limits are cached beside the bench's per-seed results (:func:`.decide.cache_dir`
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import torch
 
