@@ -34,6 +34,7 @@ Limits are cached beside the bench's per-seed results (:func:`.decide.cache_dir`
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Tuple
 
@@ -126,6 +127,11 @@ class Yardstick:
         """The ODE limit of the first ``count`` (default all) of seed ``seed``'s latents."""
         from .decide import CHUNK
 
+        if not math.isfinite(self.model.model_type.half_log_snr(sigma_max)):
+            # a flow model's schedule starts at sigma = 1, where alpha = 0: RK4 in half-log-SNR
+            # cannot start there (a first step in sigma would be needed; not built)
+            raise ValueError(f"the ODE limit starts at a finite half-log-SNR; {self.model.name} starts at sigma "
+                             f"{sigma_max:g} (a flow model's pure noise): no ODE limit for it yet")
         count = samples if count is None else count
         fields = dict(kind="ode", seed=seed, samples=samples, count=count, steps=steps,
                       sigmas=(round(sigma_max, 6), round(sigma_min, 6)))

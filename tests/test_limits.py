@@ -123,6 +123,17 @@ def test_cache_key_records_the_yardstick(gaussian):
     assert limit != plain and fields["yardstick"] == dict(name="limit")
 
 
+def test_ode_limit_refuses_a_flow_model(tmp_path):
+    """A flow schedule starts at sigma = 1 (alpha = 0), where the half-log-SNR RK4 cannot start:
+    a clear error, not a NaN limit."""
+    mix = GaussianMixture(torch.full((1, 1, 8, 8), MU, dtype=torch.float64), [S], [1.0])
+    flow = _gmm_model("photo8-flow", "one Gaussian, flow", mix, "flow")
+    yard = Yardstick(flow, "simple", None, None, tmp_path, None)
+    sig = decide.schedule_for(flow.denoiser, 10, "simple")
+    with pytest.raises(ValueError, match="finite half-log-SNR"):
+        yard.ode_limit(0, 20, float(sig[0]), float(sig[-2]))
+
+
 def test_limit_yardstick_refuses_other_data():
     with pytest.raises(ValueError, match="digits models"):
         decide.limit_model(decide.kid_model("patches-eps"), "stochastic", "karras")
