@@ -51,7 +51,7 @@ import torch
 from .compare import Contender, schedule_for
 from .contenders import menu_contenders, anchor_contenders
 from .grid import mean_sd, noise_seed
-from .limits import Yardstick
+from .limits import LIMIT_CALLS, ODE_CHECK, ODE_STEPS, Yardstick
 from .models import GUIDED, TestModel, build_model
 from .report import fmt_mean_sd
 
@@ -106,8 +106,6 @@ def limit_model(model: TestModel, kind: str, schedule: str) -> Tuple[TestModel, 
     """``model`` scored against the converged process its samplers discretise (the ODE
     limit per latent for ``kind`` "deterministic", the SDE's law for "stochastic";
     :mod:`.limits`), and the :class:`~.limits.Yardstick` that scores it."""
-    from ..digits.fd import features
-
     if _DATASET.get(model.name) != "digits":
         raise ValueError(f"the limit yardstick scores digits models (its KID uses the digit classifier), "
                          f"got {model.name!r}")
@@ -118,12 +116,11 @@ def limit_model(model: TestModel, kind: str, schedule: str) -> Tuple[TestModel, 
         full = dict(fields, version=VERSION, model=model.name, weights=_model_version(model), code=code)
         return hashlib.sha1(json.dumps(full, sort_keys=True, default=str).encode()).hexdigest()
 
-    metric = _metric("digits")
     labels = None
     if model.name in GUIDED and kind == "stochastic":
         from ..digits.guidance import balanced_labels as labels  # what the guided model requested per sample
     yard = Yardstick(model, schedule, lambda cs, nfe, seed, n: _generate(model, cs, nfe, seed, schedule, n), key,
-                     cache_dir(), lambda images: features(metric.net, images) / metric.kid_scale, labels)
+                     cache_dir(), _metric("digits").kid_features, labels)
     if kind == "deterministic":
         guided = "guided " if model.name in GUIDED else ""
         name, what = "RMS to ODE limit ×10³", f"per-sample RMS pixel distance to the converged {guided}ODE"
@@ -407,8 +404,6 @@ def _full_cost(t: dict) -> float:
 
 
 def _floor_text(t: dict) -> str:
-    from .limits import LIMIT_CALLS, ODE_CHECK, ODE_STEPS
-
     if t.get("yardstick", "data") == "data":
         return f"{t['model'].metric} of {t['samples']} real training images vs the held-out reference"
     if t["kind"] == "deterministic":

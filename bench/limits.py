@@ -24,9 +24,9 @@ converged process of the same guided model, schedule end points and requested di
 The floors: for the ODE, the RMS distance between the :data:`ODE_STEPS`-step limit and one at
 half the steps on the first :data:`ODE_CHECK` samples of each seed: on a smooth flow RK4's
 fourth order puts the limit's own error at about 1/15 of it (tests/test_limits.py), but the
-guided digits network is not that smooth in sigma: its RK4 limits at 16, 32 and 64 steps differ
-from 128 steps by about the same 4-5 x 10^-3 RMS (docs/benchmark.md), so the floor is the
-limit's uncertainty itself; for the SDE, the KID between two independent draws of the shared
+guided digits network is not that smooth in sigma: on 30 guided latents its RK4 limits at 16,
+32 and 64 steps differed from 128 steps by about the same 4-5 x 10^-3 RMS, so the floor (printed
+with every table) is the limit's uncertainty itself; for the SDE, the KID between two independent draws of the shared
 limit (seeds s and s + 1): what an exact solve would score.
 
 Limits are cached beside the bench's per-seed results (:func:`.decide.cache_dir` / limits).
@@ -156,6 +156,7 @@ class Yardstick:
         solver = self.shared if process_of(c) == "sde" else c
         fields = dict(kind=process_of(c), solver=(solver.label, solver.source, repr(sorted(solver.params.items()))),
                       seed=seed, samples=samples, calls=LIMIT_CALLS, schedule=self.schedule)
+
         def make() -> torch.Tensor:
             out, calls = self.generate([solver], LIMIT_CALLS, seed + LIMIT_SEED, samples)[0]
             self.sample_calls += calls * samples

@@ -131,12 +131,16 @@ class DigitsFD:
             return float("inf")
         return frechet_distance(feature_stats(features(self.net, images)), self.reference)
 
+    def kid_features(self, images: torch.Tensor) -> torch.Tensor:
+        """The features KID compares: the classifier's, divided by ``kid_scale``."""
+        return features(self.net, images) / self.kid_scale
+
     def kid(self, images: torch.Tensor) -> float:
-        """KID (:func:`kernel_distance`) of ``images`` against the reference, on features
-        divided by ``kid_scale``; inf for non-finite images."""
+        """KID (:func:`kernel_distance`) of ``images`` against the reference, on
+        :meth:`kid_features`; inf for non-finite images."""
         if not bool(torch.isfinite(images).all()):
             return float("inf")
-        return kernel_distance(features(self.net, images) / self.kid_scale, self.reference_features)
+        return kernel_distance(self.kid_features(images), self.reference_features)
 
     def real_sample(self, n: int, seed: int = 0) -> torch.Tensor:
         """``n`` training images (a seeded random subset): the real samples of the floors."""
