@@ -52,6 +52,7 @@ from .models import DEFAULT_MODELS, DEFAULT_SCHEDULE, MODELS
 from .overhead import overhead, overhead_markdown
 from .quality import quality, quality_cells, quality_section  # noqa: F401 - quality: tests/test_project.py
 from .decide import TRAINED, write_decided
+from .pick import update_readme
 from .report import plot_mean_sd, replace_section_if_present, update_section
 from .sweep import rank_table, sweep, sweep_grid  # noqa: F401 - rank_table, sweep_grid: tests/test_bench.py
 from .targets import _verdict, target_lines  # noqa: F401 - tests/test_bench.py imports them from here
@@ -234,6 +235,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                                   args.screen_samples, args.keep, not args.no_comfy, command, args.out,
                                   args.readme.parent / DOC if args.readme else None, DOC_HEADER, _doc_lock,
                                   yardstick=args.yardstick)
+                    if args.readme:  # the README's overview of the decided tables (bench/pick.py)
+                        with _doc_lock(args.readme.parent / DOC):
+                            update_readme(args.readme)
                     continue
                 digits = name.startswith("digits")
                 n = args.digits_samples if digits else args.samples

@@ -506,8 +506,10 @@ per sample and process (the SDE) once, then comes from the cache: the first limi
 stochastic, 10 calls, with the shared and the anchors' own SDE limits) and 19.1 (`digits-eps`,
 deterministic, 10 calls).
 
-Our rows are the menu entries of the table's kind, the two further ER-SDE entries
-(`ss_er_sde_3m`, stochastic; `ss_er_sde_ode`, deterministic; README table) included.
+Our rows are the menu entries of the table's kind, the further entries (`ss_er_sde_3m`,
+stochastic; `ss_er_sde_ode` and `ss_ipndm_2m`, deterministic; README table) included. iPNDM 2M
+was added with the guided limit tables at 5 calls and CFG 6: deterministic tables that show no
+iPNDM 2M row were measured before it existed (their other rows are unchanged by it).
 
 The feature networks: for the digits, the digit classifier (`digits/classifier.py`, held-out
 accuracy in `digits/weights/classifier.json`); for the patches (16x16 RGB patches of the six
