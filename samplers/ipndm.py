@@ -106,13 +106,13 @@ register(SamplerSpec(
     calls_per_step=1, stochastic=False,
     menu={"order": 3},  # order 3 beats 4 at 5-20 NFE on the benchmark (warm-up, non-uniform steps)
     variants=(
-        # under classifier-free guidance (scale 3-6) at 5-8 calls a third-order extrapolation
-        # overshoots and order 2 lands nearest the converged guided ODE; unguided, order 3 is
-        # ahead from 6 calls on (docs/benchmark.md, the guided limit tables), so both are offered,
-        # as k-diffusion offers dpmpp_2m beside higher orders
+        # under classifier-free guidance a third-order extrapolation overshoots at few steps, and
+        # order 2 lands nearest the converged guided ODE (CFG 3: 5 calls; CFG 6: 5-10 calls);
+        # at CFG 1 order 3 is ahead from 8 calls on (docs/benchmark.md, the guided limit tables),
+        # so both are offered, as k-diffusion offers dpmpp_2m beside higher orders
         MenuVariant("ipndm_2m", "iPNDM 2M",
-                    "As ss_ipndm at second order: for guided sampling (CFG 3 and up) at 5-8 steps, where "
-                    "third order overshoots; unguided or at 10+ steps use ss_ipndm or ss_deis.",
+                    "As ss_ipndm at second order: for guided sampling at few steps (CFG 3: about 5; "
+                    "CFG 6 and up: 5-10), where third order overshoots; otherwise use ss_ipndm or ss_deis.",
                     {"order": 2}),
     ),
 ))
