@@ -363,16 +363,26 @@ def run_table(name: str, schedule: str, nfe: int, kind: str = "stochastic", seed
                 screen_cost=screen_cost, cost=cost, seconds=time.time() - t0, threads=torch.get_num_threads())
 
 
+# a decided table's verdicts (bench/pick.py reads them back for the README's overview)
+OUR_BEST, LEVEL, BEHIND_OUR_BEST, OURS_AHEAD, OURS_BEHIND = (
+    "our best", "level", "behind our best", "ours ahead", "ours behind")
+
+
+def section_name(name: str, schedule: str, kind: str, nfe: int, yardstick: str) -> str:
+    """The page section of a decided table (bench/pick.py parses these names back)."""
+    return f"bench-decided-{name}-{schedule}-{kind}-nfe{nfe}" + ("" if yardstick == "data" else "-limit")
+
+
 def _verdict(r: dict, mine: dict, seeds: int) -> str:
     if r is mine:
-        return "our best"
+        return OUR_BEST
     if r["d_mean"] is None or not math.isfinite(r["d_mean"]):
         return "–"
     if not called(r["d_mean"], r["d_sd"], seeds, KID_RESOLUTION):
-        return "level"
+        return LEVEL
     if r["source"] == "ours":
-        return "behind our best"
-    return "ours ahead" if r["d_mean"] < 0 else "ours behind"
+        return BEHIND_OUR_BEST
+    return OURS_AHEAD if r["d_mean"] < 0 else OURS_BEHIND
 
 
 def _cost_line(t: dict) -> str:
@@ -541,7 +551,7 @@ def write_decided(name: str, schedule: str, budgets: Sequence[int], kinds: Seque
         for kind in kinds:
             t = run_table(name, schedule, nfe, kind, seeds, samples, screen_samples, keep, comfy, log, yardstick)
             body = table_section(t, command)
-            section = f"bench-decided-{name}-{schedule}-{kind}-nfe{nfe}" + ("" if yardstick == "data" else "-limit")
+            section = section_name(name, schedule, kind, nfe, yardstick)
             (out / f"{section}.md").write_text(body + "\n")
             log("\n" + body + "\n")
             if doc is not None:

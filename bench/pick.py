@@ -17,9 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from .decide import LEVEL, OUR_BEST, OURS_AHEAD, OURS_BEHIND
+from .report import replace_section_if_present
+
 __all__ = ["Cell", "parse_decided", "overview_markdown", "SECTION"]
 
 SECTION = "decided-overview"  # the README's marked section
+# the section names of :func:`.decide.section_name`
 _START = re.compile(r"<!-- bench-decided-(?P<model>[a-z]+-[a-z0-9]+)-(?P<schedule>[a-z_]+)-"
                     r"(?P<kind>stochastic|deterministic)-nfe(?P<nfe>\d+)(?P<limit>-limit)?:start -->")
 _YARDSTICKS = (("data", "to the data (KID × 10³ to held-out images; per requested digit under CFG)"),
@@ -83,15 +87,15 @@ def parse_decided(text: str) -> List[Cell]:
                 continue
             solver, source, _calls, _value, diff, verdict = row[:6]
             name = solver if source == "ours" else f"`{solver}` ({source})"
-            if verdict == "our best":
+            if verdict == OUR_BEST:
                 cell.best = solver
             elif source == "ours":
                 continue
-            elif verdict == "ours ahead":
+            elif verdict == OURS_AHEAD:
                 cell.ahead.append(name)
-            elif verdict == "ours behind":
+            elif verdict == OURS_BEHIND:
                 cell.behind.append((name, diff))
-            elif verdict == "level":
+            elif verdict == LEVEL:
                 cell.level.append(name)
         if not cell.best:
             raise ValueError(f"decided section {m.group(0)} names no best entry of ours")
@@ -130,8 +134,6 @@ def overview_markdown(benchmark_md: Path, link: str = "docs/benchmark.md") -> st
 def update_readme(readme: Path, benchmark_md: Optional[Path] = None) -> bool:
     """Rewrite the README's overview section from the decided tables beside it; False when the
     README has no such section or there is no benchmark page."""
-    from .report import replace_section_if_present
-
     page = benchmark_md or readme.parent / "docs" / "benchmark.md"
     if not page.is_file():
         return False
