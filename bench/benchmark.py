@@ -20,7 +20,7 @@ and minimum detectable difference, after a screening pass that keeps the best an
 table per schedule x NFE x kind (stochastic / deterministic). The guided models (digits-cfg1, digits-cfg3, digits-cfg6: the
 class-conditional digits network under the hosts' classifier-free guidance) get the same
 tables, with the per-class KID and the accuracy on the requested digit, when named in --models.
-With ``--yardstick limit`` the digits models' tables measure the solve instead of the
+With ``--yardstick limit`` the trained models' tables measure the solve instead of the
 distance to the data: the distance to the converged process of the same model (the ODE's
 limit from each latent, the SDE's law; :mod:`.limits`), which under guidance is what ranks
 solvers by accuracy.
@@ -179,7 +179,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                     choices=("stochastic", "deterministic"), help="decided tables: which samplers (default both)")
     ap.add_argument("--yardstick", choices=("data", "limit"), default="data",
                     help="decided tables: score by the KID to the held-out images (data, default) or by the distance "
-                         "to the converged process of the same guided model (limit; digits models, bench/limits.py)")
+                         "to the converged process of the same guided model (limit; trained models, bench/limits.py)")
     ap.add_argument("--ref-samples", type=int, default=None,
                     help="latents per seed for the ODE-error reference (default 256 mixtures, 32 digits; 0 = off)")
     ap.add_argument("--ref-steps", type=int, default=None,

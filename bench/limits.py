@@ -4,19 +4,24 @@ Under classifier-free guidance the KID to the held-out digits does not rank solv
 accuracy: at a fixed CFG scale the converged guided processes themselves sit far from the
 data (docs/sweeps.md, "ER-SDE under classifier-free guidance"), and a coarse discretisation
 that guides less scores *better*. This module measures the solve instead, against the
-converged process of the same guided model, schedule end points and requested digits:
+converged process of the same model (guided or not), schedule end points and requested digits:
 
 * **deterministic** samplers all discretise one probability-flow ODE. Its limit from each
   initial latent is solved once per seed (classical RK4 in half-log-SNR,
   :func:`.compare.reference_solve`, :data:`ODE_STEPS` steps to the schedule's last nonzero
   sigma, then the final denoising call every sampler makes there); the distance is the mean
   over samples of the per-sample RMS pixel difference to that limit, x 10^3 (pixels in
-  [-1, 1]). Paired exactly: same latent, same target.
+  [-1, 1]). Paired exactly: same latent, same target. On a flow model every sampler ends at
+  sigma = 0 (the velocity is finite there), so the limit is the ODE's solution at 0: RK4 in
+  sigma itself (:func:`.compare.sigma_reference_solve`; half-log-SNR steps cannot start at
+  the samplers' first sigma, just below 1, where lambda -> -inf, and are poor over the long
+  lambda range a flow schedule spans), :data:`FLOW_ODE_STEPS` equal steps to
+  lambda = :data:`FLOW_LIMIT_LAMBDA`, then the denoiser there (x(0) = D + O(sigma^2)).
 * **stochastic** samplers discretise a reverse SDE; the law of its solution, not a path, is
-  the target. The distance is the KID x 10^3 (the bench's kernel distance on the digit
-  classifier's features) between the samples and :data:`LIMIT_CALLS`-call samples of the same
-  process drawn from independent latents and noise (seed + :data:`LIMIT_SEED`), balanced over
-  the requested digits like the samples. Contenders that discretise the same SDE share one
+  the target. The distance is the KID x 10^3 (the bench's kernel distance on the features of
+  the model's own classifier, digits or patches) between the samples and
+  :data:`LIMIT_CALLS`-call samples of the same process drawn from independent latents and
+  noise (seed + :data:`LIMIT_SEED`), balanced over the requested digits like the samples. Contenders that discretise the same SDE share one
   limit (:data:`SHARED_PROCESS`, computed with :data:`LIMIT_SOLVER`); every other stochastic
   contender (a noise window, another noise function) is its own limit: itself at
   :data:`LIMIT_CALLS` calls.
@@ -40,12 +45,14 @@ from typing import Callable, Optional, Sequence, Tuple
 
 import torch
 
-from .compare import Contender, kdiffusion, reference_solve, schedule_for
+from .compare import Contender, kdiffusion, reference_solve, schedule_for, sigma_reference_solve
 
-__all__ = ["ODE_STEPS", "ODE_CHECK", "LIMIT_CALLS", "LIMIT_SEED", "SHARED_PROCESS", "LIMIT_SOLVER", "Yardstick",
-           "process_of", "path_error"]
+__all__ = ["ODE_STEPS", "FLOW_ODE_STEPS", "FLOW_LIMIT_LAMBDA", "ODE_CHECK", "LIMIT_CALLS", "LIMIT_SEED",
+           "SHARED_PROCESS", "LIMIT_SOLVER", "Yardstick", "process_of", "path_error"]
 
 ODE_STEPS = 24  # RK4 steps (4 calls each) of the ODE limit: more do not sharpen it on the guided digits (above)
+FLOW_ODE_STEPS = 64  # RK4 steps in sigma of a flow model's limit: the tables print 64 vs 32 steps as the floor
+FLOW_LIMIT_LAMBDA = 8.0  # a flow limit's last sigma, 1 / (1 + e^8) = 3.4e-4: D there is x(0) to O(sigma^2)
 ODE_CHECK = 50  # samples per seed whose limit is also solved at half the steps (the ODE floor)
 LIMIT_CALLS = 60  # model calls of a stochastic limit: six times the largest decided budget but 20
 LIMIT_SEED = 1000  # a limit of seed s draws latents and noise of seed s + LIMIT_SEED
@@ -79,10 +86,10 @@ def path_error(samples: torch.Tensor, limit: torch.Tensor) -> float:
 
 
 class Yardstick:
-    """Scores a decided table's runs against the converged guided process (module docstring).
+    """Scores a decided table's runs against the converged process (module docstring).
 
     Args:
-        model: the guided test model (:func:`.models.build_model`).
+        model: the trained test model (:func:`.models.build_model`), guided or not.
         schedule: the table's host schedule (its end points fix the ODE limit).
         generate: ``generate(contenders, nfe, seed, samples) -> [(samples, calls)]``, the
             table's own generation (the same chunks, labels and noise streams).
@@ -123,15 +130,19 @@ class Yardstick:
         return out
 
     def ode_limit(self, seed: int, samples: int, sigma_max: float, sigma_min: float,
-                  steps: int = ODE_STEPS, count: Optional[int] = None) -> torch.Tensor:
-        """The ODE limit of the first ``count`` (default all) of seed ``seed``'s latents."""
+                  steps: Optional[int] = None, count: Optional[int] = None) -> torch.Tensor:
+        """The ODE limit of the first ``count`` (default all) of seed ``seed``'s latents, from
+        ``sigma_max`` to ``sigma_min`` (0: a flow model's x(0)) in ``steps`` RK4 steps (default
+        :data:`ODE_STEPS`, :data:`FLOW_ODE_STEPS` to 0)."""
         from .decide import CHUNK
 
-        if not math.isfinite(self.model.model_type.half_log_snr(sigma_max)):
-            # a flow model's schedule starts at sigma = 1, where alpha = 0: RK4 in half-log-SNR
-            # cannot start there (a first step in sigma would be needed; not built)
-            raise ValueError(f"the ODE limit starts at a finite half-log-SNR; {self.model.name} starts at sigma "
-                             f"{sigma_max:g} (a flow model's pure noise): no ODE limit for it yet")
+        mt = self.model.model_type
+        if not math.isfinite(mt.half_log_snr(sigma_max)):
+            raise ValueError(f"the ODE limit starts at a finite half-log-SNR; got sigma {sigma_max:g} for "
+                             f"{self.model.name} (a flow schedule's first sigma goes through prepare_sigmas)")
+        # to sigma = 0 (flow): stop where the final denoising call is x(0) to O(sigma^2)
+        end = mt.sigma_at(FLOW_LIMIT_LAMBDA) if sigma_min == 0.0 else sigma_min
+        steps = steps or (FLOW_ODE_STEPS if sigma_min == 0.0 else ODE_STEPS)
         count = samples if count is None else count
         fields = dict(kind="ode", seed=seed, samples=samples, count=count, steps=steps,
                       sigmas=(round(sigma_max, 6), round(sigma_min, 6)))
@@ -143,8 +154,11 @@ class Yardstick:
             for k0 in range(0, count, CHUNK):  # the table's chunks: the same requested digit per sample
                 xc = x[k0:k0 + CHUNK]
                 with torch.inference_mode():
-                    y = reference_solve(den, xc, sigma_min, sigma_max, steps=steps)
-                    s = torch.full((xc.shape[0],), sigma_min, dtype=xc.dtype)
+                    if sigma_min == 0.0:
+                        y = sigma_reference_solve(den, xc, end, sigma_max, steps)
+                    else:
+                        y = reference_solve(den, xc, end, sigma_max, steps=steps)
+                    s = torch.full((xc.shape[0],), end, dtype=xc.dtype)
                     parts.append(den(y.to(xc.dtype), s))  # the final call every sampler makes
             self.sample_calls += count * (4 * steps + 1)
             return torch.cat(parts)
@@ -178,8 +192,13 @@ class Yardstick:
                                              self.labels(b.shape[0]))
 
     def _ends(self, nfe: int, c: Contender) -> Tuple[float, float]:
-        sig = schedule_for(self.model.denoiser, c.intervals_for(nfe), self.schedule)
-        return float(sig[0]), float(sig[-2])
+        """Where ``c``'s solve starts and the sigma whose denoising call ends it (0: a flow
+        model, whose samplers step to sigma = 0; its first sigma as the samplers see it)."""
+        sig = [float(s) for s in schedule_for(self.model.denoiser, c.intervals_for(nfe), self.schedule)]
+        mt = self.model.model_type
+        if mt.is_flow:
+            return mt.prepare_sigmas(sig)[0], 0.0
+        return sig[0], sig[-2]
 
     def score(self, c: Contender, seed: int, nfe: int, samples: torch.Tensor) -> float:
         """The distance of ``c``'s samples (seed ``seed``, ``nfe`` calls) to its limit."""
@@ -196,5 +215,6 @@ class Yardstick:
             return self.kid(self.sde_limit(self.shared, seed, samples), self.sde_limit(self.shared, other, samples))
         ends = self._ends(nfe, c)
         count = min(ODE_CHECK, samples)
-        return path_error(self.ode_limit(seed, samples, *ends, steps=ODE_STEPS // 2, count=count),
+        half = (FLOW_ODE_STEPS if ends[1] == 0.0 else ODE_STEPS) // 2
+        return path_error(self.ode_limit(seed, samples, *ends, steps=half, count=count),
                           self.ode_limit(seed, samples, *ends)[:count])

@@ -13,8 +13,8 @@ from seeds_samplers.bench.compare import kdiffusion, ours
 from seeds_samplers.bench.comfy import COMFY_SAMPLERS
 from seeds_samplers.bench.contenders import QUALITY_BASELINES, menu_contenders
 from seeds_samplers.bench.gmm import GaussianMixture
-from seeds_samplers.bench.limits import LIMIT_SOLVER, ODE_STEPS, SHARED_PROCESS, Yardstick, path_error, process_of
-from seeds_samplers.bench.models import _gmm_model
+from seeds_samplers.bench.limits import FLOW_ODE_STEPS, LIMIT_SOLVER, ODE_STEPS, SHARED_PROCESS, Yardstick, path_error, process_of
+from seeds_samplers.bench.models import _gmm_model, build_model
 from seeds_samplers.samplers.registry import SAMPLERS
 
 MU, S = 0.3, 0.5  # one Gaussian N(MU, S^2 I) on 1x8x8 images: its flow and its law are known exactly
@@ -123,20 +123,45 @@ def test_cache_key_records_the_yardstick(gaussian):
     assert limit != plain and fields["yardstick"] == dict(name="limit")
 
 
-def test_ode_limit_refuses_a_flow_model(tmp_path):
-    """A flow schedule starts at sigma = 1 (alpha = 0), where the half-log-SNR RK4 cannot start:
-    a clear error, not a NaN limit."""
+def test_flow_ode_limit_is_the_closed_form_at_sigma_zero(tmp_path):
+    """On a flow model (x = (1 - sigma) x0 + sigma eps) every sampler steps to sigma = 0, so the
+    limit is the ODE's x(0) from the samplers' first sigma (just below 1, where lambda = -inf):
+    for N(MU, S^2) the flow keeps (x - (1 - sigma) MU) / sqrt((1 - sigma)^2 S^2 + sigma^2)."""
     mix = GaussianMixture(torch.full((1, 1, 8, 8), MU, dtype=torch.float64), [S], [1.0])
     flow = _gmm_model("photo8-flow", "one Gaussian, flow", mix, "flow")
-    yard = Yardstick(flow, "simple", None, None, tmp_path, None)
-    sig = decide.schedule_for(flow.denoiser, 10, "simple")
-    with pytest.raises(ValueError, match="finite half-log-SNR"):
-        yard.ode_limit(0, 20, float(sig[0]), float(sig[-2]))
+
+    def generate(cs, nfe, seed, n):
+        return decide._generate(flow, cs, nfe, seed, "simple", n)
+
+    yard = Yardstick(flow, "simple", generate, lambda **f: hashlib.sha1(repr(sorted(f.items())).encode()).hexdigest(),
+                     tmp_path, None)
+    deis = ours("deis")
+    s0, end = yard._ends(10, deis)
+    assert end == 0.0 and s0 == flow.model_type.prepare_sigmas(decide.schedule_for(flow.denoiser, 10, "simple"))[0]
+    assert 0.99 < s0 < 1.0
+    limit = yard.ode_limit(0, 20, s0, end)
+    x = flow.prior(20, 0).to(torch.float64)
+    exact = MU + S * (x - (1 - s0) * MU) / math.sqrt((1 - s0) ** 2 * S ** 2 + s0 ** 2)
+    err = path_error(limit, exact)
+    assert err < 0.01  # x 10^3: an RMS below 1e-5 (the path is nearly straight in sigma)
+    # the samplers' error shrinks with their calls, far above the limit's own, and so does the
+    # floor (the half-step limit's distance)
+    errors = [yard.score(deis, 0, nfe, generate([deis], nfe, 0, 20)[0][0]) for nfe in (3, 10)]
+    assert errors[1] < errors[0] / 4 and errors[1] > 100 * err
+    floor = yard.floor("deterministic", 0, 20, 10, deis, [0, 1])
+    assert 0 < floor < errors[1] / 100
+    assert yard.sample_calls == 20 * (4 * FLOW_ODE_STEPS + 1) + 20 * (4 * FLOW_ODE_STEPS // 2 + 1)
+    with pytest.raises(ValueError, match="finite half-log-SNR"):  # sigma = 1 itself: alpha = 0
+        yard.ode_limit(0, 20, 1.0, 0.0)
 
 
-def test_limit_yardstick_refuses_other_data():
-    with pytest.raises(ValueError, match="digits models"):
-        decide.limit_model(decide.kid_model("patches-eps"), "stochastic", "karras")
+def test_limit_yardstick_takes_each_trained_model_s_own_features():
+    """The patches models' stochastic limits compare the patch classifier's features, not the
+    digit classifier's; a model that is not a trained one is refused."""
+    _, yard = decide.limit_model(decide.kid_model("patches-eps"), "stochastic", "karras")
+    assert yard.features.__self__ is decide._metric("patches")
+    with pytest.raises(ValueError, match="trained models"):
+        decide.limit_model(build_model("photo8"), "deterministic", "karras")
     with pytest.raises(ValueError, match="yardstick"):
         decide.run_table("digits-cfg3", "karras", 10, yardstick="fid")
 
