@@ -28,7 +28,8 @@ solvers by accuracy.
 Sweep: ``--sweep SAMPLER --set name=v1,v2 ...`` runs every combination of the given
 parameter values (others at the menu entry's settings) on the test models at NFE 5, 8, 10,
 20 and prints mean ± spread per model x NFE and an aggregate rank; on the trained models by
-KID from the same latents and noise (the decided tables' paired design and cache), with
+KID from the same latents and noise (the decided tables' paired design and cache; with
+``--yardstick limit`` by the distance to the converged process instead), with
 ``--anchors`` also the best configuration against the best anchor as a paired difference.
 
 Overhead: sampler-side time per model call with a near-zero-cost model on an SDXL-size
@@ -178,8 +179,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--kinds", nargs="+", default=["stochastic", "deterministic"],
                     choices=("stochastic", "deterministic"), help="decided tables: which samplers (default both)")
     ap.add_argument("--yardstick", choices=("data", "limit"), default="data",
-                    help="decided tables: score by the KID to the held-out images (data, default) or by the distance "
-                         "to the converged process of the same guided model (limit; trained models, bench/limits.py)")
+                    help="decided tables and sweeps on the trained models: score by the KID to the held-out images "
+                         "(data, default) or by the distance to the converged process of the same model (limit, "
+                         "bench/limits.py)")
     ap.add_argument("--ref-samples", type=int, default=None,
                     help="latents per seed for the ODE-error reference (default 256 mixtures, 32 digits; 0 = off)")
     ap.add_argument("--ref-steps", type=int, default=None,
@@ -214,7 +216,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.sweep:
         try:
             md, _ = sweep(args.sweep, args.sets, args.models, schedules, args.budgets or SWEEP_BUDGETS, seeds,
-                          args.samples, args.digits_samples, args.anchors, not args.no_comfy)
+                          args.samples, args.digits_samples, args.anchors, not args.no_comfy,
+                          yardstick=args.yardstick)
         except ValueError as e:
             ap.error(str(e))
         md = f"Command: `{command}`\n\n" + md + "\n"

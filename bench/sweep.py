@@ -12,7 +12,8 @@ from ..samplers import registry
 from .compare import ours
 from .compare import Contender
 from .contenders import anchor_contenders
-from .decide import KID_RESOLUTION, TRAINED, called, kid_model, mdd, measure, summarise_measured
+from .decide import KID_RESOLUTION, TRAINED, called, kid_model, limit_model, mdd, measure, summarise_measured
+from .limits import Yardstick
 from .grid import mean_sd, run_grid, summarise
 from .models import TestModel, build_model
 from .report import fmt_mean_sd, pivot_mean_sd
@@ -80,12 +81,13 @@ def rank_table(cells: Sequence[dict]) -> List[tuple]:
 
 
 def _decided_cells(model: TestModel, contenders: Sequence[Contender], budgets: Sequence[int], seeds: Sequence[int],
-                   schedule: str, samples: int) -> List[dict]:
+                   schedule: str, samples: int, yardstick: Optional[Yardstick] = None) -> List[dict]:
     """Cells of a trained model: KID of every configuration from the same latents and noise
-    (the decided tables' paired design and cache, :func:`.decide.measure`)."""
+    (the decided tables' paired design and cache, :func:`.decide.measure`), or with
+    ``yardstick`` the distance to the converged process (:mod:`.limits`)."""
     cells = []
     for nfe in budgets:
-        res, _ = measure(model, contenders, nfe, seeds, schedule, samples, log=lambda s: None)
+        res, _ = measure(model, contenders, nfe, seeds, schedule, samples, log=lambda s: None, yardstick=yardstick)
         for c, row in zip(contenders, summarise_measured(res, contenders, seeds)):
             cells.append(dict(row, model=model.name, schedule=schedule, nfe=nfe, stochastic=c.stochastic,
                               n=len(seeds), ref_mean=None, ref_sd=None))
@@ -113,13 +115,18 @@ def _paired_lines(cells: Sequence[dict], budgets: Sequence[int], seeds: int) -> 
 def sweep(sampler: str, sets: Sequence[str], models: Sequence[str], schedules: Optional[Sequence[str]],
           budgets: Sequence[int], seeds: Sequence[int], samples: int, digits_samples: int,
           anchors: Optional[Sequence[str]],
-          comfy: bool, log=print) -> tuple:
+          comfy: bool, log=print, yardstick: str = "data") -> tuple:
+    """The sweep's markdown and cells. ``yardstick``: on the trained models, ``"data"`` (KID to
+    the held-out images) or ``"limit"`` (the distance to the converged process of the same
+    model, :mod:`.limits`: per-sample RMS to the ODE limit, or KID to the SDE's law)."""
+    if yardstick not in ("data", "limit"):
+        raise ValueError(f"yardstick must be 'data' or 'limit', got {yardstick!r}")
     combos = sweep_grid(sampler, sets)
     varied = [s.split("=", 1)[0].strip() for s in sets]
     spec = registry.get(sampler)
     contenders = [ours(spec.id, sweep_label(sampler, p, varied), **p) for p in combos]
+    stochastic = any(spec.is_stochastic(**p) for p in combos)
     if anchors is not None:  # [] = every anchor of the swept configurations' kind, else those named
-        stochastic = any(spec.is_stochastic(**p) for p in combos)
         pool = [c for c in anchor_contenders(comfy) if c.stochastic == stochastic]
         unknown = set(anchors) - {c.label for c in pool}
         if unknown:
@@ -132,14 +139,21 @@ def sweep(sampler: str, sets: Sequence[str], models: Sequence[str], schedules: O
             n = digits_samples if name in TRAINED else samples
             log(f"[sweep {sampler}] {name} / {schedule}: {len(contenders)} configurations x {len(seeds)} seeds, {n} samples")
             if name in TRAINED:
-                all_cells += _decided_cells(model, contenders, budgets, seeds, schedule, n)
+                scored, yard = model, None
+                if yardstick == "limit":
+                    scored, yard = limit_model(model, "stochastic" if stochastic else "deterministic", schedule)
+                all_cells += _decided_cells(scored, contenders, budgets, seeds, schedule, n, yard)
             else:
                 all_cells += summarise(run_grid(model, contenders, budgets, seeds, schedule, n, 0, log=lambda s: None))
     lines = []
     for name in models:
         for schedule in sorted({c["schedule"] for c in all_cells if c["model"] == name}):
             sel = [c for c in all_cells if c["model"] == name and c["schedule"] == schedule]
-            metric = "KID x 10^3 (paired, cached; bench/decide.py)" if name in TRAINED else "W2"
+            metric = "W2"
+            if name in TRAINED:
+                metric = "KID x 10^3 (paired, cached; bench/decide.py)" if yardstick == "data" else \
+                    f"{'KID x 10^3 to the SDE limit' if stochastic else 'RMS x 10^3 to the ODE limit'} " \
+                    "(paired, cached; bench/limits.py)"
             lines += [f"#### {name}, schedule `{schedule}`: {metric}", "", pivot_mean_sd(sel, budgets), ""]
             if name in TRAINED and anchors is not None:
                 lines += _paired_lines(sel, budgets, len(seeds)) + [""]
