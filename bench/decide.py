@@ -51,7 +51,7 @@ import torch
 from .compare import Contender, schedule_for
 from .contenders import menu_contenders, anchor_contenders
 from .grid import mean_sd, noise_seed
-from .limits import FLOW_ODE_STEPS, LIMIT_CALLS, ODE_CHECK, ODE_STEPS, Yardstick
+from .limits import FLOW_ODE_STEPS, LIMIT_CALLS, ODE_CHECK, ODE_STEPS, SHARED_PROCESS, Yardstick
 from .models import GUIDED, TestModel, build_model
 from .report import fmt_mean_sd
 
@@ -406,10 +406,25 @@ def _cost_line(t: dict) -> str:
 
 
 def _full_cost(t: dict) -> float:
-    """Sample-calls of the whole cell (screening and full runs) from an empty cache."""
+    """Sample-calls of the whole cell (screening, full runs and a limit table's limits) from
+    an empty cache."""
     full = sum(r["calls"] for r in t["rows"]) * t["samples"] * len(t["seeds"])
     screened = len(t["screened"]) * t["nfe"] * t["screen_samples"]
-    return full + screened
+    return full + screened + _limit_cost(t)
+
+
+def _limit_cost(t: dict) -> float:
+    """Sample-calls of the limits a limit table scores against (:mod:`.limits`): per seed the
+    ODE limit of every latent and its half-step check, or the shared SDE limit and each other
+    stochastic row's own (the screened-out anchors' own limits at the screening size aside)."""
+    if t.get("yardstick", "data") == "data":
+        return 0.0
+    seeds, n = len(t["seeds"]), t["samples"]
+    if t["kind"] == "deterministic":
+        steps = FLOW_ODE_STEPS if t["model"].model_type.is_flow else ODE_STEPS
+        return seeds * (n * (4 * steps + 1) + min(ODE_CHECK, n) * (4 * (steps // 2) + 1))
+    own = [r for r in t["rows"] if (r["label"], r["source"]) not in SHARED_PROCESS]
+    return seeds * n * LIMIT_CALLS * (1 + len(own))
 
 
 def _floor_text(t: dict) -> str:

@@ -13,7 +13,7 @@ from seeds_samplers.bench.compare import kdiffusion, ours
 from seeds_samplers.bench.comfy import COMFY_SAMPLERS
 from seeds_samplers.bench.contenders import QUALITY_BASELINES, menu_contenders
 from seeds_samplers.bench.gmm import GaussianMixture
-from seeds_samplers.bench.limits import FLOW_ODE_STEPS, LIMIT_SOLVER, ODE_STEPS, SHARED_PROCESS, Yardstick, path_error, process_of
+from seeds_samplers.bench.limits import FLOW_ODE_STEPS, LIMIT_CALLS, LIMIT_SOLVER, ODE_STEPS, SHARED_PROCESS, Yardstick, path_error, process_of
 from seeds_samplers.bench.models import _gmm_model, build_model
 from seeds_samplers.samplers.registry import SAMPLERS
 
@@ -187,3 +187,18 @@ def test_guided_kid_is_taken_per_requested_digit(gaussian, tmp_path):
     assert abs(plain.kid(off, limit) - plain.kid(right, limit)) < 1.0
     assert per_digit.kid(off, limit) > 1000 and abs(per_digit.kid(right, limit)) < 1.0
     assert per_digit.fields["kid"] == "per requested digit" and "kid" not in plain.fields
+
+
+def test_a_limit_table_s_cost_counts_its_limits(gaussian):
+    """The cost line's "whole cell from an empty cache" includes the limits: per seed the ODE
+    limit of every latent (4 calls per RK4 step and the final call) and its half-step check
+    on the first ODE_CHECK latents, or one SDE limit per process."""
+    rows = [dict(label="DEIS", source="ours", calls=10)]
+    t = dict(rows=rows, screened=[], nfe=10, screen_samples=0, samples=100, seeds=[0, 1], model=gaussian,
+             yardstick="data", kind="deterministic")
+    assert decide._full_cost(t) == 10 * 100 * 2
+    t["yardstick"] = "limit"
+    assert decide._full_cost(t) == 10 * 100 * 2 + 2 * (100 * (4 * ODE_STEPS + 1) + 50 * (2 * ODE_STEPS + 1))
+    t.update(kind="stochastic", rows=[dict(label="ER-SDE-Solver", source="ours", calls=10),
+                                      dict(label="sa_solver", source="ComfyUI", calls=10)])
+    assert decide._full_cost(t) == 20 * 100 * 2 + 2 * 100 * LIMIT_CALLS * 2  # the shared limit and sa_solver's own
