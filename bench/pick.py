@@ -28,7 +28,7 @@ _START = re.compile(r"<!-- bench-decided-(?P<model>[a-z]+-[a-z0-9]+)-(?P<schedul
                     r"(?P<kind>stochastic|deterministic)-nfe(?P<nfe>\d+)(?P<limit>-limit)?:start -->")
 _YARDSTICKS = (("data", "to the data (KID × 10³ to held-out images; per requested digit under CFG)"),
                ("limit", "to the converged process (`--yardstick limit`: RMS to the ODE limit from the same "
-                         "latent; per-digit KID to samples of the SDE)"))
+                         "latent, x(0) on flow models; KID to samples of the SDE, per requested digit under CFG)"))
 
 
 @dataclass
