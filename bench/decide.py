@@ -51,7 +51,7 @@ import torch
 from .compare import Contender, schedule_for
 from .contenders import menu_contenders, anchor_contenders
 from .grid import mean_sd, noise_seed
-from .limits import FLOW_ODE_STEPS, LIMIT_CALLS, ODE_CHECK, ODE_STEPS, SHARED_PROCESS, Yardstick
+from .limits import LIMIT_CALLS, ODE_CHECK, SHARED_PROCESS, Yardstick, ode_steps
 from .models import GUIDED, TestModel, build_model
 from .report import fmt_mean_sd
 
@@ -421,7 +421,7 @@ def _limit_cost(t: dict) -> float:
         return 0.0
     seeds, n = len(t["seeds"]), t["samples"]
     if t["kind"] == "deterministic":
-        steps = FLOW_ODE_STEPS if t["model"].model_type.is_flow else ODE_STEPS
+        steps = ode_steps(t["model"].model_type)
         return seeds * (n * (4 * steps + 1) + min(ODE_CHECK, n) * (4 * (steps // 2) + 1))
     own = [r for r in t["rows"] if (r["label"], r["source"]) not in SHARED_PROCESS]
     return seeds * n * LIMIT_CALLS * (1 + len(own))
@@ -431,7 +431,7 @@ def _floor_text(t: dict) -> str:
     if t.get("yardstick", "data") == "data":
         return f"{t['model'].metric} of {t['samples']} real training images vs the held-out reference"
     if t["kind"] == "deterministic":
-        steps = FLOW_ODE_STEPS if t["model"].model_type.is_flow else ODE_STEPS
+        steps = ode_steps(t["model"].model_type)
         return (f"RMS ×10³ between the {steps}- and {steps // 2}-step RK4 limits on {ODE_CHECK} latents "
                 "per seed: the limit's own uncertainty")
     return f"KID of two independent {LIMIT_CALLS}-call draws of the shared SDE limit, seeds s and s + 1"

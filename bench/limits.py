@@ -48,7 +48,7 @@ import torch
 from .compare import Contender, kdiffusion, reference_solve, schedule_for, sigma_reference_solve
 
 __all__ = ["ODE_STEPS", "FLOW_ODE_STEPS", "FLOW_LIMIT_LAMBDA", "ODE_CHECK", "LIMIT_CALLS", "LIMIT_SEED",
-           "SHARED_PROCESS", "LIMIT_SOLVER", "Yardstick", "process_of", "path_error"]
+           "SHARED_PROCESS", "LIMIT_SOLVER", "Yardstick", "ode_steps", "process_of", "path_error"]
 
 ODE_STEPS = 24  # RK4 steps (4 calls each) of the ODE limit: more do not sharpen it on the guided digits (above)
 FLOW_ODE_STEPS = 64  # RK4 steps in sigma of a flow model's limit: the tables print 64 vs 32 steps as the floor
@@ -70,6 +70,12 @@ SHARED_PROCESS = frozenset({
 })
 # the shared limit's solver: k-diffusion's DPM-Solver++(2M) SDE, not one of ours
 LIMIT_SOLVER = ("dpmpp_2m_sde", "k-diffusion")
+
+
+def ode_steps(model_type) -> int:
+    """RK4 steps of a model's ODE limit: :data:`FLOW_ODE_STEPS` in sigma on a flow model,
+    :data:`ODE_STEPS` in half-log-SNR on the others."""
+    return FLOW_ODE_STEPS if model_type.is_flow else ODE_STEPS
 
 
 def process_of(c: Contender) -> str:
@@ -142,7 +148,7 @@ class Yardstick:
                              f"{self.model.name} (a flow schedule's first sigma goes through prepare_sigmas)")
         # to sigma = 0 (flow): stop where the final denoising call is x(0) to O(sigma^2)
         end = mt.sigma_at(FLOW_LIMIT_LAMBDA) if sigma_min == 0.0 else sigma_min
-        steps = steps or (FLOW_ODE_STEPS if sigma_min == 0.0 else ODE_STEPS)
+        steps = steps or ode_steps(mt)
         count = samples if count is None else count
         fields = dict(kind="ode", seed=seed, samples=samples, count=count, steps=steps,
                       sigmas=(round(sigma_max, 6), round(sigma_min, 6)))
@@ -215,6 +221,6 @@ class Yardstick:
             return self.kid(self.sde_limit(self.shared, seed, samples), self.sde_limit(self.shared, other, samples))
         ends = self._ends(nfe, c)
         count = min(ODE_CHECK, samples)
-        half = (FLOW_ODE_STEPS if ends[1] == 0.0 else ODE_STEPS) // 2
+        half = ode_steps(self.model.model_type) // 2
         return path_error(self.ode_limit(seed, samples, *ends, steps=half, count=count),
                           self.ode_limit(seed, samples, *ends)[:count])
