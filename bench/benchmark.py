@@ -52,7 +52,7 @@ from .host_schedules import HOST_SCHEDULES
 from .models import DEFAULT_MODELS, DEFAULT_SCHEDULE, MODELS
 from .overhead import overhead, overhead_markdown
 from .quality import quality, quality_cells, quality_section  # noqa: F401 - quality: tests/test_project.py
-from .decide import TRAINED, write_decided
+from .decide import TRAINED, YARDSTICKS, write_decided
 from .pick import update_readme
 from .report import plot_mean_sd, replace_section_if_present, update_section
 from .sweep import rank_table, sweep, sweep_grid  # noqa: F401 - rank_table, sweep_grid: tests/test_bench.py
@@ -178,7 +178,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--keep", type=int, default=4, help="anchors a screening pass keeps (default 4)")
     ap.add_argument("--kinds", nargs="+", default=["stochastic", "deterministic"],
                     choices=("stochastic", "deterministic"), help="decided tables: which samplers (default both)")
-    ap.add_argument("--yardstick", choices=("data", "limit"), default="data",
+    ap.add_argument("--yardstick", choices=YARDSTICKS, default="data",
                     help="decided tables and sweeps on the trained models: score by the KID to the held-out images "
                          "(data, default) or by the distance to the converged process of the same model (limit, "
                          "bench/limits.py)")

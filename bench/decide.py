@@ -56,7 +56,8 @@ from .models import GUIDED, TestModel, build_model
 from .report import fmt_mean_sd
 
 __all__ = ["VERSION", "CHUNK", "KID_RESOLUTION", "TRAINED", "write_decided", "INTRO", "KID_UNITS", "cache_dir", "kid_model", "screen", "run_table", "table_section",
-           "mdd", "called", "T95", "summarise_measured"]
+           "mdd", "called", "T95", "summarise_measured", "YARDSTICKS", "check_yardstick", "scored_model",
+           "limit_model"]
 
 VERSION = 1  # of the generation and scoring below: part of every cache key
 CHUNK = 250  # samples per model call: the digits U-Net's cost per sample rises above ~250 on a CPU
@@ -100,6 +101,25 @@ def kid_model(name: str) -> TestModel:
     return dataclasses.replace(model, metric="KID×10³",
                                _score=lambda s: KID_UNITS * _metric(dataset).kid(s),
                                _floor=lambda n, seed: KID_UNITS * _metric(dataset).kid_floor(n, seed))
+
+
+YARDSTICKS = ("data", "limit")  # the decided tables' and sweeps' scores (module docstring, bench/limits.py)
+
+
+def check_yardstick(yardstick: str) -> str:
+    """``yardstick`` if it is one of :data:`YARDSTICKS` (raises ``ValueError``)."""
+    if yardstick not in YARDSTICKS:
+        raise ValueError(f"yardstick must be 'data' or 'limit', got {yardstick!r}")
+    return yardstick
+
+
+def scored_model(model: TestModel, kind: str, schedule: str,
+                 yardstick: str) -> Tuple[TestModel, Optional[Yardstick]]:
+    """A trained ``model`` as ``yardstick`` scores it: itself (the KID to the held-out images)
+    for "data", :func:`limit_model` for "limit" (the Yardstick; None for "data")."""
+    if check_yardstick(yardstick) == "data":
+        return model, None
+    return limit_model(model, kind, schedule)
 
 
 def limit_model(model: TestModel, kind: str, schedule: str) -> Tuple[TestModel, Yardstick]:
@@ -333,12 +353,7 @@ def run_table(name: str, schedule: str, nfe: int, kind: str = "stochastic", seed
     kept anchors, the floor; returns everything :func:`table_section` prints.
     ``yardstick``: ``"data"`` (KID to the held-out images) or ``"limit"`` (distance to the
     converged process, :mod:`.limits`; the trained models)."""
-    model = kid_model(name)
-    yard = None
-    if yardstick == "limit":
-        model, yard = limit_model(model, kind, schedule)
-    elif yardstick != "data":
-        raise ValueError(f"yardstick must be 'data' or 'limit', got {yardstick!r}")
+    model, yard = scored_model(kid_model(name), kind, schedule, yardstick)
     t0 = time.time()
     kept, screened, screen_cost = screen(model, kind, nfe, schedule, screen_samples, keep, comfy, log=log,
                                          yardstick=yard)

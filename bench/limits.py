@@ -21,10 +21,10 @@ converged process of the same model (guided or not), schedule end points and req
   the target. The distance is the KID x 10^3 (the bench's kernel distance on the features of
   the model's own classifier, digits or patches) between the samples and
   :data:`LIMIT_CALLS`-call samples of the same process drawn from independent latents and
-  noise (seed + :data:`LIMIT_SEED`), balanced over the requested digits like the samples. Contenders that discretise the same SDE share one
-  limit (:data:`SHARED_PROCESS`, computed with :data:`LIMIT_SOLVER`); every other stochastic
-  contender (a noise window, another noise function) is its own limit: itself at
-  :data:`LIMIT_CALLS` calls.
+  noise (seed + :data:`LIMIT_SEED`), balanced over the requested digits like the samples.
+  Contenders that discretise the same SDE share one limit (:data:`SHARED_PROCESS`, computed
+  with :data:`LIMIT_SOLVER`); every other stochastic contender (a noise window, another noise
+  function) is its own limit: itself at :data:`LIMIT_CALLS` calls.
 
 The floors: for the ODE, the RMS distance between the :data:`ODE_STEPS`-step limit and one at
 half the steps on the first :data:`ODE_CHECK` samples of each seed: on a smooth flow RK4's
@@ -146,9 +146,11 @@ class Yardstick:
         if not math.isfinite(mt.half_log_snr(sigma_max)):
             raise ValueError(f"the ODE limit starts at a finite half-log-SNR; got sigma {sigma_max:g} for "
                              f"{self.model.name} (a flow schedule's first sigma goes through prepare_sigmas)")
-        # to sigma = 0 (flow): stop where the final denoising call is x(0) to O(sigma^2)
-        end = mt.sigma_at(FLOW_LIMIT_LAMBDA) if sigma_min == 0.0 else sigma_min
+        to_zero = sigma_min == 0.0  # a flow model's x(0): RK4 in sigma, see the module docstring
+        # stop where the final denoising call is x(0) to O(sigma^2)
+        end = mt.sigma_at(FLOW_LIMIT_LAMBDA) if to_zero else sigma_min
         steps = steps or ode_steps(mt)
+        solve = sigma_reference_solve if to_zero else reference_solve
         count = samples if count is None else count
         fields = dict(kind="ode", seed=seed, samples=samples, count=count, steps=steps,
                       sigmas=(round(sigma_max, 6), round(sigma_min, 6)))
@@ -160,10 +162,7 @@ class Yardstick:
             for k0 in range(0, count, CHUNK):  # the table's chunks: the same requested digit per sample
                 xc = x[k0:k0 + CHUNK]
                 with torch.inference_mode():
-                    if sigma_min == 0.0:
-                        y = sigma_reference_solve(den, xc, end, sigma_max, steps)
-                    else:
-                        y = reference_solve(den, xc, end, sigma_max, steps=steps)
+                    y = solve(den, xc, end, sigma_max, steps)
                     s = torch.full((xc.shape[0],), end, dtype=xc.dtype)
                     parts.append(den(y.to(xc.dtype), s))  # the final call every sampler makes
             self.sample_calls += count * (4 * steps + 1)

@@ -12,7 +12,8 @@ from ..samplers import registry
 from .compare import ours
 from .compare import Contender
 from .contenders import anchor_contenders
-from .decide import KID_RESOLUTION, TRAINED, called, kid_model, limit_model, mdd, measure, summarise_measured
+from .decide import (KID_RESOLUTION, TRAINED, called, check_yardstick, kid_model, mdd, measure, scored_model,
+                     summarise_measured)
 from .limits import Yardstick
 from .grid import mean_sd, run_grid, summarise
 from .models import TestModel, build_model
@@ -119,8 +120,7 @@ def sweep(sampler: str, sets: Sequence[str], models: Sequence[str], schedules: O
     """The sweep's markdown and cells. ``yardstick``: on the trained models, ``"data"`` (KID to
     the held-out images) or ``"limit"`` (the distance to the converged process of the same
     model, :mod:`.limits`: per-sample RMS to the ODE limit, or KID to the SDE's law)."""
-    if yardstick not in ("data", "limit"):
-        raise ValueError(f"yardstick must be 'data' or 'limit', got {yardstick!r}")
+    check_yardstick(yardstick)
     combos = sweep_grid(sampler, sets)
     varied = [s.split("=", 1)[0].strip() for s in sets]
     spec = registry.get(sampler)
@@ -139,9 +139,8 @@ def sweep(sampler: str, sets: Sequence[str], models: Sequence[str], schedules: O
             n = digits_samples if name in TRAINED else samples
             log(f"[sweep {sampler}] {name} / {schedule}: {len(contenders)} configurations x {len(seeds)} seeds, {n} samples")
             if name in TRAINED:
-                scored, yard = model, None
-                if yardstick == "limit":
-                    scored, yard = limit_model(model, "stochastic" if stochastic else "deterministic", schedule)
+                scored, yard = scored_model(model, "stochastic" if stochastic else "deterministic", schedule,
+                                            yardstick)
                 all_cells += _decided_cells(scored, contenders, budgets, seeds, schedule, n, yard)
             else:
                 all_cells += summarise(run_grid(model, contenders, budgets, seeds, schedule, n, 0, log=lambda s: None))
