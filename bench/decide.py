@@ -130,8 +130,11 @@ def limit_model(model: TestModel, kind: str, schedule: str) -> Tuple[TestModel, 
         raise ValueError(f"the limit yardstick scores the trained models {sorted(_DATASET)}, got {model.name!r}")
 
     def key(**fields) -> str:
-        solver = fields.get("solver")  # (label, source, params) of a stochastic limit's solver
-        code = [_ours_version()] + ([_source_version(solver[1])] if solver else [])
+        # the code a limit runs: the model-type maps (its end points, a flow model's x(0)), and
+        # a stochastic limit's solver (label, source, params); not every solver of samplers/,
+        # so that a solver change recomputes only the limits it takes part in
+        solver = fields.get("solver")
+        code = [_model_types_version()] + ([_source_version(solver[1])] if solver else [])
         full = dict(fields, version=VERSION, model=model.name, weights=_model_version(model), code=code)
         return hashlib.sha1(json.dumps(full, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -164,6 +167,11 @@ def _ours_version() -> str:
     for p in sorted(root.glob("*.py")):
         h.update(p.name.encode() + p.read_bytes())
     return h.hexdigest()[:16]
+
+
+@lru_cache(maxsize=None)
+def _model_types_version() -> str:
+    return _sha(Path(__file__).resolve().parent.parent / "samplers" / "model_types.py")
 
 
 @lru_cache(maxsize=None)

@@ -34,7 +34,9 @@ guided digits network is not that smooth in sigma: on 30 guided latents its RK4 
 with every table) is the limit's uncertainty itself; for the SDE, the KID between two independent draws of the shared
 limit (seeds s and s + 1): what an exact solve would score.
 
-Limits are cached beside the bench's per-seed results (:func:`.decide.cache_dir` / limits).
+Limits are cached beside the bench's per-seed results (:func:`.decide.cache_dir` / limits),
+keyed by the model's weights, the model-type maps (samplers/model_types.py) and a stochastic
+limit's solver: a change to another solver does not recompute them.
 """
 
 from __future__ import annotations

@@ -123,6 +123,22 @@ def test_cache_key_records_the_yardstick(gaussian):
     assert limit != plain and fields["yardstick"] == dict(name="limit")
 
 
+def test_limit_keys_follow_the_code_each_limit_runs(monkeypatch):
+    """An ODE limit runs the model-type maps, not a solver: a change to a solver of ours keeps
+    its cached limits; a change to samplers/model_types.py or to a stochastic limit's own
+    solver recomputes them."""
+    _, yard = decide.limit_model(decide.kid_model("digits-eps"), "deterministic", "karras")
+    ode = dict(kind="ode", seed=0, samples=500, count=500, steps=ODE_STEPS, sigmas=(14.6, 0.03))
+    own = dict(kind="own:x", solver=("SEEDS-2", "ours", "[]"), seed=0, samples=500, calls=LIMIT_CALLS)
+    before = yard.key(**ode), yard.key(**own)
+    monkeypatch.setattr(decide, "_ours_version", lambda: "another solver")
+    monkeypatch.setattr(decide, "_source_version", lambda source: f"another {source}")
+    after = yard.key(**ode), yard.key(**own)
+    assert after[0] == before[0] and after[1] != before[1]
+    monkeypatch.setattr(decide, "_model_types_version", lambda: "other maps")
+    assert yard.key(**ode) != before[0]
+
+
 def test_flow_ode_limit_is_the_closed_form_at_sigma_zero(tmp_path):
     """On a flow model (x = (1 - sigma) x0 + sigma eps) every sampler steps to sigma = 0, so the
     limit is the ODE's x(0) from the samplers' first sigma (just below 1, where lambda = -inf):
