@@ -52,7 +52,8 @@ from .compare import Contender, schedule_for
 from .contenders import menu_contenders, anchor_contenders
 from .grid import mean_sd, noise_seed
 from .limits import LIMIT_CALLS, ODE_CHECK, SHARED_PROCESS, Yardstick, ode_steps
-from .models import GUIDED, TestModel, build_model
+from ..digits.denoiser import model_dataset
+from .models import GUIDED, TRAINED_KINDS, TestModel, build_model
 from .report import fmt_mean_sd
 
 __all__ = ["VERSION", "CHUNK", "KID_RESOLUTION", "TRAINED", "write_decided", "INTRO", "KID_UNITS", "cache_dir", "kid_model", "screen", "run_table", "table_section",
@@ -78,8 +79,7 @@ def cache_dir() -> Path:
 
 # --- the metric on a test model ---------------------------------------------------------------
 
-_DATASET = {"digits-eps": "digits", "digits-flow": "digits", "patches-eps": "patches", "patches-flow": "patches",
-            **{name: "digits" for name in GUIDED}}
+_DATASET = {name: model_dataset(kind) for name, kind in TRAINED_KINDS.items()}  # whose classifier scores it
 TRAINED = tuple(_DATASET)  # the models whose bench tables are decided tables
 
 

@@ -208,11 +208,12 @@ class Yardstick:
         return sig[0], sig[-2]
 
     def score(self, c: Contender, seed: int, nfe: int, samples: torch.Tensor) -> float:
-        """The distance of ``c``'s samples (seed ``seed``, ``nfe`` calls) to its limit."""
-        if not bool(torch.isfinite(samples).all()):
-            return float("inf")
+        """The distance of ``c``'s samples (seed ``seed``, ``nfe`` calls) to its limit (inf for
+        samples that are not finite)."""
         if c.stochastic:
             return self.kid(samples, self.sde_limit(c, seed, samples.shape[0]))
+        if not bool(torch.isfinite(samples).all()):
+            return float("inf")
         return path_error(samples, self.ode_limit(seed, samples.shape[0], *self._ends(nfe, c)))
 
     def floor(self, kind: str, seed: int, samples: int, nfe: int, c: Contender, seeds: Sequence[int]) -> float:

@@ -42,6 +42,9 @@ DEFAULT_SCHEDULE = {"photo8": "karras", "photo8-flow": "simple", "many": "karras
 MODELS: Tuple[str, ...] = tuple(DEFAULT_SCHEDULE)
 # the guided models and their CFG scales: SD's usual range (the issue asks for 1, 3 and 6)
 GUIDED: Dict[str, float] = {"digits-cfg1": 1.0, "digits-cfg3": 3.0, "digits-cfg6": 6.0}
+# the shipped network (digits/denoiser.py's kind) behind each trained test model
+TRAINED_KINDS: Dict[str, str] = {"digits-eps": "eps", "digits-flow": "flow", "patches-eps": "patches",
+                                 "patches-flow": "patches-flow", **{name: "cond" for name in GUIDED}}
 # a bench run without --models: the guided models cost twice a call each, so they are asked for by name
 DEFAULT_MODELS: Tuple[str, ...] = tuple(m for m in MODELS if m not in GUIDED)
 
@@ -207,14 +210,8 @@ def build_model(name: str) -> TestModel:
         return _gmm_model(name, "100-component digit mixture (stds 0.03-0.08), SD-like VP", many_mixture(), "vp_discrete")
     if name == "many-flow":
         return _gmm_model(name, "100-component digit mixture (stds 0.03-0.08), flow (shift 3)", many_mixture(), "flow")
-    if name == "digits-eps":
-        return _digits_model(name, "eps")
-    if name == "digits-flow":
-        return _digits_model(name, "flow")
-    if name == "patches-eps":
-        return _digits_model(name, "patches")
-    if name == "patches-flow":
-        return _digits_model(name, "patches-flow")
     if name in GUIDED:
         return _guided_model(name, GUIDED[name])
+    if name in TRAINED_KINDS:
+        return _digits_model(name, TRAINED_KINDS[name])
     raise ValueError(f"unknown test model {name!r}; known: {list(MODELS)}")

@@ -218,3 +218,13 @@ def test_a_limit_table_s_cost_counts_its_limits(gaussian):
     t.update(kind="stochastic", rows=[dict(label="ER-SDE-Solver", source="ours", calls=10),
                                       dict(label="sa_solver", source="ComfyUI", calls=10)])
     assert decide._full_cost(t) == 20 * 100 * 2 + 2 * 100 * LIMIT_CALLS * 2  # the shared limit and sa_solver's own
+
+
+def test_samples_that_are_not_finite_score_inf(gaussian, tmp_path):
+    """A diverged solve (NaN or inf samples) scores inf on either yardstick, not NaN: the
+    tables then rank it last."""
+    yard = _yardstick(gaussian, tmp_path)
+    bad = gaussian.prior(20, 0).clone()
+    bad[3] = float("nan")
+    assert yard.score(ours("deis"), 0, 10, bad) == math.inf
+    assert yard.score(ours("seeds_1"), 0, 10, bad) == math.inf
