@@ -360,3 +360,30 @@ def test_er_sde_in_lambda_order2_is_comfyuis_dpmpp_2m_sde(name, expansion, host)
         corrected = ours("er_sde", expansion=expansion, order=2, noise_scale_function="original_sde", eta=eta,
                          noise_start=0.0, corrector=True)  # the menu entry's corrector: another update
         assert float((corrected(model.denoiser, x, sigmas, 7) - theirs).abs().max()) > 1e-3
+
+
+def test_a_result_of_ours_is_keyed_by_what_the_solver_computes(monkeypatch):
+    """A decided table's cached result of ours is keyed by the solver's output on a small exact
+    problem at the cell's own model type and sigmas: a change to one solver's arithmetic
+    recomputes its rows, not those of the others; an anchor keeps its source-file key."""
+    from seeds_samplers.bench import decide
+    from seeds_samplers.bench.compare import kdiffusion, ours
+    from seeds_samplers.samplers import ipndm
+
+    model = decide.kid_model("patches-flow")
+    entries = [ours("ipndm"), ours("ipndm", order=2), ours("deis"), ours("er_sde")]
+
+    def keys(nfe=8):
+        decide._BEHAVIOUR.clear()
+        return [decide._key(model, "simple", 0, c, nfe, 500)[0] for c in entries]
+
+    before = keys()
+    assert len(set(before)) == 4 and keys() == before  # settings that compute differently differ; stable
+    assert keys(10) != before  # another cell
+    weights = list(ipndm.IPNDM_WEIGHTS)
+    weights[2] = (23.0 / 12.0, -16.0 / 12.0, 5.0 / 12.0 + 1e-6)  # iPNDM's third-order weights only
+    monkeypatch.setattr(ipndm, "IPNDM_WEIGHTS", tuple(weights))
+    after = keys()
+    assert after[0] != before[0] and after[1:] == before[1:]
+    anchor = kdiffusion("dpmpp_2m")
+    assert decide._key(model, "simple", 0, anchor, 8, 500)[1]["code"] == decide._source_version("k-diffusion")
