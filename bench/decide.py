@@ -27,9 +27,9 @@ Budget: a cheap screening pass (``screen_samples`` per cell, one seed) ranks the
 the table's kind (stochastic / deterministic) and keeps the best ``keep`` of them; the
 full-size runs cover only those and our menu entries of that kind. Every per-seed result is
 cached (:func:`cache_dir`) under a key of model weights, schedule, seed, contender, NFE,
-sample count and code version (the package's solver sources, the anchor's package or
-checkout file, the metric's network and this module's :data:`VERSION`), so a re-run or an
-extended table only computes what changed. Each table says how long it took and how many
+sample count and code version (for a sampler of ours what it computes, :func:`_ours_behaviour`;
+for an anchor its package or checkout file; the metric's network and this module's
+:data:`VERSION`), so a re-run or an extended table only computes what changed. Each table says how long it took and how many
 model evaluations it cost.
 """
 
@@ -548,7 +548,9 @@ The *floor* is KID of as many real training images against the same reference. A
 screening pass (400 samples, seed 0) ranks the anchors of the table's kind and keeps the
 best 4; the full runs cover those and our menu entries of that kind. Per-seed results are
 cached under `~/.cache/seeds_samplers/bench` (`SEEDS_SAMPLERS_CACHE`), keyed by model
-weights, schedule, seed, sampler and settings, NFE, sample count and code version.
+weights, schedule, seed, sampler and settings, NFE, sample count and code version (an
+anchor's source file; for ours, its output on a small exact problem at the cell's own sigmas,
+so that a change to one solver recomputes only the rows it changes).
 
 Cost (measured with one torch thread, batches of 250, channels-last): the digits U-Net takes
 4.7 CPU-ms per sample and model call, the patches U-Net 1.0. A stochastic cell at NFE 10 (our
