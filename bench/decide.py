@@ -29,8 +29,8 @@ full-size runs cover only those and our menu entries of that kind. Every per-see
 cached (:func:`cache_dir`) under a key of model weights, schedule, seed, contender, NFE,
 sample count and code version (for a sampler of ours what it computes, :func:`_ours_behaviour`;
 for an anchor its package or checkout file; the metric's network and this module's
-:data:`VERSION`), so a re-run or an extended table only computes what changed. Each table says how long it took and how many
-model evaluations it cost.
+:data:`VERSION`), so a re-run or an extended table only computes what changed. Each table
+says how long it took and how many model evaluations it cost.
 """
 
 from __future__ import annotations
