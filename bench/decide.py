@@ -160,18 +160,20 @@ def _sha(path: Path) -> str:
     return hashlib.sha1(path.read_bytes()).hexdigest()[:16]
 
 
+_SAMPLERS = Path(__file__).resolve().parent.parent / "samplers"  # the package's solvers
+
+
 @lru_cache(maxsize=None)
 def _ours_version() -> str:
-    root = Path(__file__).resolve().parent.parent / "samplers"
     h = hashlib.sha1()
-    for p in sorted(root.glob("*.py")):
+    for p in sorted(_SAMPLERS.glob("*.py")):
         h.update(p.name.encode() + p.read_bytes())
     return h.hexdigest()[:16]
 
 
 @lru_cache(maxsize=None)
 def _model_types_version() -> str:
-    return _sha(Path(__file__).resolve().parent.parent / "samplers" / "model_types.py")
+    return _sha(_SAMPLERS / "model_types.py")
 
 
 @lru_cache(maxsize=None)
