@@ -1,4 +1,4 @@
-"""The README's "which sampler to pick" overview, generated from the decided tables.
+"""The README's "which sampler to pick" advice and overview, generated from the decided tables.
 
 Every decided table in docs/benchmark.md (``<!-- bench-decided-<model>-<schedule>-<kind>-nfe<N>
 [-limit]:start -->``, written by ``bench`` from measured, cached runs: :mod:`.decide`) names
@@ -6,8 +6,10 @@ our best entry of the cell and a verdict against each kept anchor (ahead, level 
 called only beyond the paired spread). :func:`overview_markdown` reads those sections back and
 lays them out as one grid per yardstick (the KID to the data; the distance to the converged
 process), one row per model, schedule and kind, one column per budget, so the README's advice
-is a mechanical summary of the tables rather than a retelling of them. It never measures
-anything: a cell exists only where a table does.
+is a mechanical summary of the tables rather than a retelling of them. :func:`advice_markdown`
+condenses the same cells per situation (guidance or none, kind, yardstick, budget): which of our
+entries is best in how many cells, and how often it is at or ahead of every kept anchor. It never
+measures anything: a cell exists only where a table does.
 """
 
 from __future__ import annotations
@@ -17,15 +19,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from ..samplers.cfg_pp import menu_entries
 from .decide import LEVEL, OUR_BEST, OURS_AHEAD, OURS_BEHIND
+from .models import DEFAULT_SCHEDULE, GUIDED
 from .report import replace_section_if_present
 
-__all__ = ["Cell", "parse_decided", "overview_markdown", "SECTION"]
+__all__ = ["Cell", "parse_decided", "overview_markdown", "advice_markdown", "SECTION", "ADVICE_SECTION"]
 
-SECTION = "decided-overview"  # the README's marked section
+SECTION = "decided-overview"  # the README's marked sections
+ADVICE_SECTION = "decided-advice"
 # the section names of :func:`.decide.section_name`
 _START = re.compile(r"<!-- bench-decided-(?P<model>[a-z]+-[a-z0-9]+)-(?P<schedule>[a-z_]+)-"
                     r"(?P<kind>stochastic|deterministic)-nfe(?P<nfe>\d+)(?P<limit>-limit)?:start -->")
+_GENERATED = ("Generated from the decided tables by `python -m seeds_samplers docs --readme README.md` "
+              "(and by every `bench` run that writes them).")
 _YARDSTICKS = (("data", "to the data (KID × 10³ to held-out images; per requested digit under CFG)"),
                ("limit", "to the converged process (`--yardstick limit`: RMS to the ODE limit from the same "
                          "latent, x(0) on flow models; KID to samples of the SDE, per requested digit under CFG)"))
@@ -103,17 +110,82 @@ def parse_decided(text: str) -> List[Cell]:
     return cells
 
 
+def _latest(cells: Sequence[Cell]) -> List[Cell]:
+    """One cell per model, schedule, kind, budget and yardstick: a later table of a cell wins."""
+    return list({(c.model, c.schedule, c.kind, c.nfe, c.yardstick): c for c in cells}.values())
+
+
 def _grid(cells: Sequence[Cell]) -> List[str]:
     budgets = sorted({c.nfe for c in cells})
     rows: Dict[Tuple[str, str, str], Dict[int, Cell]] = {}
-    for c in cells:
-        rows.setdefault((c.model, c.schedule, c.kind), {})[c.nfe] = c  # a later table of a cell wins
+    for c in _latest(cells):
+        rows.setdefault((c.model, c.schedule, c.kind), {})[c.nfe] = c
     out = ["| model | schedule | kind | " + " | ".join(f"{n} calls" for n in budgets) + " |",
            "|---|---|---|" + "---|" * len(budgets)]
     for (model, schedule, kind), by_nfe in sorted(rows.items()):
         out.append(f"| {model} | `{schedule}` | {kind} | "
                    + " | ".join(by_nfe[n].text() if n in by_nfe else "–" for n in budgets) + " |")
     return out
+
+
+def _guided(model: str) -> bool:
+    """Whether the model's samples are made with classifier-free guidance (a scale above 1)."""
+    return GUIDED.get(model, 1.0) > 1.0
+
+
+def _where(c: Cell) -> str:
+    """The cell's model, with its schedule where it is not the model's default one."""
+    return c.model if DEFAULT_SCHEDULE.get(c.model) == c.schedule else f"{c.model} `{c.schedule}`"
+
+
+def _advice_cell(cells: Sequence[Cell], menu_id: Dict[str, str]) -> str:
+    """Our best entries of the cells, most often best first, and how the best fared."""
+    by_entry: Dict[str, List[Cell]] = {}
+    for c in cells:
+        by_entry.setdefault(c.best, []).append(c)
+    n = len(cells)
+    ranked = sorted(by_entry.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    names = "; ".join(f"**{best}**" + (f" `{menu_id[best]}`" if best in menu_id else "")
+                      + f" {len(won)} of {n} ({', '.join(_where(c) for c in won)})" for best, won in ranked)
+    ahead = sum(1 for c in cells if not c.behind and not c.level)
+    at_or_ahead = sum(1 for c in cells if not c.behind)
+    return (f"{names}; of the {n} cell{'s' if n > 1 else ''}: ahead of every kept anchor in {ahead}, "
+            f"at or ahead of each in {at_or_ahead}")
+
+
+def advice_markdown(cells: Sequence[Cell]) -> str:
+    """One row per situation (guidance or none, kind, yardstick), one column per budget: our best
+    entries of the decided cells there and how often they lead (module docstring)."""
+    menu_id = {spec.title: f"ss_{spec.id}" for spec in menu_entries(cfg_pp=False)}
+    scales = sorted({GUIDED[c.model] for c in cells if _guided(c.model)})
+    cfg1 = any(GUIDED.get(c.model) == 1.0 for c in cells)  # the conditional model at scale 1: unguided
+    regimes = (("no guidance" + (" (CFG 1 included)" if cfg1 else ""), False),
+               (f"CFG {' and '.join(f'{s:g}' for s in scales)}", True))
+    yardsticks = {"data": "KID to the data", "limit": "to the converged process"}
+    budgets = sorted({c.nfe for c in cells})
+    out = ["| situation | " + " | ".join(f"{n} calls" for n in budgets) + " |",
+           "|---|" + "---|" * len(budgets)]
+    for regime, guided in regimes:
+        for kind in ("deterministic", "stochastic"):
+            for key, yard in yardsticks.items():
+                mine = [c for c in cells if _guided(c.model) == guided and c.kind == kind and c.yardstick == key]
+                if not mine:
+                    continue
+                row = []
+                for n in budgets:
+                    at = [c for c in mine if c.nfe == n]
+                    row.append(_advice_cell(at, menu_id) if at else "–")
+                out.append(f"| {regime}, {kind}, {yard} | " + " | ".join(row) + " |")
+    return "\n".join(out)
+
+
+def advice_section(benchmark_md: Path, link: str = "docs/benchmark.md") -> str:
+    """The README's advice section: :func:`advice_markdown` of the decided tables with its key."""
+    cells = _latest(parse_decided(benchmark_md.read_text()))
+    return "\n".join([
+        f"Our best entry per situation, over the decided tables of [{link}]({link}) (each named with the "
+        "models it is best on; \"ahead\" and \"at or ahead\" counted against every kept anchor of a "
+        "cell, paired over 3 seeds, beyond the paired spread):", "", advice_markdown(cells), "", _GENERATED])
 
 
 def overview_markdown(benchmark_md: Path, link: str = "docs/benchmark.md") -> str:
@@ -126,15 +198,15 @@ def overview_markdown(benchmark_md: Path, link: str = "docs/benchmark.md") -> st
         mine = [c for c in cells if c.yardstick == key]
         if mine:
             out += ["", f"Distance {title}:", ""] + _grid(mine)
-    out += ["", "Generated from the decided tables by `python -m seeds_samplers docs --readme README.md` "
-                "(and by every `bench` run that writes them)."]
+    out += ["", _GENERATED]
     return "\n".join(out)
 
 
 def update_readme(readme: Path, benchmark_md: Optional[Path] = None) -> bool:
-    """Rewrite the README's overview section from the decided tables beside it; False when the
-    README has no such section or there is no benchmark page."""
+    """Rewrite the README's advice and overview sections from the decided tables beside it;
+    False when the README has neither section or there is no benchmark page."""
     page = benchmark_md or readme.parent / "docs" / "benchmark.md"
     if not page.is_file():
         return False
-    return replace_section_if_present(readme, SECTION, overview_markdown(page))
+    advice = replace_section_if_present(readme, ADVICE_SECTION, advice_section(page))
+    return replace_section_if_present(readme, SECTION, overview_markdown(page)) or advice

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from seeds_samplers.bench.pick import SECTION, overview_markdown, parse_decided
+from seeds_samplers.bench.pick import ADVICE_SECTION, SECTION, Cell, advice_markdown, advice_section, \
+    overview_markdown, parse_decided
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,9 +69,44 @@ def test_overview_puts_each_yardstick_in_its_own_grid(tmp_path):
     assert "digits-cfg3" not in data
 
 
-def test_readme_overview_matches_the_decided_tables():
+def _cell(model, kind, nfe, best, yardstick="limit", schedule="karras", ahead=(), level=(), behind=()):
+    return Cell(model, schedule, kind, nfe, yardstick, best, list(ahead), list(level), list(behind))
+
+
+def test_advice_counts_our_best_entries_and_their_verdicts_per_situation():
+    cells = [_cell("digits-eps", "deterministic", 5, "DEIS", ahead=["a", "b"]),
+             _cell("patches-eps", "deterministic", 5, "DEIS", level=["a"]),
+             _cell("patches-flow", "deterministic", 5, "iPNDM 2M", schedule="simple", behind=[("a", "1 ± 0.1")]),
+             _cell("digits-cfg1", "deterministic", 8, "iPNDM", ahead=["a"]),
+             _cell("digits-cfg6", "deterministic", 5, "iPNDM 2M", ahead=["a"]),
+             _cell("digits-cfg3", "deterministic", 5, "iPNDM 2M", schedule="normal", behind=[("b", "2 ± 1")])]
+    rows = {line.split(" | ")[0]: line.split(" | ")[1:] for line in advice_markdown(cells).splitlines()[2:]}
+    unguided = rows["| no guidance (CFG 1 included), deterministic, to the converged process"]
+    guided = rows["| CFG 3 and 6, deterministic, to the converged process"]
+    # the most frequent best first, its menu id, the models it is best on; verdicts over the cells
+    assert unguided[0] == ("**DEIS** `ss_deis` 2 of 3 (digits-eps, patches-eps); **iPNDM 2M** `ss_ipndm_2m` 1 of 3 "
+                           "(patches-flow); of the 3 cells: ahead of every kept anchor in 1, at or ahead of each in 2")
+    assert unguided[1].startswith("**iPNDM** `ss_ipndm` 1 of 1 (digits-cfg1); of the 1 cell: ahead")  # CFG 1 unguided
+    # a schedule other than the model's default is named; guided cells are a situation of their own
+    assert guided[0].startswith("**iPNDM 2M** `ss_ipndm_2m` 2 of 2 (digits-cfg6, digits-cfg3 `normal`)")
+    assert guided[1] == "– |"
+    assert not any("KID to the data" in r for r in rows)  # no data tables, no data rows
+
+
+def test_advice_reads_the_latest_table_of_a_cell(tmp_path):
+    page = tmp_path / "benchmark.md"
+    rerun = _TABLE.replace("| 91 ± 2 | – | our best", "| 91 ± 2 | 11 ± 1 | behind our best").replace(  # DEIS best
+        "| DEIS | ours | 5 | 230 ± 3 | -101 ± 1 | behind our best", "| DEIS | ours | 5 | 80 ± 3 | – | our best")
+    page.write_text(_TABLE + rerun)
+    text = advice_section(page)
+    assert "**DEIS** `ss_deis` 1 of 1 (digits-cfg3 `sgm_uniform`)" in text and "iPNDM 2M" not in text
+
+
+@pytest.mark.parametrize("section, make", [(SECTION, lambda page: overview_markdown(page)),
+                                           (ADVICE_SECTION, lambda page: advice_section(page))])
+def test_readme_sections_match_the_decided_tables(section, make):
     readme = (ROOT / "README.md").read_text()
-    m = re.search(rf"<!-- {SECTION}:start -->\n(.*?)\n<!-- {SECTION}:end -->", readme, re.S)
-    assert m, "README has no decided-overview section"
-    assert m.group(1).strip() == overview_markdown(ROOT / "docs" / "benchmark.md").strip(), (
-        "README's overview of the decided tables is stale: run python -m seeds_samplers docs --readme README.md")
+    m = re.search(rf"<!-- {section}:start -->\n(.*?)\n<!-- {section}:end -->", readme, re.S)
+    assert m, f"README has no {section} section"
+    assert m.group(1).strip() == make(ROOT / "docs" / "benchmark.md").strip(), (
+        f"README's {section} section is stale: run python -m seeds_samplers docs --readme README.md")
