@@ -110,3 +110,18 @@ def test_readme_sections_match_the_decided_tables(section, make):
     assert m, f"README has no {section} section"
     assert m.group(1).strip() == make(ROOT / "docs" / "benchmark.md").strip(), (
         f"README's {section} section is stale: run python -m seeds_samplers docs --readme README.md")
+
+
+@pytest.mark.parametrize("name, schedule, kind, nfe, yardstick", [
+    ("digits-cfg3", "sgm_uniform", "deterministic", 5, "limit"), ("patches-flow", "simple", "stochastic", 20, "data"),
+    ("digits-eps", "karras", "stochastic", 10, "limit"), ("digits-cfg6", "normal", "deterministic", 8, "data")])
+def test_cells_are_named_as_the_bench_names_its_sections(name, schedule, kind, nfe, yardstick):
+    """parse_decided reads back every field decide.section_name writes (the pattern is its inverse)."""
+    from seeds_samplers.bench.decide import OUR_BEST, section_name
+
+    section = section_name(name, schedule, kind, nfe, yardstick)
+    text = (f"<!-- {section}:start -->\n| DEIS | ours | {nfe} | 1 ± 1 | – | {OUR_BEST} |\n"
+            f"<!-- {section}:end -->\n")
+    (cell,) = parse_decided(text)
+    assert (cell.model, cell.schedule, cell.kind, cell.nfe, cell.yardstick, cell.best) == \
+        (name, schedule, kind, nfe, yardstick, "DEIS")
