@@ -313,7 +313,7 @@ def measure(model: TestModel, contenders: Sequence[Contender], nfe: int, seeds: 
     for seed in seeds:
         todo = []
         for c in contenders:
-            key, fields = _key(model, schedule, seed, c, nfe, samples, yardstick and yardstick.fields)
+            key, fields = _key(model, schedule, seed, c, nfe, samples, yardstick and yardstick.fields_for(c))
             hit = _cached(key)
             if hit is not None:
                 res[(c.label, c.source)][seed] = hit

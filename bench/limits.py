@@ -24,7 +24,12 @@ converged process of the same model (guided or not), schedule end points and req
   noise (seed + :data:`LIMIT_SEED`), balanced over the requested digits like the samples.
   Contenders that discretise the same SDE share one limit (:data:`SHARED_PROCESS`, computed
   with :data:`LIMIT_SOLVER`); every other stochastic contender (a noise window, another noise
-  function) is its own limit: itself at :data:`LIMIT_CALLS` calls.
+  function) is its own limit: itself at :data:`LIMIT_CALLS` calls. On a flow model
+  (x = (1 - sigma) x0 + sigma eps) k-diffusion's SDE samplers, handed the flow sigmas as the
+  hosts' samplers are, inject noise by their VE formulas: a process whose marginals are not the
+  model's. There the shared limit is k-diffusion's solver run in the model's VE variables
+  (:func:`in_ve_variables`: x / alpha at sigma / alpha, the reverse SDE our samplers and
+  ComfyUI's discretise), and k-diffusion's own SDE samplers are each their own limit.
 
 The floors: for the ODE, the RMS distance between the :data:`ODE_STEPS`-step limit and one at
 half the steps on the first :data:`ODE_CHECK` samples of each seed: on a smooth flow RK4's
@@ -41,16 +46,19 @@ limit's solver: a change to another solver does not recompute them.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Tuple
 
 import torch
 
+from ..samplers.model_types import resolve_model_type
 from .compare import Contender, kdiffusion, reference_solve, schedule_for, sigma_reference_solve
 
 __all__ = ["ODE_STEPS", "FLOW_ODE_STEPS", "FLOW_LIMIT_LAMBDA", "ODE_CHECK", "LIMIT_CALLS", "LIMIT_SEED",
-           "SHARED_PROCESS", "LIMIT_SOLVER", "Yardstick", "ode_steps", "process_of", "path_error"]
+           "SHARED_PROCESS", "LIMIT_SOLVER", "FLOW_SDE", "Yardstick", "ode_steps", "process_of", "path_error",
+           "in_ve_variables"]
 
 ODE_STEPS = 24  # RK4 steps (4 calls each) of the ODE limit: more do not sharpen it on the guided digits (above)
 FLOW_ODE_STEPS = 64  # RK4 steps in sigma of a flow model's limit: the tables print 64 vs 32 steps as the floor
@@ -72,6 +80,8 @@ SHARED_PROCESS = frozenset({
 })
 # the shared limit's solver: k-diffusion's DPM-Solver++(2M) SDE, not one of ours
 LIMIT_SOLVER = ("dpmpp_2m_sde", "k-diffusion")
+# what a stochastic score on a flow model records of the flow handling (module docstring)
+FLOW_SDE = "shared limit in the VE variables; k-diffusion's SDE samplers their own limits"
 
 
 def ode_steps(model_type) -> int:
@@ -80,11 +90,34 @@ def ode_steps(model_type) -> int:
     return FLOW_ODE_STEPS if model_type.is_flow else ODE_STEPS
 
 
-def process_of(c: Contender) -> str:
-    """The process a contender's samples converge to: "ode", "sde" (shared) or "own:<label>"."""
+def process_of(c: Contender, flow: bool = False) -> str:
+    """The process a contender's samples converge to: "ode", "sde" (shared) or "own:<label>";
+    on a flow model (``flow``) k-diffusion's SDE samplers are their own (module docstring)."""
     if not c.stochastic:
         return "ode"
-    return "sde" if (c.label, c.source) in SHARED_PROCESS else f"own:{c.label}|{c.source}|{sorted(c.params.items())}"
+    shared = (c.label, c.source) in SHARED_PROCESS and not (flow and c.source == "k-diffusion")
+    return "sde" if shared else f"own:{c.label}|{c.source}|{sorted(c.params.items())}"
+
+
+def in_ve_variables(c: Contender) -> Contender:
+    """A k-diffusion contender run on a flow model's VE-equivalent variables: the state
+    x / alpha at sigma / alpha (alpha = 1 - sigma), with the model's own D (the same in both
+    variables); alpha = 1 at the final sigma = 0, so the result needs no mapping back."""
+    inner = c.fn
+
+    def fn(model, x, sigmas, **kw):
+        mt = resolve_model_type(model)
+        sig = mt.prepare_sigmas(sigmas.tolist())  # a first sigma of 1 (alpha = 0) moves just below
+        ve = torch.tensor([mt.ve_sigma(s) for s in sig], dtype=torch.float64)
+
+        def denoiser(x_ve: torch.Tensor, s_ve: torch.Tensor, **extra) -> torch.Tensor:
+            t = (s_ve.to(torch.float64) / (1.0 + s_ve.to(torch.float64)))
+            alpha = (1.0 - t).to(x_ve.dtype).reshape(-1, *([1] * (x_ve.ndim - 1)))
+            return model(x_ve * alpha, t.to(s_ve.dtype), **extra)
+
+        return inner(denoiser, x / mt.alpha(sig[0]), ve.to(sigmas.dtype), **kw)
+
+    return dataclasses.replace(c, fn=fn, label=f"{c.label} in VE variables")
 
 
 def path_error(samples: torch.Tensor, limit: torch.Tensor) -> float:
@@ -118,12 +151,18 @@ class Yardstick:
                  labels: Optional[Callable[[int], torch.Tensor]] = None):
         self.model, self.schedule, self.generate, self.key, self.cache = model, schedule, generate, key, cache
         self.features, self.labels = features, labels
-        self.shared = kdiffusion(LIMIT_SOLVER[0])
+        self.flow = model.model_type.is_flow
+        self.shared = in_ve_variables(kdiffusion(LIMIT_SOLVER[0])) if self.flow else kdiffusion(LIMIT_SOLVER[0])
         self.fields = dict(name="limit", ode_steps=ODE_STEPS, ode_check=ODE_CHECK, calls=LIMIT_CALLS,
                            seed=LIMIT_SEED, shared=list(LIMIT_SOLVER), processes=sorted(map(list, SHARED_PROCESS)))
         if labels is not None:
             self.fields["kid"] = "per requested digit"
         self.sample_calls = 0
+
+    def fields_for(self, c: Contender) -> dict:
+        """What the cache key of ``c``'s score records of this yardstick: :attr:`fields`, and on
+        a flow model for a stochastic ``c`` the flow handling of its limit."""
+        return dict(self.fields, flow_sde=FLOW_SDE) if self.flow and c.stochastic else self.fields
 
     # --- limits ---------------------------------------------------------------------------
 
@@ -174,8 +213,9 @@ class Yardstick:
 
     def sde_limit(self, c: Contender, seed: int, samples: int) -> torch.Tensor:
         """Samples of ``c``'s process at :data:`LIMIT_CALLS` calls from seed + LIMIT_SEED."""
-        solver = self.shared if process_of(c) == "sde" else c
-        fields = dict(kind=process_of(c), solver=(solver.label, solver.source, repr(sorted(solver.params.items()))),
+        process = process_of(c, self.flow)
+        solver = self.shared if process == "sde" else c
+        fields = dict(kind=process, solver=(solver.label, solver.source, repr(sorted(solver.params.items()))),
                       seed=seed, samples=samples, calls=LIMIT_CALLS, schedule=self.schedule)
 
         def make() -> torch.Tensor:

@@ -13,17 +13,22 @@ from seeds_samplers.bench.compare import kdiffusion, ours
 from seeds_samplers.bench.comfy import COMFY_SAMPLERS
 from seeds_samplers.bench.contenders import QUALITY_BASELINES, menu_contenders
 from seeds_samplers.bench.gmm import GaussianMixture
-from seeds_samplers.bench.limits import FLOW_ODE_STEPS, LIMIT_CALLS, LIMIT_SOLVER, ODE_STEPS, SHARED_PROCESS, Yardstick, path_error, process_of
+from seeds_samplers.bench.limits import FLOW_ODE_STEPS, FLOW_SDE, LIMIT_CALLS, LIMIT_SOLVER, ODE_STEPS, SHARED_PROCESS, \
+    Yardstick, path_error, process_of
 from seeds_samplers.bench.models import _gmm_model, build_model
 from seeds_samplers.samplers.registry import SAMPLERS
 
 MU, S = 0.3, 0.5  # one Gaussian N(MU, S^2 I) on 1x8x8 images: its flow and its law are known exactly
 
 
-@pytest.fixture()
-def gaussian():
+def gaussian_model():
     mix = GaussianMixture(torch.full((1, 1, 8, 8), MU, dtype=torch.float64), [S], [1.0])
     return _gmm_model("photo8", "one Gaussian", mix, "vp_discrete")
+
+
+@pytest.fixture()
+def gaussian():
+    return gaussian_model()
 
 
 def _yardstick(model, tmp_path):
@@ -169,6 +174,35 @@ def test_flow_ode_limit_is_the_closed_form_at_sigma_zero(tmp_path):
     assert yard.sample_calls == 20 * (4 * FLOW_ODE_STEPS + 1) + 20 * (4 * FLOW_ODE_STEPS // 2 + 1)
     with pytest.raises(ValueError, match="finite half-log-SNR"):  # sigma = 1 itself: alpha = 0
         yard.ode_limit(0, 20, 1.0, 0.0)
+
+
+def test_flow_sde_limit_has_the_flow_model_s_law(tmp_path):
+    """On a flow model k-diffusion's SDE samplers, handed the flow sigmas, inject noise by their
+    VE formulas and converge to another law than the model's (for N(MU, S^2): mean and spread
+    off); the shared limit runs k-diffusion's solver in the VE variables, which has the model's
+    law, and k-diffusion's own SDE samplers are their own limits there."""
+    mix = GaussianMixture(torch.full((1, 1, 8, 8), MU, dtype=torch.float64), [S], [1.0])
+    flow = _gmm_model("photo8-flow", "one Gaussian, flow", mix, "flow")
+
+    def generate(cs, nfe, seed, n):
+        return decide._generate(flow, cs, nfe, seed, "simple", n)
+
+    yard = Yardstick(flow, "simple", generate, lambda **f: hashlib.sha1(repr(sorted(f.items())).encode()).hexdigest(),
+                     tmp_path, lambda images: images.flatten(1).to(torch.float64))
+    n = 1000
+    shared = yard.sde_limit(ours("er_sde"), 0, n).flatten(1)
+    assert abs(float(shared.mean()) - MU) < 4 * S / math.sqrt(shared.numel())
+    assert abs(float(shared.std()) - S) < 0.05  # 60 calls: within a few per cent of the exact spread
+    raw = generate([kdiffusion("dpmpp_2m_sde")], LIMIT_CALLS, 0, n)[0][0].flatten(1)
+    assert abs(float(raw.mean()) - MU) > 0.1 and abs(float(raw.std()) - S) > 0.1
+    assert process_of(kdiffusion("dpmpp_2m_sde")) == "sde"
+    assert process_of(kdiffusion("dpmpp_2m_sde"), flow=True).startswith("own:")
+    assert process_of(ours("er_sde"), flow=True) == "sde"
+    # a flow model's stochastic scores record the flow handling in their cache key; its
+    # deterministic scores, and every score on the other models, keep the keys they had
+    assert yard.fields_for(ours("er_sde"))["flow_sde"] == FLOW_SDE
+    assert "flow_sde" not in yard.fields_for(ours("deis"))
+    assert "flow_sde" not in _yardstick(gaussian_model(), tmp_path).fields_for(ours("er_sde"))
 
 
 def test_limit_yardstick_takes_each_trained_model_s_own_features():
