@@ -588,9 +588,13 @@ k-diffusion's `dpmpp_2m_sde`): our SEEDS-1/3 and ER-SDE entries, `dpmpp_2m_sde`,
 `dpmpp_3m_sde`, `dpmpp_sde`, `euler_ancestral`, ComfyUI's `seeds_2`, `seeds_3`,
 `dpmpp_2m_sde_heun`; the others (our SEEDS-2 with its noise window, ComfyUI's `sa_solver`
 with its noise window, ComfyUI's `er_sde` with its own noise function) are measured against
-themselves at 60 calls. Their floors: the RK4 limit against its half-step solve; two
-independent draws of the shared SDE limit. A limit costs 97 calls per latent (the ODE) or 60
-per sample and process (the SDE) once, then comes from the cache: the first limit tables, at
+themselves at 60 calls. On the flow models k-diffusion's SDE samplers, handed the flow sigmas
+as the hosts hand them, inject noise by their VE formulas and converge to another law than the
+model's (`tests/test_limits.py`); there the shared limit is `dpmpp_2m_sde` run in the model's
+VE variables (x / (1 − σ) at σ / (1 − σ), the process our samplers and ComfyUI's discretise),
+and k-diffusion's SDE samplers are measured against themselves. Their floors: the RK4 limit
+against its half-step solve; two independent draws of the shared SDE limit. A limit costs
+97 calls per latent (the ODE) or 60 per sample and process (the SDE) once, then comes from the cache: the first limit tables, at
 500 samples × 3 seeds on one thread of the shared machine, took 44.5 CPU-minutes
 (`digits-cfg3`, deterministic, 10 calls, with the ODE limits), 52.6 (`digits-cfg3`,
 stochastic, 10 calls, with the shared and the anchors' own SDE limits) and 19.1 (`digits-eps`,
