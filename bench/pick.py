@@ -24,7 +24,8 @@ from .decide import LEVEL, OUR_BEST, OURS_AHEAD, OURS_BEHIND
 from .models import DEFAULT_SCHEDULE, GUIDED
 from .report import replace_section_if_present
 
-__all__ = ["Cell", "parse_decided", "overview_markdown", "advice_markdown", "SECTION", "ADVICE_SECTION"]
+__all__ = ["Cell", "parse_decided", "overview_markdown", "advice_markdown", "advice_section", "SECTION",
+           "ADVICE_SECTION"]
 
 SECTION = "decided-overview"  # the README's marked sections
 ADVICE_SECTION = "decided-advice"
@@ -33,9 +34,11 @@ _START = re.compile(r"<!-- bench-decided-(?P<model>[a-z]+-[a-z0-9]+)-(?P<schedul
                     r"(?P<kind>stochastic|deterministic)-nfe(?P<nfe>\d+)(?P<limit>-limit)?:start -->")
 _GENERATED = ("Generated from the decided tables by `python -m seeds_samplers docs --readme README.md` "
               "(and by every `bench` run that writes them).")
-_YARDSTICKS = (("data", "to the data (KID × 10³ to held-out images; per requested digit under CFG)"),
-               ("limit", "to the converged process (`--yardstick limit`: RMS to the ODE limit from the same "
-                         "latent, x(0) on flow models; KID to samples of the SDE, per requested digit under CFG)"))
+# each yardstick: (key, short name, what the overview's grid says of it)
+_YARDSTICKS = (("data", "KID to the data", "to the data (KID × 10³ to held-out images; per requested digit under CFG)"),
+               ("limit", "to the converged process",
+                "to the converged process (`--yardstick limit`: RMS to the ODE limit from the same latent, x(0) on "
+                "flow models; KID to samples of the SDE, per requested digit under CFG)"))
 
 
 @dataclass
@@ -161,13 +164,12 @@ def advice_markdown(cells: Sequence[Cell]) -> str:
     cfg1 = any(GUIDED.get(c.model) == 1.0 for c in cells)  # the conditional model at scale 1: unguided
     regimes = (("no guidance" + (" (CFG 1 included)" if cfg1 else ""), False),
                (f"CFG {' and '.join(f'{s:g}' for s in scales)}", True))
-    yardsticks = {"data": "KID to the data", "limit": "to the converged process"}
     budgets = sorted({c.nfe for c in cells})
     out = ["| situation | " + " | ".join(f"{n} calls" for n in budgets) + " |",
            "|---|" + "---|" * len(budgets)]
     for regime, guided in regimes:
         for kind in ("deterministic", "stochastic"):
-            for key, yard in yardsticks.items():
+            for key, yard, _ in _YARDSTICKS:
                 mine = [c for c in cells if _guided(c.model) == guided and c.kind == kind and c.yardstick == key]
                 if not mine:
                     continue
@@ -194,7 +196,7 @@ def overview_markdown(benchmark_md: Path, link: str = "docs/benchmark.md") -> st
     out: List[str] = [f"Our best menu entry per decided table of [{link}]({link}) and its verdict against "
                       "each kept anchor (paired over 3 seeds, called only beyond the paired spread; "
                       "in parentheses: our best minus the anchor, positive = ours behind):"]
-    for key, title in _YARDSTICKS:
+    for key, _, title in _YARDSTICKS:
         mine = [c for c in cells if c.yardstick == key]
         if mine:
             out += ["", f"Distance {title}:", ""] + _grid(mine)
