@@ -594,10 +594,10 @@ model's (`tests/test_limits.py`); there the shared limit is `dpmpp_2m_sde` run i
 VE variables (x / (1 − σ) at σ / (1 − σ), the process our samplers and ComfyUI's discretise),
 and k-diffusion's SDE samplers are measured against themselves. Their floors: the RK4 limit
 against its half-step solve; two independent draws of the shared SDE limit. A limit costs
-97 calls per latent (the ODE) or 60 per sample and process (the SDE) once, then comes from the cache: the first limit tables, at
-500 samples × 3 seeds on one thread of the shared machine, took 44.5 CPU-minutes
-(`digits-cfg3`, deterministic, 10 calls, with the ODE limits), 52.6 (`digits-cfg3`,
-stochastic, 10 calls, with the shared and the anchors' own SDE limits) and 19.1 (`digits-eps`,
+97 calls per latent (the ODE) or 60 per sample and process (the SDE) once, then comes from the
+cache: the first limit tables, at 500 samples × 3 seeds on one thread of the shared machine,
+took 44.5 CPU-minutes (`digits-cfg3`, deterministic, 10 calls, with the ODE limits), 52.6
+(`digits-cfg3`, stochastic, 10 calls, with the shared and the anchors' own SDE limits) and 19.1 (`digits-eps`,
 deterministic, 10 calls).
 
 The same yardstick serves the unguided models (`--yardstick limit` with `digits-eps`,

@@ -111,9 +111,8 @@ def in_ve_variables(c: Contender) -> Contender:
         ve = torch.tensor([mt.ve_sigma(s) for s in sig], dtype=torch.float64)
 
         def denoiser(x_ve: torch.Tensor, s_ve: torch.Tensor, **extra) -> torch.Tensor:
-            t = (s_ve.to(torch.float64) / (1.0 + s_ve.to(torch.float64)))
-            alpha = (1.0 - t).to(x_ve.dtype).reshape(-1, *([1] * (x_ve.ndim - 1)))
-            return model(x_ve * alpha, t.to(s_ve.dtype), **extra)
+            t = mt.sigma_from_ve(float(s_ve[0]))  # k-diffusion calls with one sigma for the batch
+            return model(x_ve * mt.alpha(t), s_ve.new_full(s_ve.shape, t), **extra)
 
         return inner(denoiser, x / mt.alpha(sig[0]), ve.to(sigmas.dtype), **kw)
 

@@ -21,8 +21,11 @@ from seeds_samplers.samplers.registry import SAMPLERS
 MU, S = 0.3, 0.5  # one Gaussian N(MU, S^2 I) on 1x8x8 images: its flow and its law are known exactly
 
 
-def gaussian_model():
+def gaussian_model(flow: bool = False):
+    """N(MU, S^2 I) on 1x8x8 images as an SD-like discrete model, or as a flow model."""
     mix = GaussianMixture(torch.full((1, 1, 8, 8), MU, dtype=torch.float64), [S], [1.0])
+    if flow:
+        return _gmm_model("photo8-flow", "one Gaussian, flow", mix, "flow")
     return _gmm_model("photo8", "one Gaussian", mix, "vp_discrete")
 
 
@@ -148,8 +151,7 @@ def test_flow_ode_limit_is_the_closed_form_at_sigma_zero(tmp_path):
     """On a flow model (x = (1 - sigma) x0 + sigma eps) every sampler steps to sigma = 0, so the
     limit is the ODE's x(0) from the samplers' first sigma (just below 1, where lambda = -inf):
     for N(MU, S^2) the flow keeps (x - (1 - sigma) MU) / sqrt((1 - sigma)^2 S^2 + sigma^2)."""
-    mix = GaussianMixture(torch.full((1, 1, 8, 8), MU, dtype=torch.float64), [S], [1.0])
-    flow = _gmm_model("photo8-flow", "one Gaussian, flow", mix, "flow")
+    flow = gaussian_model(flow=True)
 
     def generate(cs, nfe, seed, n):
         return decide._generate(flow, cs, nfe, seed, "simple", n)
@@ -181,8 +183,7 @@ def test_flow_sde_limit_has_the_flow_model_s_law(tmp_path):
     VE formulas and converge to another law than the model's (for N(MU, S^2): mean and spread
     off); the shared limit runs k-diffusion's solver in the VE variables, which has the model's
     law, and k-diffusion's own SDE samplers are their own limits there."""
-    mix = GaussianMixture(torch.full((1, 1, 8, 8), MU, dtype=torch.float64), [S], [1.0])
-    flow = _gmm_model("photo8-flow", "one Gaussian, flow", mix, "flow")
+    flow = gaussian_model(flow=True)
 
     def generate(cs, nfe, seed, n):
         return decide._generate(flow, cs, nfe, seed, "simple", n)
