@@ -394,11 +394,28 @@ def summarise_measured(res: Dict[Tuple[str, str], Dict[int, dict]], contenders: 
     return rows
 
 
+# the schedule of an nfe-call table for one model call per step (the converged ODE's end points)
+_ONE_CALL_PER_STEP = Contender("one call per step", None)
+
+
+def converged_scores(model: TestModel, ode: Yardstick, nfe: int, seeds: Sequence[int],
+                     samples: int) -> Dict[int, float]:
+    """Per seed, ``model``'s own score (the KID to the data) of the converged ODE from that
+    seed's latents (``ode``: the model's deterministic limit, :mod:`.limits`), the solve that
+    every deterministic row of an ``nfe``-call table approximates. It is what an exact solver
+    scores: a row that scores well below it is nearer the data through its error, not through
+    its accuracy."""
+    ends = ode.ends(nfe, _ONE_CALL_PER_STEP)
+    return {s: _finite(model.score(ode.ode_limit(s, samples, *ends))) for s in seeds}
+
+
 def run_table(name: str, schedule: str, nfe: int, kind: str = "stochastic", seeds: Sequence[int] = (0, 1, 2),
               samples: int = 2000, screen_samples: int = 400, keep: int = 4, comfy: bool = True,
               log: Callable[[str], None] = print, yardstick: str = "data") -> dict:
     """One decided cell: screening, full-size runs of our menu entries of ``kind`` and the
-    kept anchors, the floor; returns everything :func:`table_section` prints.
+    kept anchors, the floor (and on a deterministic table scored by the data, the score of the
+    converged ODE itself: :func:`converged_scores`); returns everything :func:`table_section`
+    prints.
     ``yardstick``: ``"data"`` (KID to the held-out images) or ``"limit"`` (distance to the
     converged process, :mod:`.limits`; the trained models)."""
     model, yard = scored_model(kid_model(name), kind, schedule, yardstick)
@@ -408,8 +425,13 @@ def run_table(name: str, schedule: str, nfe: int, kind: str = "stochastic", seed
     ours = [c for c in menu_contenders() if c.stochastic == (kind == "stochastic")]
     contenders = ours + kept
     res, cost = measure(model, contenders, nfe, seeds, schedule, samples, log, yard)
+    converged = None
     if yard is None:
         floor = mean_sd([model.floor(samples, s) for s in seeds])
+        if kind == "deterministic":
+            _, ode = limit_model(model, kind, schedule)
+            converged = converged_scores(model, ode, nfe, seeds, samples)
+            cost["sample_calls"] += ode.sample_calls
     else:
         floor = mean_sd([yard.floor(kind, s, samples, nfe, contenders[0], seeds) for s in seeds])
         cost["sample_calls"] += yard.sample_calls  # the limits' own calls (their time is in the run's)
@@ -419,8 +441,11 @@ def run_table(name: str, schedule: str, nfe: int, kind: str = "stochastic", seed
         d_mean, d_sd = mean_sd([mine["values"][s] - r["values"][s] for s in seeds])
         r["d_mean"], r["d_sd"] = (None, None) if r is mine else (d_mean, d_sd)
     m = mdd([r["d_sd"] for r in rows if r["d_sd"] is not None], len(seeds))
+    if converged is not None:  # our best minus the exact solve, per seed
+        converged = dict(score=mean_sd(list(converged.values())),
+                         delta=mean_sd([mine["values"][s] - converged[s] for s in seeds]))
     return dict(model=model, schedule=schedule, nfe=nfe, kind=kind, seeds=list(seeds), samples=samples,
-                yardstick=yardstick,
+                yardstick=yardstick, converged=converged,
                 screen_samples=screen_samples, screened=screened, rows=rows, best_ours=mine, floor=floor, mdd=m,
                 screen_cost=screen_cost, cost=cost, seconds=time.time() - t0, threads=torch.get_num_threads())
 
@@ -479,10 +504,11 @@ def _full_cost(t: dict) -> float:
 def _limit_cost(t: dict) -> float:
     """Sample-calls of the limits a limit table scores against (:mod:`.limits`): per seed the
     ODE limit of every latent and its half-step check, or the shared SDE limit and each other
-    stochastic row's own (the screened-out anchors' own limits at the screening size aside)."""
-    if t.get("yardstick", "data") == "data":
-        return 0.0
+    stochastic row's own (the screened-out anchors' own limits at the screening size aside);
+    of a deterministic table scored by the data, the converged ODE it reports."""
     seeds, n = len(t["seeds"]), t["samples"]
+    if t.get("yardstick", "data") == "data":  # only the converged ODE of a deterministic table
+        return seeds * n * (4 * ode_steps(t["model"].model_type) + 1) if t.get("converged") else 0.0
     if t["kind"] == "deterministic":
         steps = ode_steps(t["model"].model_type)
         return seeds * (n * (4 * steps + 1) + min(ODE_CHECK, n) * (4 * (steps // 2) + 1))
@@ -500,6 +526,17 @@ def _floor_text(t: dict) -> str:
     return f"KID of two independent {LIMIT_CALLS}-call draws of the shared SDE limit, seeds s and s + 1"
 
 
+def _converged_lines(t: dict) -> List[str]:
+    """The converged ODE's own score on a deterministic table scored by the data (none on
+    the others): what an exact solve scores, and our best entry's paired distance to it."""
+    conv = t.get("converged")
+    if not conv:
+        return []
+    return [f"- **converged ODE** ({t['model'].metric} of the exact solve from the same latents, "
+            f"bench/limits.py; a row well below it is nearer the data through its error): "
+            f"{fmt_mean_sd(*conv['score'])}; paired {t['best_ours']['label']} − it: {fmt_mean_sd(*conv['delta'])}"]
+
+
 def table_section(t: dict, command: str) -> str:
     """The markdown section of one decided cell."""
     model, seeds = t["model"], t["seeds"]
@@ -510,6 +547,7 @@ def table_section(t: dict, command: str) -> str:
             f"Command: `{command}` ({t['samples']} samples per seed, seeds {', '.join(map(str, seeds))}; "
             f"screening: {t['screen_samples']} samples of seed 0).", "",
             f"- **floor** ({_floor_text(t)}): {fmt_mean_sd(*t['floor'])}",
+            *_converged_lines(t),
             f"- **minimum detectable difference** (t(0.95, {s - 1}) × pooled paired spread / √{s}): "
             f"{t['mdd']:.3g}",
             f"- cost: {_cost_line(t)}", "",
@@ -546,7 +584,10 @@ mean ± spread over the seeds (negative: ours better). A difference is called on
 exceeds t(0.95, S − 1) × its spread / √S (one-sided 95 %, S seeds) and 0.01 (below that, two
 implementations of the same update differ by round-off only); the table's *minimum
 detectable difference* is the same bound with the pooled spread of its paired differences.
-The *floor* is KID of as many real training images against the same reference. Anchors: a
+The *floor* is KID of as many real training images against the same reference. A deterministic
+table also gives the KID of the *converged ODE* from the same latents (the exact solve that its
+rows approximate; bench/limits.py) and our best entry's paired distance to it: a solver that
+scores well below it is nearer the data through its error, not its accuracy. Anchors: a
 screening pass (400 samples, seed 0) ranks the anchors of the table's kind and keeps the
 best 4; the full runs cover those and our menu entries of that kind. Per-seed results are
 cached under `~/.cache/seeds_samplers/bench` (`SEEDS_SAMPLERS_CACHE`), keyed by model

@@ -237,7 +237,7 @@ class Yardstick:
         return UNITS * class_kernel_distance(self.features(a), self.labels(a.shape[0]), self.features(b),
                                              self.labels(b.shape[0]))
 
-    def _ends(self, nfe: int, c: Contender) -> Tuple[float, float]:
+    def ends(self, nfe: int, c: Contender) -> Tuple[float, float]:
         """Where ``c``'s solve starts and the sigma whose denoising call ends it (0: a flow
         model, whose samplers step to sigma = 0; its first sigma as the samplers see it)."""
         sig = [float(s) for s in schedule_for(self.model.denoiser, c.intervals_for(nfe), self.schedule)]
@@ -253,14 +253,14 @@ class Yardstick:
             return self.kid(samples, self.sde_limit(c, seed, samples.shape[0]))
         if not bool(torch.isfinite(samples).all()):
             return float("inf")
-        return path_error(samples, self.ode_limit(seed, samples.shape[0], *self._ends(nfe, c)))
+        return path_error(samples, self.ode_limit(seed, samples.shape[0], *self.ends(nfe, c)))
 
     def floor(self, kind: str, seed: int, samples: int, nfe: int, c: Contender, seeds: Sequence[int]) -> float:
         """What an exact solve scores (module docstring), for seed ``seed``."""
         if kind == "stochastic":
             other = seeds[(list(seeds).index(seed) + 1) % len(seeds)]
             return self.kid(self.sde_limit(self.shared, seed, samples), self.sde_limit(self.shared, other, samples))
-        ends = self._ends(nfe, c)
+        ends = self.ends(nfe, c)
         count = min(ODE_CHECK, samples)
         half = ode_steps(self.model.model_type) // 2
         return path_error(self.ode_limit(seed, samples, *ends, steps=half, count=count),

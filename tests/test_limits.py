@@ -16,6 +16,7 @@ from seeds_samplers.bench.gmm import GaussianMixture
 from seeds_samplers.bench.limits import FLOW_ODE_STEPS, FLOW_SDE, LIMIT_CALLS, LIMIT_SOLVER, ODE_STEPS, SHARED_PROCESS, \
     Yardstick, path_error, process_of
 from seeds_samplers.bench.models import _gmm_model, build_model
+from seeds_samplers.bench.report import fmt_mean_sd
 from seeds_samplers.samplers.registry import SAMPLERS
 
 MU, S = 0.3, 0.5  # one Gaussian N(MU, S^2 I) on 1x8x8 images: its flow and its law are known exactly
@@ -159,7 +160,7 @@ def test_flow_ode_limit_is_the_closed_form_at_sigma_zero(tmp_path):
     yard = Yardstick(flow, "simple", generate, lambda **f: hashlib.sha1(repr(sorted(f.items())).encode()).hexdigest(),
                      tmp_path, None)
     deis = ours("deis")
-    s0, end = yard._ends(10, deis)
+    s0, end = yard.ends(10, deis)
     assert end == 0.0 and s0 == flow.model_type.prepare_sigmas(decide.schedule_for(flow.denoiser, 10, "simple"))[0]
     assert 0.99 < s0 < 1.0
     limit = yard.ode_limit(0, 20, s0, end)
@@ -263,3 +264,30 @@ def test_samples_that_are_not_finite_score_inf(gaussian, tmp_path):
     bad[3] = float("nan")
     assert yard.score(ours("deis"), 0, 10, bad) == math.inf
     assert yard.score(ours("seeds_1"), 0, 10, bad) == math.inf
+
+
+def test_a_data_table_s_converged_ode_is_the_exact_solve(gaussian, tmp_path):
+    """A deterministic table scored by the data reports the model's own score of the ODE
+    limit from each seed's latents: on a Gaussian that is its exact law, so it scores at the
+    floor of exact samples, far below a two-step Euler solve from the same latents."""
+    yard = _yardstick(gaussian, tmp_path)
+    conv = decide.converged_scores(gaussian, yard, 10, [0, 1], 400)
+    floor = max(gaussian.floor(400, s) for s in (0, 1))
+    euler = kdiffusion("euler")
+    for s in (0, 1):
+        coarse = gaussian.score(euler(gaussian.denoiser, gaussian.prior(400, s),
+                                      decide.schedule_for(gaussian.denoiser, 2, "karras"), s))
+        assert conv[s] < 4 * floor < 0.1 * coarse, (s, conv[s], floor, coarse)
+
+
+def test_the_converged_ode_line_and_its_cost(gaussian):
+    """The table prints the converged ODE's score and our best's paired distance to it, and
+    counts its limit in the cell's cost; tables without it print nothing of it."""
+    t = dict(rows=[dict(label="DEIS", source="ours", calls=10)], screened=[], nfe=10, screen_samples=0,
+             samples=100, seeds=[0, 1], model=gaussian, yardstick="data", kind="deterministic",
+             best_ours=dict(label="DEIS"))
+    assert decide._converged_lines(t) == []
+    t["converged"] = dict(score=(0.5, 0.25), delta=(-0.125, 0.0625))
+    (line,) = decide._converged_lines(t)
+    assert "**converged ODE**" in line and line.endswith(f"{fmt_mean_sd(0.5, 0.25)}; paired DEIS − it: {fmt_mean_sd(-0.125, 0.0625)}")
+    assert decide._full_cost(t) == 10 * 100 * 2 + 2 * 100 * (4 * ODE_STEPS + 1)
