@@ -507,11 +507,12 @@ def _limit_cost(t: dict) -> float:
     stochastic row's own (the screened-out anchors' own limits at the screening size aside);
     of a deterministic table scored by the data, the converged ODE it reports."""
     seeds, n = len(t["seeds"]), t["samples"]
+    steps = ode_steps(t["model"].model_type)
+    per_latent = 4 * steps + 1  # RK4 steps and the final denoising call (Yardstick.ode_limit)
     if t.get("yardstick", "data") == "data":  # only the converged ODE of a deterministic table
-        return seeds * n * (4 * ode_steps(t["model"].model_type) + 1) if t.get("converged") else 0.0
+        return seeds * n * per_latent if t.get("converged") else 0.0
     if t["kind"] == "deterministic":
-        steps = ode_steps(t["model"].model_type)
-        return seeds * (n * (4 * steps + 1) + min(ODE_CHECK, n) * (4 * (steps // 2) + 1))
+        return seeds * (n * per_latent + min(ODE_CHECK, n) * (4 * (steps // 2) + 1))
     own = [r for r in t["rows"] if (r["label"], r["source"]) not in SHARED_PROCESS]
     return seeds * n * LIMIT_CALLS * (1 + len(own))
 

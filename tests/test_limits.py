@@ -289,5 +289,6 @@ def test_the_converged_ode_line_and_its_cost(gaussian):
     assert decide._converged_lines(t) == []
     t["converged"] = dict(score=(0.5, 0.25), delta=(-0.125, 0.0625))
     (line,) = decide._converged_lines(t)
-    assert "**converged ODE**" in line and line.endswith(f"{fmt_mean_sd(0.5, 0.25)}; paired DEIS − it: {fmt_mean_sd(-0.125, 0.0625)}")
+    assert "**converged ODE**" in line
+    assert line.endswith(f"{fmt_mean_sd(0.5, 0.25)}; paired DEIS − it: {fmt_mean_sd(-0.125, 0.0625)}")
     assert decide._full_cost(t) == 10 * 100 * 2 + 2 * 100 * (4 * ODE_STEPS + 1)
