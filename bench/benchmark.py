@@ -180,8 +180,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                     choices=("stochastic", "deterministic"), help="decided tables: which samplers (default both)")
     ap.add_argument("--yardstick", choices=YARDSTICKS, default="data",
                     help="decided tables and sweeps on the trained models: score by the KID to the held-out images "
-                         "(data, default) or by the distance to the converged process of the same model (limit, "
-                         "bench/limits.py)")
+                         "(data, default), by the distance to the converged process of the same model (limit, "
+                         "bench/limits.py), or, stochastic samplers only, per sample to the SDE's solution on the "
+                         "same Brownian path (path)")
     ap.add_argument("--ref-samples", type=int, default=None,
                     help="latents per seed for the ODE-error reference (default 256 mixtures, 32 digits; 0 = off)")
     ap.add_argument("--ref-steps", type=int, default=None,

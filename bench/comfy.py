@@ -62,7 +62,8 @@ def comfy_contenders(names=tuple(COMFY_SAMPLERS)) -> List[Contender]:
 
 
 def run_comfy_jobs(model: Any, jobs: List[Dict[str, Any]], timeout: float = 7200.0) -> List[Tuple[torch.Tensor, int]]:
-    """Run ``jobs`` ({sampler, x, sigmas, noise_seed, stochastic}) on ``model`` (a
+    """Run ``jobs`` ({sampler, x, sigmas, noise_seed, stochastic, optional noise: "gaussian" or
+    "path", :data:`.compare.NOISES`}) on ``model`` (a
     :class:`~.models.TestModel`) with the checkout's samplers; returns (samples, calls) per job."""
     root = comfy_root()
     if root is None:
@@ -75,7 +76,7 @@ def run_comfy_jobs(model: Any, jobs: List[Dict[str, Any]], timeout: float = 7200
         arrays[f"sigmas_{j}"] = job["sigmas"].detach().cpu().to(torch.float64).numpy()
         meta["jobs"].append(dict(sampler=job["sampler"], x=f"x_{j}", sigmas=f"sigmas_{j}",
                                  noise_seed=int(job["noise_seed"]), stochastic=bool(job["stochastic"]),
-                                 params=dict(job.get("params", {}))))
+                                 noise=job.get("noise", "gaussian"), params=dict(job.get("params", {}))))
     with tempfile.TemporaryDirectory(prefix="seeds_comfy_") as tmp:
         src, dst = Path(tmp) / "in.npz", Path(tmp) / "out.npz"
         np.savez(src, meta=np.array(json.dumps(meta)), **arrays)

@@ -121,7 +121,11 @@ def main(argv: Any = None) -> int:
         x = torch.from_numpy(data[job["x"]])
         sigmas = torch.from_numpy(data[job["sigmas"]]).to(x.dtype)
         kw = dict(job.get("params", {}))
-        if job["stochastic"]:
+        if job["stochastic"] and job.get("noise", "gaussian") == "path":  # bench/limits.py, pathwise
+            from seeds_samplers.bench.compare import PathNoise
+
+            kw["noise_sampler"] = PathNoise(x, job["noise_seed"])
+        elif job["stochastic"]:
             kw["noise_sampler"] = BatchNoise(x, job["noise_seed"])
         before = host.calls
         with torch.inference_mode():

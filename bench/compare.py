@@ -17,13 +17,14 @@ import torch
 
 from ..samplers import registry
 from ..samplers.model_types import ModelType, resolve_model_type
+from ..samplers.noise import BrownianNoise
 from ..samplers.schedules import SCHEDULES
 from .gmm import AnalyticDenoiser
 from .host_schedules import HOST_SCHEDULES, host_sigmas
 from .metrics import mixture_stats
 
 __all__ = ["Contender", "ours", "kdiffusion", "schedule_for", "sigma_reference_solve", "run_at_budget", "quality_table",
-           "reference_solve", "BatchNoise"]
+           "reference_solve", "BatchNoise", "PathNoise", "NOISES"]
 
 
 class BatchNoise:
@@ -38,6 +39,26 @@ class BatchNoise:
 
     def __call__(self, sigma=None, sigma_next=None) -> torch.Tensor:
         return torch.randn(self.shape, generator=self.g, dtype=self.dtype, device=self.device)
+
+
+class PathNoise:
+    """One Brownian path per sample, the same whatever steps read it: the increments of the
+    pack's Brownian tree (:class:`~seeds_samplers.samplers.noise.BrownianNoise`, W in
+    log sigma, a pure function of the seed), one tree for the whole batch. Two samplers
+    given ``PathNoise(x, s)`` are driven by the same paths, so their samples can be compared
+    per sample (bench/limits.py, the pathwise yardstick). A step to sigma = 0 reads the
+    path's increment down to the tree's lowest sigma."""
+
+    def __init__(self, x: torch.Tensor, seed: int):
+        self.tree = BrownianNoise(x.unsqueeze(0), [seed])  # the batch as one "sample" of the tree
+
+    def __call__(self, sigma, sigma_next) -> torch.Tensor:
+        low = math.exp(BrownianNoise.U_MIN)
+        return self.tree(max(float(sigma), low), max(float(sigma_next), low))[0]
+
+
+# the noises a stochastic contender can be driven by (:meth:`Contender.__call__`)
+NOISES = {"gaussian": BatchNoise, "path": PathNoise}
 
 
 @dataclass
@@ -70,10 +91,12 @@ class Contender:
             n += 1
         return n
 
-    def __call__(self, model, x, sigmas, seed: int) -> torch.Tensor:
+    def __call__(self, model, x, sigmas, seed: int, noise: str = "gaussian") -> torch.Tensor:
+        """The contender's samples from ``x``; a stochastic one draws ``noise`` (:data:`NOISES`)
+        of seed ``seed``."""
         kw = dict(self.params)
         if self.stochastic:
-            kw["noise_sampler"] = BatchNoise(x, seed)
+            kw["noise_sampler"] = NOISES[noise](x, seed)
         return self.fn(model, x.clone(), sigmas, disable=True, **kw)
 
 

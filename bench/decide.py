@@ -51,7 +51,7 @@ import torch
 from .compare import Contender, schedule_for
 from .contenders import menu_contenders, anchor_contenders
 from .grid import mean_sd, noise_seed
-from .limits import LIMIT_CALLS, ODE_CHECK, SHARED_PROCESS, Yardstick, ode_steps
+from .limits import LIMIT_CALLS, ODE_CHECK, PATH_CALLS, SHARED_PROCESS, Yardstick, ode_steps
 from ..digits.denoiser import model_dataset
 from .models import GUIDED, TRAINED_KINDS, TestModel, build_model
 from .report import fmt_mean_sd
@@ -103,29 +103,37 @@ def kid_model(name: str) -> TestModel:
                                _floor=lambda n, seed: KID_UNITS * _metric(dataset).kid_floor(n, seed))
 
 
-YARDSTICKS = ("data", "limit")  # the decided tables' and sweeps' scores (module docstring, bench/limits.py)
+# the decided tables' and sweeps' scores (module docstring, bench/limits.py); "path" scores
+# stochastic samplers only (the ODE limit already is per sample)
+YARDSTICKS = ("data", "limit", "path")
 
 
 def check_yardstick(yardstick: str) -> str:
     """``yardstick`` if it is one of :data:`YARDSTICKS` (raises ``ValueError``)."""
     if yardstick not in YARDSTICKS:
-        raise ValueError(f"yardstick must be 'data' or 'limit', got {yardstick!r}")
+        raise ValueError(f"yardstick must be one of {', '.join(YARDSTICKS)}, got {yardstick!r}")
     return yardstick
 
 
 def scored_model(model: TestModel, kind: str, schedule: str,
                  yardstick: str) -> Tuple[TestModel, Optional[Yardstick]]:
     """A trained ``model`` as ``yardstick`` scores it: itself (the KID to the held-out images)
-    for "data", :func:`limit_model` for "limit" (the Yardstick; None for "data")."""
+    for "data", :func:`limit_model` for "limit" and (stochastic ``kind`` only) "path" (the
+    Yardstick; None for "data")."""
     if check_yardstick(yardstick) == "data":
         return model, None
-    return limit_model(model, kind, schedule)
+    if yardstick == "path" and kind != "stochastic":
+        raise ValueError("the path yardstick scores stochastic samplers; deterministic ones are already scored "
+                         "per sample against the ODE limit by the limit yardstick")
+    return limit_model(model, kind, schedule, pathwise=yardstick == "path")
 
 
-def limit_model(model: TestModel, kind: str, schedule: str) -> Tuple[TestModel, Yardstick]:
+def limit_model(model: TestModel, kind: str, schedule: str,
+                pathwise: bool = False) -> Tuple[TestModel, Yardstick]:
     """``model`` scored against the converged process its samplers discretise (the ODE
-    limit per latent for ``kind`` "deterministic", the SDE's law for "stochastic";
-    :mod:`.limits`), and the :class:`~.limits.Yardstick` that scores it."""
+    limit per latent for ``kind`` "deterministic", the SDE's law for "stochastic", or with
+    ``pathwise`` the SDE's solution on each sample's Brownian path; :mod:`.limits`), and the
+    :class:`~.limits.Yardstick` that scores it."""
     if model.name not in _DATASET:
         raise ValueError(f"the limit yardstick scores the trained models {sorted(_DATASET)}, got {model.name!r}")
 
@@ -139,11 +147,15 @@ def limit_model(model: TestModel, kind: str, schedule: str) -> Tuple[TestModel, 
         return hashlib.sha1(json.dumps(full, sort_keys=True, default=str).encode()).hexdigest()
 
     labels = None
-    if model.name in GUIDED and kind == "stochastic":
+    if model.name in GUIDED and kind == "stochastic" and not pathwise:
         from ..digits.guidance import balanced_labels as labels  # what the guided model requested per sample
-    yard = Yardstick(model, schedule, lambda cs, nfe, seed, n: _generate(model, cs, nfe, seed, schedule, n), key,
-                     cache_dir(), _metric(_DATASET[model.name]).kid_features, labels)
-    if kind == "deterministic":
+    noise = "path" if pathwise else "gaussian"
+    yard = Yardstick(model, schedule, lambda cs, nfe, seed, n: _generate(model, cs, nfe, seed, schedule, n, noise),
+                     key, cache_dir(), _metric(_DATASET[model.name]).kid_features, labels, pathwise)
+    if pathwise:
+        guided = "guided " if model.name in GUIDED else ""
+        name, what = "RMS to SDE path ×10³", f"per-sample RMS pixel distance to the {guided}SDE's solution on the same path"
+    elif kind == "deterministic":
         guided = "guided " if model.name in GUIDED else ""
         name, what = "RMS to ODE limit ×10³", f"per-sample RMS pixel distance to the converged {guided}ODE"
     else:
@@ -265,8 +277,9 @@ def _store(key: str, fields: dict, value: float, calls: int, seconds: float, ext
 
 
 def _generate(model: TestModel, contenders: Sequence[Contender], nfe: int, seed: int, schedule: str,
-              samples: int) -> List[Tuple[torch.Tensor, int]]:
-    """Samples and model calls of each contender from seed ``seed``'s latents and noise."""
+              samples: int, noise: str = "gaussian") -> List[Tuple[torch.Tensor, int]]:
+    """Samples and model calls of each contender from seed ``seed``'s latents and noise
+    (``noise``: the kind a stochastic contender draws, :data:`.compare.NOISES`)."""
     x = model.prior(samples, seed)
     chunks = [(k, x[k0:k0 + CHUNK]) for k, k0 in enumerate(range(0, samples, CHUNK))]
     out: Dict[int, Tuple[List[torch.Tensor], int]] = {}
@@ -278,7 +291,7 @@ def _generate(model: TestModel, contenders: Sequence[Contender], nfe: int, seed:
         parts, before = [], model.calls
         for k, xc in chunks:
             with torch.inference_mode():
-                parts.append(c(model.denoiser, xc, sig, noise_seed(seed) + k))
+                parts.append(c(model.denoiser, xc, sig, noise_seed(seed) + k, noise))
         out[i] = (parts, (model.calls - before) // len(chunks))
     if comfy:
         from .comfy import run_comfy_jobs
@@ -288,7 +301,7 @@ def _generate(model: TestModel, contenders: Sequence[Contender], nfe: int, seed:
             sig = schedule_for(model.denoiser, c.intervals_for(nfe), schedule)
             for k, xc in chunks:
                 jobs.append(dict(sampler=c.params["comfy"], x=xc, sigmas=sig, noise_seed=noise_seed(seed) + k,
-                                 stochastic=c.stochastic))
+                                 stochastic=c.stochastic, noise=noise))
                 keys.append(i)
         for i, (o, calls) in zip(keys, run_comfy_jobs(model, jobs)):
             parts, _ = out.setdefault(i, ([], calls))
@@ -323,7 +336,8 @@ def measure(model: TestModel, contenders: Sequence[Contender], nfe: int, seeds: 
         if not todo:
             continue
         t, cpu = time.time(), _cpu_seconds()
-        outs = _generate(model, [c for c, _, _ in todo], nfe, seed, schedule, samples)
+        outs = _generate(model, [c for c, _, _ in todo], nfe, seed, schedule, samples,
+                         yardstick.noise if yardstick is not None else "gaussian")
         gen_seconds = (time.time() - t) / len(todo)
         for (c, key, fields), (samples_out, calls) in zip(todo, outs):
             value = model.score(samples_out) if yardstick is None else yardstick.score(c, seed, nfe, samples_out)
@@ -457,7 +471,7 @@ OUR_BEST, LEVEL, BEHIND_OUR_BEST, OURS_AHEAD, OURS_BEHIND = (
 
 def section_name(name: str, schedule: str, kind: str, nfe: int, yardstick: str) -> str:
     """The page section of a decided table (bench/pick.py parses these names back)."""
-    return f"bench-decided-{name}-{schedule}-{kind}-nfe{nfe}" + ("" if yardstick == "data" else "-limit")
+    return f"bench-decided-{name}-{schedule}-{kind}-nfe{nfe}" + ("" if yardstick == "data" else f"-{yardstick}")
 
 
 def _verdict(r: dict, mine: dict, seeds: int) -> str:
@@ -514,6 +528,8 @@ def _limit_cost(t: dict) -> float:
     if t["kind"] == "deterministic":
         return seeds * (n * per_latent + min(ODE_CHECK, n) * (4 * (steps // 2) + 1))
     own = [r for r in t["rows"] if (r["label"], r["source"]) not in SHARED_PROCESS]
+    if t["yardstick"] == "path":  # each process on the table's paths, the shared one also at half the calls
+        return seeds * n * (PATH_CALLS * (1 + len(own)) + PATH_CALLS // 2)
     return seeds * n * LIMIT_CALLS * (1 + len(own))
 
 
@@ -524,6 +540,9 @@ def _floor_text(t: dict) -> str:
         steps = ode_steps(t["model"].model_type)
         return (f"RMS ×10³ between the {steps}- and {steps // 2}-step RK4 limits on {ODE_CHECK} latents "
                 "per seed: the limit's own uncertainty")
+    if t["yardstick"] == "path":
+        return (f"RMS ×10³ between the shared SDE's {PATH_CALLS}- and {PATH_CALLS // 2}-call solutions on the "
+                "same paths: the limit's own uncertainty")
     return f"KID of two independent {LIMIT_CALLS}-call draws of the shared SDE limit, seeds s and s + 1"
 
 
@@ -641,6 +660,17 @@ cache: the first limit tables, at 500 samples × 3 seeds on one thread of the sh
 took 44.5 CPU-minutes (`digits-cfg3`, deterministic, 10 calls, with the ODE limits), 52.6
 (`digits-cfg3`, stochastic, 10 calls, with the shared and the anchors' own SDE limits) and 19.1 (`digits-eps`,
 deterministic, 10 calls).
+
+Tables marked "to the SDE path" (`--yardstick path`, stochastic samplers) give the stochastic
+samplers the ODE tables' per-sample resolution: every sampler of the table is driven by the
+same Brownian path per sample (the pack's Brownian tree in log sigma, one path per sample and
+seed, the same whatever the steps), and scored by the mean per-sample RMS pixel distance (× 1,000)
+to the solution of its process from the same latent on the same path: the process's solver at
+240 calls (the shared process: k-diffusion's `dpmpp_2m_sde`; the others: themselves). A
+consistent solver converges to that solution whatever time variable it reads the path in, and
+the pathwise distance bounds the Wasserstein-2 distance between the two laws, so it resolves
+the differences the KID to the law cannot once every solver is near it. Its floor: the shared
+process's 240-call solution against its 120-call one on the same paths.
 
 The same yardstick serves the unguided models (`--yardstick limit` with `digits-eps`,
 `digits-flow`, `patches-eps`, `patches-flow`; the patches' KID on the patch classifier's

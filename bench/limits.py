@@ -31,13 +31,28 @@ converged process of the same model (guided or not), schedule end points and req
   (:func:`in_ve_variables`: x / alpha at sigma / alpha, the reverse SDE our samplers and
   ComfyUI's discretise), and k-diffusion's own SDE samplers are each their own limit.
 
+* **stochastic, pathwise** (``pathwise=True``, the tables' ``--yardstick path``): every
+  stochastic sampler is driven by one Brownian path per sample (:class:`.compare.PathNoise`:
+  the same path whatever the steps, so increments over any partition are consistent), and its
+  samples are compared per sample, like the ODE's, with the solution of its process from the
+  same latent on the same path: the process's solver at :data:`PATH_CALLS` calls on that path
+  (the shared process: :data:`LIMIT_SOLVER`; any other: the contender itself). A consistent
+  solver of a reverse SDE with additive noise converges to that pathwise solution (strongly),
+  whatever time variable it reads the path in, since it scales each increment to the step's
+  exact noise variance; and the root-mean-square of the pathwise distance bounds the
+  Wasserstein-2 distance of the two laws, so a small pathwise distance is a small distance
+  between laws, with the ODE yardstick's per-sample resolution (the KID to the law resolves
+  little once a solver is near it).
+
 The floors: for the ODE, the RMS distance between the :data:`ODE_STEPS`-step limit and one at
 half the steps on the first :data:`ODE_CHECK` samples of each seed: on a smooth flow RK4's
 fourth order puts the limit's own error at about 1/15 of it (tests/test_limits.py), but the
 guided digits network is not that smooth in sigma: on 30 guided latents its RK4 limits at 16,
 32 and 64 steps differed from 128 steps by about the same 4-5 x 10^-3 RMS, so the floor (printed
 with every table) is the limit's uncertainty itself; for the SDE, the KID between two independent draws of the shared
-limit (seeds s and s + 1): what an exact solve would score.
+limit (seeds s and s + 1): what an exact solve would score; for the pathwise SDE, the distance
+between the shared process's solutions at :data:`PATH_CALLS` and half as many calls on the same
+paths (the limit's own error is about that size, since its solver's strong order is about 1).
 
 Limits are cached beside the bench's per-seed results (:func:`.decide.cache_dir` / limits),
 keyed by the model's weights, the model-type maps (samplers/model_types.py) and a stochastic
@@ -57,8 +72,8 @@ from ..samplers.model_types import resolve_model_type
 from .compare import Contender, kdiffusion, reference_solve, schedule_for, sigma_reference_solve
 
 __all__ = ["ODE_STEPS", "FLOW_ODE_STEPS", "FLOW_LIMIT_LAMBDA", "ODE_CHECK", "LIMIT_CALLS", "LIMIT_SEED",
-           "SHARED_PROCESS", "LIMIT_SOLVER", "FLOW_SDE", "Yardstick", "ode_steps", "process_of", "path_error",
-           "in_ve_variables"]
+           "SHARED_PROCESS", "LIMIT_SOLVER", "FLOW_SDE", "PATH_CALLS", "Yardstick", "ode_steps", "process_of",
+           "path_error", "in_ve_variables"]
 
 ODE_STEPS = 24  # RK4 steps (4 calls each) of the ODE limit: more do not sharpen it on the guided digits (above)
 FLOW_ODE_STEPS = 64  # RK4 steps in sigma of a flow model's limit: the tables print 64 vs 32 steps as the floor
@@ -66,6 +81,7 @@ FLOW_LIMIT_LAMBDA = 8.0  # a flow limit's last sigma, 1 / (1 + e^8) = 3.4e-4: D 
 ODE_CHECK = 50  # samples per seed whose limit is also solved at half the steps (the ODE floor)
 LIMIT_CALLS = 60  # model calls of a stochastic limit: six times the largest decided budget but 20
 LIMIT_SEED = 1000  # a limit of seed s draws latents and noise of seed s + LIMIT_SEED
+PATH_CALLS = 240  # model calls of a pathwise SDE limit: 12 times the largest decided budget
 UNITS = 1e3
 
 # Stochastic contenders that discretise the reverse-time SDE with its full noise (DPM-Solver++'s
@@ -140,15 +156,21 @@ class Yardstick:
             stochastic tables: the KID is then taken per requested digit and averaged, as the
             guided data KID is; on all samples together the classes' own distances dominate
             and the solvers' differences within a class vanish in the noise).
+        pathwise: score stochastic samples per sample against their process's solution on the
+            same Brownian path (module docstring); ``generate`` must then drive the samplers
+            with :class:`.compare.PathNoise` (:attr:`noise`).
     Attributes:
         fields: what a table run's cache key records of this yardstick.
         sample_calls: samples x model calls spent on limits by this object.
+        noise: the noise the table's stochastic samplers draw ("path" or "gaussian").
     """
 
     def __init__(self, model, schedule: str, generate: Callable, key: Callable[..., str], cache: Path,
                  features: Callable[[torch.Tensor], torch.Tensor],
-                 labels: Optional[Callable[[int], torch.Tensor]] = None):
+                 labels: Optional[Callable[[int], torch.Tensor]] = None, pathwise: bool = False):
         self.model, self.schedule, self.generate, self.key, self.cache = model, schedule, generate, key, cache
+        self.pathwise = pathwise
+        self.noise = "path" if pathwise else "gaussian"
         self.features, self.labels = features, labels
         self.flow = model.model_type.is_flow
         self.shared = in_ve_variables(kdiffusion(LIMIT_SOLVER[0])) if self.flow else kdiffusion(LIMIT_SOLVER[0])
@@ -156,6 +178,8 @@ class Yardstick:
                            seed=LIMIT_SEED, shared=list(LIMIT_SOLVER), processes=sorted(map(list, SHARED_PROCESS)))
         if labels is not None:
             self.fields["kid"] = "per requested digit"
+        if pathwise:  # another score and another noise for the stochastic rows
+            self.fields.update(name="path", calls=PATH_CALLS, noise="path")
         self.sample_calls = 0
 
     def fields_for(self, c: Contender) -> dict:
@@ -210,16 +234,26 @@ class Yardstick:
 
         return self._load_or(fields, make)
 
+    def path_limit(self, c: Contender, seed: int, samples: int, calls: int = PATH_CALLS) -> torch.Tensor:
+        """The solution of ``c``'s process from seed ``seed``'s own latents on its own Brownian
+        paths (the table's): the process's solver at ``calls`` calls."""
+        return self._process(c, seed, samples, calls, seed, noise="path")
+
     def sde_limit(self, c: Contender, seed: int, samples: int) -> torch.Tensor:
         """Samples of ``c``'s process at :data:`LIMIT_CALLS` calls from seed + LIMIT_SEED."""
+        return self._process(c, seed, samples, LIMIT_CALLS, seed + LIMIT_SEED)
+
+    def _process(self, c: Contender, seed: int, samples: int, calls: int, draw: int, **more) -> torch.Tensor:
+        """``c``'s process solved at ``calls`` calls by its solver (the shared one or ``c``)
+        from the latents and noise of seed ``draw``, cached under seed ``seed``."""
         process = process_of(c, self.flow)
         solver = self.shared if process == "sde" else c
         fields = dict(kind=process, solver=(solver.label, solver.source, repr(sorted(solver.params.items()))),
-                      seed=seed, samples=samples, calls=LIMIT_CALLS, schedule=self.schedule)
+                      seed=seed, samples=samples, calls=calls, schedule=self.schedule, **more)
 
         def make() -> torch.Tensor:
-            out, calls = self.generate([solver], LIMIT_CALLS, seed + LIMIT_SEED, samples)[0]
-            self.sample_calls += calls * samples
+            out, used = self.generate([solver], calls, draw, samples)[0]
+            self.sample_calls += used * samples
             return out
 
         return self._load_or(fields, make)
@@ -249,14 +283,19 @@ class Yardstick:
     def score(self, c: Contender, seed: int, nfe: int, samples: torch.Tensor) -> float:
         """The distance of ``c``'s samples (seed ``seed``, ``nfe`` calls) to its limit (inf for
         samples that are not finite)."""
-        if c.stochastic:
+        if c.stochastic and not self.pathwise:
             return self.kid(samples, self.sde_limit(c, seed, samples.shape[0]))
         if not bool(torch.isfinite(samples).all()):
             return float("inf")
+        if c.stochastic:
+            return path_error(samples, self.path_limit(c, seed, samples.shape[0]))
         return path_error(samples, self.ode_limit(seed, samples.shape[0], *self.ends(nfe, c)))
 
     def floor(self, kind: str, seed: int, samples: int, nfe: int, c: Contender, seeds: Sequence[int]) -> float:
         """What an exact solve scores (module docstring), for seed ``seed``."""
+        if kind == "stochastic" and self.pathwise:
+            return path_error(self.path_limit(self.shared, seed, samples, PATH_CALLS // 2),
+                              self.path_limit(self.shared, seed, samples))
         if kind == "stochastic":
             other = seeds[(list(seeds).index(seed) + 1) % len(seeds)]
             return self.kid(self.sde_limit(self.shared, seed, samples), self.sde_limit(self.shared, other, samples))

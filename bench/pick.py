@@ -1,11 +1,11 @@
 """The README's "which sampler to pick" advice and overview, generated from the decided tables.
 
 Every decided table in docs/benchmark.md (``<!-- bench-decided-<model>-<schedule>-<kind>-nfe<N>
-[-limit]:start -->``, written by ``bench`` from measured, cached runs: :mod:`.decide`) names
+[-limit|-path]:start -->``, written by ``bench`` from measured, cached runs: :mod:`.decide`) names
 our best entry of the cell and a verdict against each kept anchor (ahead, level or behind,
 called only beyond the paired spread). :func:`overview_markdown` reads those sections back and
 lays them out as one grid per yardstick (the KID to the data; the distance to the converged
-process), one row per model, schedule and kind, one column per budget, so the README's advice
+process; to the SDE's solution on the same path), one row per model, schedule and kind, one column per budget, so the README's advice
 is a mechanical summary of the tables rather than a retelling of them. :func:`advice_markdown`
 condenses the same cells per situation (guidance or none, kind, yardstick, budget): which of our
 entries is best in how many cells, and how often it is at or ahead of every kept anchor. It never
@@ -31,14 +31,17 @@ SECTION = "decided-overview"  # the README's marked sections
 ADVICE_SECTION = "decided-advice"
 # the section names of :func:`.decide.section_name`
 _START = re.compile(r"<!-- bench-decided-(?P<model>[a-z]+-[a-z0-9]+)-(?P<schedule>[a-z_]+)-"
-                    r"(?P<kind>stochastic|deterministic)-nfe(?P<nfe>\d+)(?P<limit>-limit)?:start -->")
+                    r"(?P<kind>stochastic|deterministic)-nfe(?P<nfe>\d+)(?:-(?P<yardstick>limit|path))?:start -->")
 _GENERATED = ("Generated from the decided tables by `python -m seeds_samplers docs --readme README.md` "
               "(and by every `bench` run that writes them).")
 # each yardstick: (key, short name, what the overview's grid says of it)
 _YARDSTICKS = (("data", "KID to the data", "to the data (KID × 10³ to held-out images; per requested digit under CFG)"),
                ("limit", "to the converged process",
                 "to the converged process (`--yardstick limit`: RMS to the ODE limit from the same latent, x(0) on "
-                "flow models; KID to samples of the SDE, per requested digit under CFG)"))
+                "flow models; KID to samples of the SDE, per requested digit under CFG)"),
+               ("path", "to the SDE path",
+                "to the SDE's solution on the same Brownian path (`--yardstick path`: per-sample RMS, stochastic "
+                "samplers)"))
 
 
 @dataclass
@@ -91,7 +94,7 @@ def parse_decided(text: str) -> List[Cell]:
         if end < 0:
             raise ValueError(f"decided section {m.group(0)} has no end marker")
         cell = Cell(m.group("model"), m.group("schedule"), m.group("kind"), int(m.group("nfe")),
-                    "limit" if m.group("limit") else "data")
+                    m.group("yardstick") or "data")
         for row in _rows(text[m.end():end]):
             if len(row) < 6:
                 continue

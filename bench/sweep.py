@@ -113,13 +113,19 @@ def _paired_lines(cells: Sequence[dict], budgets: Sequence[int], seeds: int) -> 
     return out
 
 
+# a sweep's score on the trained models by (yardstick, stochastic), beside the KID to the data
+_LIMIT_METRIC = {("limit", True): "KID x 10^3 to the SDE limit", ("limit", False): "RMS x 10^3 to the ODE limit",
+                 ("path", True): "RMS x 10^3 to the SDE path"}
+
+
 def sweep(sampler: str, sets: Sequence[str], models: Sequence[str], schedules: Optional[Sequence[str]],
           budgets: Sequence[int], seeds: Sequence[int], samples: int, digits_samples: int,
           anchors: Optional[Sequence[str]],
           comfy: bool, log=print, yardstick: str = "data") -> tuple:
     """The sweep's markdown and cells. ``yardstick``: on the trained models, ``"data"`` (KID to
-    the held-out images) or ``"limit"`` (the distance to the converged process of the same
-    model, :mod:`.limits`: per-sample RMS to the ODE limit, or KID to the SDE's law)."""
+    the held-out images), ``"limit"`` (the distance to the converged process of the same
+    model, :mod:`.limits`: per-sample RMS to the ODE limit, or KID to the SDE's law) or, for a
+    stochastic sampler, ``"path"`` (per-sample RMS to its SDE's solution on the same path)."""
     check_yardstick(yardstick)
     combos = sweep_grid(sampler, sets)
     varied = [s.split("=", 1)[0].strip() for s in sets]
@@ -151,8 +157,7 @@ def sweep(sampler: str, sets: Sequence[str], models: Sequence[str], schedules: O
             metric = "W2"
             if name in TRAINED:
                 metric = "KID x 10^3 (paired, cached; bench/decide.py)" if yardstick == "data" else \
-                    f"{'KID x 10^3 to the SDE limit' if stochastic else 'RMS x 10^3 to the ODE limit'} " \
-                    "(paired, cached; bench/limits.py)"
+                    f"{_LIMIT_METRIC[(yardstick, stochastic)]} (paired, cached; bench/limits.py)"
             lines += [f"#### {name}, schedule `{schedule}`: {metric}", "", pivot_mean_sd(sel, budgets), ""]
             if name in TRAINED and anchors is not None:
                 lines += _paired_lines(sel, budgets, len(seeds)) + [""]

@@ -13,8 +13,8 @@ from seeds_samplers.bench.compare import kdiffusion, ours
 from seeds_samplers.bench.comfy import COMFY_SAMPLERS
 from seeds_samplers.bench.contenders import QUALITY_BASELINES, menu_contenders
 from seeds_samplers.bench.gmm import GaussianMixture
-from seeds_samplers.bench.limits import FLOW_ODE_STEPS, FLOW_SDE, LIMIT_CALLS, LIMIT_SOLVER, ODE_STEPS, SHARED_PROCESS, \
-    Yardstick, path_error, process_of
+from seeds_samplers.bench.limits import FLOW_ODE_STEPS, FLOW_SDE, LIMIT_CALLS, LIMIT_SOLVER, ODE_STEPS, PATH_CALLS, \
+    SHARED_PROCESS, Yardstick, path_error, process_of
 from seeds_samplers.bench.models import _gmm_model, build_model
 from seeds_samplers.bench.report import fmt_mean_sd
 from seeds_samplers.samplers.registry import SAMPLERS
@@ -292,3 +292,81 @@ def test_the_converged_ode_line_and_its_cost(gaussian):
     assert "**converged ODE**" in line
     assert line.endswith(f"{fmt_mean_sd(0.5, 0.25)}; paired DEIS − it: {fmt_mean_sd(-0.125, 0.0625)}")
     assert decide._full_cost(t) == 10 * 100 * 2 + 2 * 100 * (4 * ODE_STEPS + 1)
+
+
+# --- the pathwise SDE yardstick -------------------------------------------------------------------
+
+
+def test_path_noise_is_one_brownian_path_whatever_the_steps():
+    """PathNoise's normalised increments over a fine partition add up (times the square roots
+    of the steps in log sigma) to the coarse increment: one path, read at any steps; the same
+    seed gives the same paths, another seed and another sample other ones."""
+    from seeds_samplers.bench.compare import PathNoise
+
+    x = torch.zeros(4, 1, 8, 8)
+    sig = [14.6, 3.0, 0.7, 0.03]
+    fine = [PathNoise(x, 5)(a, b) * math.sqrt(math.log(a / b)) for a, b in zip(sig, sig[1:])]
+    coarse = PathNoise(x, 5)(sig[0], sig[-1]) * math.sqrt(math.log(sig[0] / sig[-1]))
+    assert torch.allclose(sum(fine), coarse, atol=1e-4)
+    again = PathNoise(x, 5)(sig[0], sig[1])
+    assert torch.equal(again, fine[0] / math.sqrt(math.log(sig[0] / sig[1])))
+    assert not torch.allclose(PathNoise(x, 6)(sig[0], sig[1]), again)
+    assert not torch.allclose(again[0], again[1])
+    z = PathNoise(torch.zeros(2000, 1, 8, 8), 5)(sig[1], sig[2])  # each increment a unit normal
+    assert abs(float(z.mean())) < 0.01 and abs(float(z.std()) - 1) < 0.01
+    assert torch.isfinite(PathNoise(x, 5)(0.03, 0.0)).all()  # a step to sigma = 0 reads the tree's bottom
+
+
+def _path_yardstick(model, tmp_path):
+    def generate(cs, nfe, seed, n):
+        return decide._generate(model, cs, nfe, seed, "karras", n, "path")
+
+    def key(**fields) -> str:
+        return hashlib.sha1(repr(sorted(fields.items())).encode()).hexdigest()
+
+    return Yardstick(model, "karras", generate, key, tmp_path, lambda images: images.flatten(1).to(torch.float64),
+                     pathwise=True)
+
+
+def test_sde_solvers_converge_to_one_solution_per_path(gaussian, tmp_path):
+    """Driven by the same Brownian paths, ours and k-diffusion's solvers of the full-noise SDE
+    converge per sample to one solution (strong convergence): their pathwise distance to the
+    shared limit shrinks with the calls, and at 60 calls it is a small fraction of the distance
+    between the solutions on two different paths. A noise window is another process, far from
+    it; the floor (the limit against its half-call solve) is below the 60-call distances."""
+    yard = _path_yardstick(gaussian, tmp_path)
+    n = 200
+    shared = yard.path_limit(ours("seeds_1"), 0, n)
+    other_path = yard.path_limit(ours("seeds_1"), 1, n)  # seed 1: other latents and paths
+    far = path_error(other_path, shared)
+
+    def dist(c, nfe):
+        return yard.score(c, 0, nfe, decide._generate(gaussian, [c], nfe, 0, "karras", n, "path")[0][0])
+
+    for c in (ours("er_sde"), ours("seeds_3"), kdiffusion("dpmpp_2m_sde"), kdiffusion("euler_ancestral")):
+        d = [dist(c, nfe) for nfe in (6, 20, 60)]
+        assert d[0] > d[1] > d[2] and d[2] < far / 10, (c.label, d, far)
+    window = next(c for c in menu_contenders() if c.label == "SEEDS-2")
+    assert path_error(yard.path_limit(window, 0, n), shared) > 3 * dist(ours("er_sde"), 60)
+    floor = yard.floor("stochastic", 0, n, 20, window, [0, 1])
+    assert floor < dist(ours("er_sde"), 60)
+
+
+def test_the_path_yardstick_s_keys_cost_and_kinds(gaussian):
+    """Path-scored runs draw other noise than the KID's, so they are cached under another key;
+    the cell's cost counts each process's 240-call solution and the shared one's half-call
+    solve; deterministic samplers are left to the ODE limit."""
+    model = decide.kid_model("digits-eps")
+    _, kid = decide.limit_model(model, "stochastic", "karras")
+    _, path = decide.limit_model(model, "stochastic", "karras", pathwise=True)
+    assert (kid.noise, path.noise) == ("gaussian", "path")
+    c = ours("er_sde")
+    assert decide._key(model, "karras", 0, c, 10, 500, kid.fields_for(c))[0] != \
+        decide._key(model, "karras", 0, c, 10, 500, path.fields_for(c))[0]
+    with pytest.raises(ValueError, match="stochastic"):
+        decide.scored_model(model, "deterministic", "karras", "path")
+    rows = [dict(label="ER-SDE-Solver", source="ours", calls=10), dict(label="sa_solver", source="ComfyUI", calls=10)]
+    t = dict(rows=rows, screened=[], nfe=10, screen_samples=0, samples=100, seeds=[0, 1], model=gaussian,
+             yardstick="path", kind="stochastic")
+    assert decide._full_cost(t) == 20 * 100 * 2 + 2 * 100 * (PATH_CALLS * 2 + PATH_CALLS // 2)
+    assert decide.section_name("digits-eps", "karras", "stochastic", 10, "path").endswith("-nfe10-path")

@@ -114,7 +114,8 @@ def test_readme_sections_match_the_decided_tables(section, make):
 
 @pytest.mark.parametrize("name, schedule, kind, nfe, yardstick", [
     ("digits-cfg3", "sgm_uniform", "deterministic", 5, "limit"), ("patches-flow", "simple", "stochastic", 20, "data"),
-    ("digits-eps", "karras", "stochastic", 10, "limit"), ("digits-cfg6", "normal", "deterministic", 8, "data")])
+    ("digits-eps", "karras", "stochastic", 10, "limit"), ("digits-cfg6", "normal", "deterministic", 8, "data"),
+    ("patches-eps", "karras", "stochastic", 20, "path")])
 def test_cells_are_named_as_the_bench_names_its_sections(name, schedule, kind, nfe, yardstick):
     """parse_decided reads back every field decide.section_name writes (the pattern is its inverse)."""
     from seeds_samplers.bench.decide import OUR_BEST, section_name
