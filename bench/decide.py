@@ -670,7 +670,10 @@ to the solution of its process from the same latent on the same path: the proces
 consistent solver converges to that solution whatever time variable it reads the path in, and
 the pathwise distance bounds the Wasserstein-2 distance between the two laws, so it resolves
 the differences the KID to the law cannot once every solver is near it. Its floor: the shared
-process's 240-call solution against its 120-call one on the same paths.
+process's 240-call solution against its 120-call one on the same paths. It compares solvers of
+one process; an anchor of another process (ComfyUI's `er_sde`, whose noise function injects less
+noise) is scored against its own, and a process with less noise lies nearer its own solution at
+the same calls: a verdict against it compares how well each solves its own SDE, not their samples.
 
 The same yardstick serves the unguided models (`--yardstick limit` with `digits-eps`,
 `digits-flow`, `patches-eps`, `patches-flow`; the patches' KID on the patch classifier's

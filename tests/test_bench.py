@@ -330,7 +330,8 @@ def test_er_sde_in_lambda_order2_is_comfyuis_dpmpp_2m_sde(name, expansion, host)
     """ER-SDE with phi = s^2 in lambda at order 2 is SDE-DPM-Solver++(2M): with the exact
     weight ComfyUI's own dpmpp_2m_sde_heun, with the midpoint rule its dpmpp_2m_sde (both step
     in the model's half-log-SNR, flow models too): the same samples from the same latents and
-    noise, at eta 1 and 2 (without the corrector, which the menu entry adds)."""
+    noise, at eta 1 and 2 (without the corrector, which the menu entry adds); at eta 1 also when
+    both are driven by the same Brownian path (bench/compare.py PathNoise)."""
     from seeds_samplers.bench.comfy import run_comfy_jobs
     from seeds_samplers.bench.compare import ours
     from seeds_samplers.bench.models import build_model
@@ -350,6 +351,12 @@ def test_er_sde_in_lambda_order2_is_comfyuis_dpmpp_2m_sde(name, expansion, host)
             (theirs, calls), = run_comfy_jobs(model, [dict(sampler=host, x=x, sigmas=sigmas,
                                                            noise_seed=7, stochastic=True)])
             assert calls == 9
+            # driven by one Brownian path per sample (the pathwise yardstick's noise): the same too
+            (path, _), = run_comfy_jobs(model, [dict(sampler=host, x=x, sigmas=sigmas, noise_seed=7,
+                                                     stochastic=True, noise="path")])
+            assert float((c(model.denoiser, x, sigmas, 7, "path") - path).abs().max()) < \
+                1e-4 * max(1.0, float(path.abs().max()))
+            assert float((path - theirs).abs().max()) > 1e-3
         else:  # the eta family phi_eta = s^(1 + eta) is the host sampler's eta
             (theirs, _), = run_comfy_jobs(model, [dict(sampler=host, x=x, sigmas=sigmas,
                                                        noise_seed=7, stochastic=True, params={"eta": eta})])
