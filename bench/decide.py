@@ -154,7 +154,8 @@ def limit_model(model: TestModel, kind: str, schedule: str,
                      key, cache_dir(), _metric(_DATASET[model.name]).kid_features, labels, pathwise)
     if pathwise:
         guided = "guided " if model.name in GUIDED else ""
-        name, what = "RMS to SDE path ×10³", f"per-sample RMS pixel distance to the {guided}SDE's solution on the same path"
+        name = "RMS to SDE path ×10³"
+        what = f"per-sample RMS pixel distance to the {guided}SDE's solution on the same path"
     elif kind == "deterministic":
         guided = "guided " if model.name in GUIDED else ""
         name, what = "RMS to ODE limit ×10³", f"per-sample RMS pixel distance to the converged {guided}ODE"

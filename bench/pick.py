@@ -5,8 +5,9 @@ Every decided table in docs/benchmark.md (``<!-- bench-decided-<model>-<schedule
 our best entry of the cell and a verdict against each kept anchor (ahead, level or behind,
 called only beyond the paired spread). :func:`overview_markdown` reads those sections back and
 lays them out as one grid per yardstick (the KID to the data; the distance to the converged
-process; to the SDE's solution on the same path), one row per model, schedule and kind, one column per budget, so the README's advice
-is a mechanical summary of the tables rather than a retelling of them. :func:`advice_markdown`
+process; to the SDE's solution on the same path), one row per model, schedule and kind, one
+column per budget, so the README's advice is a mechanical summary of the tables rather than a
+retelling of them. :func:`advice_markdown`
 condenses the same cells per situation (guidance or none, kind, yardstick, budget): which of our
 entries is best in how many cells, and how often it is at or ahead of every kept anchor. It never
 measures anything: a cell exists only where a table does.
