@@ -71,15 +71,6 @@ class HostModel:
         return self.denoiser(x, sigma)
 
 
-class BatchNoise:
-    def __init__(self, x: torch.Tensor, seed: int):
-        self.g = torch.Generator().manual_seed(seed)
-        self.shape, self.dtype = x.shape, x.dtype
-
-    def __call__(self, sigma: Any = None, sigma_next: Any = None) -> torch.Tensor:
-        return torch.randn(self.shape, generator=self.g, dtype=self.dtype)
-
-
 def build_denoiser(meta: Dict[str, Any], arrays: Dict[str, np.ndarray]) -> Any:
     if meta["model"] == "digits":
         from seeds_samplers.digits.denoiser import load_digits_model
@@ -110,6 +101,7 @@ def main(argv: Any = None) -> int:
     if threads:
         torch.set_num_threads(int(threads))
     ks = import_comfy(root)
+    from seeds_samplers.bench.compare import NOISES  # the noises the parent's own samplers draw
 
     data = dict(np.load(argv[0], allow_pickle=False))
     meta = json.loads(str(data.pop("meta")))
@@ -121,12 +113,8 @@ def main(argv: Any = None) -> int:
         x = torch.from_numpy(data[job["x"]])
         sigmas = torch.from_numpy(data[job["sigmas"]]).to(x.dtype)
         kw = dict(job.get("params", {}))
-        if job["stochastic"] and job.get("noise", "gaussian") == "path":  # bench/limits.py, pathwise
-            from seeds_samplers.bench.compare import PathNoise
-
-            kw["noise_sampler"] = PathNoise(x, job["noise_seed"])
-        elif job["stochastic"]:
-            kw["noise_sampler"] = BatchNoise(x, job["noise_seed"])
+        if job["stochastic"]:  # the parent's noise of the job's kind (plain batched, or one Brownian path per sample)
+            kw["noise_sampler"] = NOISES[job.get("noise", "gaussian")](x, job["noise_seed"])
         before = host.calls
         with torch.inference_mode():
             y = fn(host, x.clone(), sigmas, extra_args={"seed": job["noise_seed"]}, disable=True, **kw)

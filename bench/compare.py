@@ -49,12 +49,13 @@ class PathNoise:
     per sample (bench/limits.py, the pathwise yardstick). A step to sigma = 0 reads the
     path's increment down to the tree's lowest sigma."""
 
+    LOW = math.exp(BrownianNoise.U_MIN)  # the tree's lowest sigma
+
     def __init__(self, x: torch.Tensor, seed: int):
         self.tree = BrownianNoise(x.unsqueeze(0), [seed])  # the batch as one "sample" of the tree
 
     def __call__(self, sigma, sigma_next) -> torch.Tensor:
-        low = math.exp(BrownianNoise.U_MIN)
-        return self.tree(max(float(sigma), low), max(float(sigma_next), low))[0]
+        return self.tree(max(float(sigma), self.LOW), max(float(sigma_next), self.LOW))[0]
 
 
 # the noises a stochastic contender can be driven by (:meth:`Contender.__call__`)

@@ -149,8 +149,8 @@ def limit_model(model: TestModel, kind: str, schedule: str,
     labels = None
     if model.name in GUIDED and kind == "stochastic" and not pathwise:
         from ..digits.guidance import balanced_labels as labels  # what the guided model requested per sample
-    noise = "path" if pathwise else "gaussian"
-    yard = Yardstick(model, schedule, lambda cs, nfe, seed, n: _generate(model, cs, nfe, seed, schedule, n, noise),
+    # the limits are generated with the noise the yardstick drives the table's samplers with
+    yard = Yardstick(model, schedule, lambda cs, nfe, seed, n: _generate(model, cs, nfe, seed, schedule, n, yard.noise),
                      key, cache_dir(), _metric(_DATASET[model.name]).kid_features, labels, pathwise)
     if pathwise:
         guided = "guided " if model.name in GUIDED else ""
