@@ -9,7 +9,6 @@ error against a converged reference solve of the probability-flow ODE.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
@@ -47,15 +46,13 @@ class PathNoise:
     log sigma, a pure function of the seed), one tree for the whole batch. Two samplers
     given ``PathNoise(x, s)`` are driven by the same paths, so their samples can be compared
     per sample (bench/limits.py, the pathwise yardstick). A step to sigma = 0 reads the
-    path's increment down to the tree's lowest sigma."""
-
-    LOW = math.exp(BrownianNoise.U_MIN)  # the tree's lowest sigma
+    path's increment down to the tree's lowest sigma (as the tree itself does)."""
 
     def __init__(self, x: torch.Tensor, seed: int):
         self.tree = BrownianNoise(x.unsqueeze(0), [seed])  # the batch as one "sample" of the tree
 
     def __call__(self, sigma, sigma_next) -> torch.Tensor:
-        return self.tree(max(float(sigma), self.LOW), max(float(sigma_next), self.LOW))[0]
+        return self.tree(sigma, sigma_next)[0]
 
 
 # the noises a stochastic contender can be driven by (:meth:`Contender.__call__`)

@@ -440,7 +440,7 @@ def run_table(name: str, schedule: str, nfe: int, kind: str = "stochastic", seed
     ours = [c for c in menu_contenders() if c.stochastic == (kind == "stochastic")]
     contenders = ours + kept
     res, cost = measure(model, contenders, nfe, seeds, schedule, samples, log, yard)
-    converged = None
+    converged = unrelated = None
     if yard is None:
         floor = mean_sd([model.floor(samples, s) for s in seeds])
         if kind == "deterministic":
@@ -449,6 +449,8 @@ def run_table(name: str, schedule: str, nfe: int, kind: str = "stochastic", seed
             cost["sample_calls"] += ode.sample_calls
     else:
         floor = mean_sd([yard.floor(kind, s, samples, nfe, contenders[0], seeds) for s in seeds])
+        if yard.pathwise and kind == "stochastic":
+            unrelated = mean_sd([yard.unrelated(s, samples, seeds) for s in seeds])
         cost["sample_calls"] += yard.sample_calls  # the limits' own calls (their time is in the run's)
     rows = summarise_measured(res, contenders, seeds)
     mine = min((r for r in rows if r["source"] == "ours"), key=lambda r: _finite(r["mean"]))
@@ -460,7 +462,7 @@ def run_table(name: str, schedule: str, nfe: int, kind: str = "stochastic", seed
         converged = dict(score=mean_sd(list(converged.values())),
                          delta=mean_sd([mine["values"][s] - converged[s] for s in seeds]))
     return dict(model=model, schedule=schedule, nfe=nfe, kind=kind, seeds=list(seeds), samples=samples,
-                yardstick=yardstick, converged=converged,
+                yardstick=yardstick, converged=converged, unrelated=unrelated,
                 screen_samples=screen_samples, screened=screened, rows=rows, best_ours=mine, floor=floor, mdd=m,
                 screen_cost=screen_cost, cost=cost, seconds=time.time() - t0, threads=torch.get_num_threads())
 
@@ -558,6 +560,16 @@ def _converged_lines(t: dict) -> List[str]:
             f"{fmt_mean_sd(*conv['score'])}; paired {t['best_ours']['label']} − it: {fmt_mean_sd(*conv['delta'])}"]
 
 
+def _unrelated_lines(t: dict) -> List[str]:
+    """A path table's other end of the scale (none on the others): where a sampler that has
+    lost its path scores."""
+    if not t.get("unrelated"):
+        return []
+    return [f"- **unrelated samples** (RMS ×10³ between the shared SDE's {PATH_CALLS}-call solutions of seeds s "
+            f"and s + 1: other latents and paths, the same law; a row near it has lost its path and the path "
+            f"cannot rank it): {fmt_mean_sd(*t['unrelated'])}"]
+
+
 def table_section(t: dict, command: str) -> str:
     """The markdown section of one decided cell."""
     model, seeds = t["model"], t["seeds"]
@@ -569,6 +581,7 @@ def table_section(t: dict, command: str) -> str:
             f"screening: {t['screen_samples']} samples of seed 0).", "",
             f"- **floor** ({_floor_text(t)}): {fmt_mean_sd(*t['floor'])}",
             *_converged_lines(t),
+            *_unrelated_lines(t),
             f"- **minimum detectable difference** (t(0.95, {s - 1}) × pooled paired spread / √{s}): "
             f"{t['mdd']:.3g}",
             f"- cost: {_cost_line(t)}", "",
@@ -671,7 +684,9 @@ to the solution of its process from the same latent on the same path: the proces
 consistent solver converges to that solution whatever time variable it reads the path in, and
 the pathwise distance bounds the Wasserstein-2 distance between the two laws, so it resolves
 the differences the KID to the law cannot once every solver is near it. Its floor: the shared
-process's 240-call solution against its 120-call one on the same paths. It compares solvers of
+process's 240-call solution against its 120-call one on the same paths; at the other end of the
+scale, *unrelated samples*: the shared process's solutions of two seeds (other latents, other paths,
+the same law), where a sampler that has lost its path scores. It compares solvers of
 one process; an anchor of another process (ComfyUI's `er_sde`, whose noise function injects less
 noise) is scored against its own, and a process with less noise lies nearer its own solution at
 the same calls: a verdict against it compares how well each solves its own SDE, not their samples.

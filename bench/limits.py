@@ -294,6 +294,13 @@ class Yardstick:
             return path_error(samples, self.path_limit(c, seed, samples.shape[0]))
         return path_error(samples, self.ode_limit(seed, samples.shape[0], *self.ends(nfe, c)))
 
+    def unrelated(self, seed: int, samples: int, seeds: Sequence[int]) -> float:
+        """The path score of a sampler that has lost the path: the RMS between the shared
+        process's solutions of seed ``seed`` and of the next seed (other latents, other paths,
+        the same law). A row near it follows its path no better than an independent sample."""
+        other = seeds[(list(seeds).index(seed) + 1) % len(seeds)]
+        return path_error(self.path_limit(self.shared, seed, samples), self.path_limit(self.shared, other, samples))
+
     def floor(self, kind: str, seed: int, samples: int, nfe: int, c: Contender, seeds: Sequence[int]) -> float:
         """What an exact solve scores (module docstring), for seed ``seed``."""
         if kind == "stochastic" and self.pathwise:

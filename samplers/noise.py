@@ -112,6 +112,9 @@ class BrownianNoise:
     already known there; those values are remembered for the last few regions visited
     (queries are expected to move monotonically, as the samplers here do).
 
+    Sigma = 0 reads the tree's lowest point (a step to it ends at sigma ~1.1e-7; from a
+    sigma below that point the increment is read back up to it, still a unit normal).
+
     Consecutive queries share most of the tree path; an LRU cache of node values makes a
     step cost a handful of Gaussian draws per sample instead of a full descent.
     """
@@ -207,9 +210,16 @@ class BrownianNoise:
         k, _ = self._snap(u)
         return self._outside(u) if k is None else self._grid(k)
 
+    def _u(self, sigma) -> float:
+        """The path's time of ``sigma``: log(sigma); sigma = 0 (a host's last step) is the
+        tree's lowest point, so a step to it reads the path down to sigma ~1.1e-7."""
+        s = float(sigma)
+        if not s >= 0.0:  # negative or NaN
+            raise ValueError(f"Brownian noise needs sigmas >= 0, got {s}")
+        return math.log(s) if s > 0.0 else self.U_MIN
+
     def __call__(self, sigma, sigma_next) -> torch.Tensor:
-        u0 = math.log(float(sigma))
-        u1 = math.log(float(sigma_next))
+        u0, u1 = self._u(sigma), self._u(sigma_next)
         if u0 == u1:
             raise ValueError("Brownian noise needs an interval of positive length")
         (k0, v0), (k1, v1) = self._snap(u0), self._snap(u1)

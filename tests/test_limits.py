@@ -339,6 +339,7 @@ def test_sde_solvers_converge_to_one_solution_per_path(gaussian, tmp_path):
     shared = yard.path_limit(ours("seeds_1"), 0, n)
     other_path = yard.path_limit(ours("seeds_1"), 1, n)  # seed 1: other latents and paths
     far = path_error(other_path, shared)
+    assert yard.unrelated(0, n, [0, 1]) == far  # the tables' "unrelated samples" line
 
     def dist(c, nfe):
         return yard.score(c, 0, nfe, decide._generate(gaussian, [c], nfe, 0, "karras", n, "path")[0][0])
@@ -369,4 +370,8 @@ def test_the_path_yardstick_s_keys_cost_and_kinds(gaussian):
     t = dict(rows=rows, screened=[], nfe=10, screen_samples=0, samples=100, seeds=[0, 1], model=gaussian,
              yardstick="path", kind="stochastic")
     assert decide._full_cost(t) == 20 * 100 * 2 + 2 * 100 * (PATH_CALLS * 2 + PATH_CALLS // 2)
+    assert decide._unrelated_lines(t) == []
+    t["unrelated"] = (640.0, 5.0)
+    (line,) = decide._unrelated_lines(t)
+    assert "**unrelated samples**" in line and line.endswith(fmt_mean_sd(640.0, 5.0))
     assert decide.section_name("digits-eps", "karras", "stochastic", 10, "path").endswith("-nfe10-path")

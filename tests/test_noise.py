@@ -240,6 +240,22 @@ def test_brownian_rejects_empty_interval():
         BrownianNoise(torch.zeros(1, 2), [1])(_t(1.0), _t(1.0))
 
 
+def test_brownian_step_to_sigma_zero_reads_the_tree_s_bottom():
+    """A host's last step to sigma = 0 reads the path down to the tree's lowest point (the
+    same increment as to that sigma), and from below that point gets a unit normal; a
+    negative or NaN sigma is refused by name."""
+    x = torch.zeros(2000, 1, 4, 4, dtype=F64)
+    bottom = math.exp(BrownianNoise.U_MIN)
+    to_zero = BrownianNoise(x, list(range(2000)))(_t(0.03), _t(0.0))
+    assert torch.allclose(to_zero, BrownianNoise(x, list(range(2000)))(_t(0.03), _t(bottom)))
+    assert abs(float(to_zero.mean())) < 0.02 and abs(float(to_zero.std()) - 1) < 0.02
+    below = BrownianNoise(x, list(range(2000)))(_t(1e-9), _t(0.0))
+    assert torch.isfinite(below).all() and abs(float(below.std()) - 1) < 0.02
+    for bad in (-0.5, float("nan")):
+        with pytest.raises(ValueError, match="sigmas >= 0"):
+            BrownianNoise(x, [1])(_t(1.0), _t(bad))
+
+
 @pytest.mark.parametrize("name", sorted(SAMPLERS))
 def test_brownian_result_changes_little_with_the_step_count(analytic, name):
     """Same seed, 30 vs 40 steps: with Brownian noise the images stay close; with
