@@ -37,9 +37,16 @@ converged process of the same model (guided or not), schedule end points and req
   samples are compared per sample, like the ODE's, with the solution of its process from the
   same latent on the same path: the process's solver at :data:`PATH_CALLS` calls on that path
   (the shared process: :data:`LIMIT_SOLVER`; any other: the contender itself). A consistent
-  solver of a reverse SDE with additive noise converges to that pathwise solution (strongly),
-  whatever time variable it reads the path in, since it scales each increment to the step's
-  exact noise variance; and the root-mean-square of the pathwise distance bounds the
+  solver of a reverse SDE with additive noise converges to that pathwise solution (strongly)
+  if it reads the path in the same time variable up to an affine map (it scales each
+  increment to the step's exact noise variance, so such a map only rescales the path). Every
+  sampler reads it at the model's own sigmas; on an SD-type model log sigma = -lambda. On a
+  flow model log sigma is not affine in lambda, and the path read in log of the VE sigma
+  drives another Brownian motion (the same law, another solution), so there the shared limit,
+  run in the VE variables, reads its noise at the flow sigmas like the samplers
+  (:func:`in_ve_variables`; read in the VE sigma, our solvers of the shared SDE on
+  patches-flow stayed as far from it at 20 calls as at 8, near the unrelated samples'
+  distance). The root-mean-square of the pathwise distance bounds the
   Wasserstein-2 distance of the two laws, so a small pathwise distance is a small distance
   between laws, with the ODE yardstick's per-sample resolution (the KID to the law resolves
   little once a solver is near it). The bound is one-sided: a solver built for the law (weak
@@ -75,7 +82,8 @@ from ..samplers.model_types import resolve_model_type
 from .compare import Contender, kdiffusion, reference_solve, schedule_for, sigma_reference_solve
 
 __all__ = ["ODE_STEPS", "FLOW_ODE_STEPS", "FLOW_LIMIT_LAMBDA", "ODE_CHECK", "LIMIT_CALLS", "LIMIT_SEED",
-           "SHARED_PROCESS", "LIMIT_SOLVER", "FLOW_SDE", "PATH_CALLS", "Yardstick", "ode_steps", "process_of",
+           "SHARED_PROCESS", "LIMIT_SOLVER", "FLOW_SDE", "FLOW_SHARED_PATH", "PATH_CALLS", "Yardstick", "ode_steps",
+           "process_of",
            "path_error", "in_ve_variables"]
 
 ODE_STEPS = 24  # RK4 steps (4 calls each) of the ODE limit: more do not sharpen it on the guided digits (above)
@@ -101,6 +109,8 @@ SHARED_PROCESS = frozenset({
 LIMIT_SOLVER = ("dpmpp_2m_sde", "k-diffusion")
 # what a stochastic score on a flow model records of the flow handling (module docstring)
 FLOW_SDE = "shared limit in the VE variables; k-diffusion's SDE samplers their own limits"
+# where the shared limit of a flow model reads its Brownian path (module docstring, pathwise)
+FLOW_SHARED_PATH = "at the model's own sigmas"
 
 
 def ode_steps(model_type) -> int:
@@ -121,7 +131,8 @@ def process_of(c: Contender, flow: bool = False) -> str:
 def in_ve_variables(c: Contender) -> Contender:
     """A k-diffusion contender run on a flow model's VE-equivalent variables: the state
     x / alpha at sigma / alpha (alpha = 1 - sigma), with the model's own D (the same in both
-    variables); alpha = 1 at the final sigma = 0, so the result needs no mapping back."""
+    variables); alpha = 1 at the final sigma = 0, so the result needs no mapping back. An
+    injected noise sampler is read at the flow sigmas, as the samplers on the model read it."""
     inner = c.fn
 
     def fn(model, x, sigmas, **kw):
@@ -133,6 +144,12 @@ def in_ve_variables(c: Contender) -> Contender:
             t = mt.sigma_from_ve(float(s_ve[0]))  # k-diffusion calls with one sigma for the batch
             return model(x_ve * mt.alpha(t), s_ve.new_full(s_ve.shape, t), **extra)
 
+        noise = kw.get("noise_sampler")
+        if noise is not None:
+            # read at the model's own sigmas, as every sampler on the model reads it: a path
+            # read in log of the VE sigma (not affine in log of the flow sigma) is another
+            # driving Brownian motion (module docstring, pathwise)
+            kw["noise_sampler"] = lambda a, b: noise(mt.sigma_from_ve(float(a)), mt.sigma_from_ve(float(b)))
         return inner(denoiser, x / mt.alpha(sig[0]), ve.to(sigmas.dtype), **kw)
 
     return dataclasses.replace(c, fn=fn, label=f"{c.label} in VE variables")
@@ -187,8 +204,23 @@ class Yardstick:
 
     def fields_for(self, c: Contender) -> dict:
         """What the cache key of ``c``'s score records of this yardstick: :attr:`fields`, and on
-        a flow model for a stochastic ``c`` the flow handling of its limit."""
-        return dict(self.fields, flow_sde=FLOW_SDE) if self.flow and c.stochastic else self.fields
+        a flow model for a stochastic ``c`` the flow handling of its limit (and of the shared
+        limit's path)."""
+        if not (self.flow and c.stochastic):
+            return self.fields
+        return dict(self.fields, flow_sde=FLOW_SDE, **self._shared_path(c))
+
+    def _process_of(self, c: Contender) -> str:
+        """:func:`process_of` on this model, the limit's own solver (on a flow model wrapped
+        by :func:`in_ve_variables`, under another label) included in the shared process."""
+        return "sde" if c is self.shared else process_of(c, self.flow)
+
+    def _shared_path(self, c: Contender) -> dict:
+        """On a flow model's path tables, the key field of the shared limit's path time
+        (:data:`FLOW_SHARED_PATH`) for ``c`` of the shared process; nothing otherwise."""
+        if self.pathwise and self.flow and self._process_of(c) == "sde":
+            return dict(shared_path=FLOW_SHARED_PATH)
+        return {}
 
     # --- limits ---------------------------------------------------------------------------
 
@@ -240,7 +272,7 @@ class Yardstick:
     def path_limit(self, c: Contender, seed: int, samples: int, calls: int = PATH_CALLS) -> torch.Tensor:
         """The solution of ``c``'s process from seed ``seed``'s own latents on its own Brownian
         paths (the table's): the process's solver at ``calls`` calls."""
-        return self._process(c, seed, samples, calls, seed, noise="path")
+        return self._process(c, seed, samples, calls, seed, noise="path", **self._shared_path(c))
 
     def sde_limit(self, c: Contender, seed: int, samples: int) -> torch.Tensor:
         """Samples of ``c``'s process at :data:`LIMIT_CALLS` calls from seed + LIMIT_SEED."""
@@ -249,7 +281,7 @@ class Yardstick:
     def _process(self, c: Contender, seed: int, samples: int, calls: int, draw: int, **more) -> torch.Tensor:
         """``c``'s process solved at ``calls`` calls by its solver (the shared one or ``c``)
         from the latents and noise of seed ``draw``, cached under seed ``seed``."""
-        process = process_of(c, self.flow)
+        process = self._process_of(c)
         solver = self.shared if process == "sde" else c
         fields = dict(kind=process, solver=(solver.label, solver.source, repr(sorted(solver.params.items()))),
                       seed=seed, samples=samples, calls=calls, schedule=self.schedule, **more)

@@ -13,7 +13,7 @@ from seeds_samplers.bench.compare import kdiffusion, ours
 from seeds_samplers.bench.comfy import COMFY_SAMPLERS
 from seeds_samplers.bench.contenders import QUALITY_BASELINES, menu_contenders
 from seeds_samplers.bench.gmm import GaussianMixture
-from seeds_samplers.bench.limits import FLOW_ODE_STEPS, FLOW_SDE, LIMIT_CALLS, LIMIT_SOLVER, ODE_STEPS, PATH_CALLS, \
+from seeds_samplers.bench.limits import FLOW_ODE_STEPS, FLOW_SDE, FLOW_SHARED_PATH, LIMIT_CALLS, LIMIT_SOLVER, ODE_STEPS, PATH_CALLS, \
     SHARED_PROCESS, Yardstick, path_error, process_of
 from seeds_samplers.bench.models import _gmm_model, build_model
 from seeds_samplers.bench.report import fmt_mean_sd
@@ -351,6 +351,31 @@ def test_sde_solvers_converge_to_one_solution_per_path(gaussian, tmp_path):
     assert path_error(yard.path_limit(window, 0, n), shared) > 3 * dist(ours("er_sde"), 60)
     floor = yard.floor("stochastic", 0, n, 20, window, [0, 1])
     assert floor < dist(ours("er_sde"), 60)
+
+
+def test_on_a_flow_model_the_shared_path_solution_reads_the_path_in_the_model_s_sigma(tmp_path):
+    """On a flow model the shared limit runs in the VE variables, but its noise sampler is read
+    at the model's own sigmas, as every sampler on a flow model reads it: log sigma is not an
+    affine function of lambda there, so a path read in the VE sigma drives another Brownian
+    motion, and our solvers of the same SDE would converge to another solution (they stayed
+    at the unrelated samples' distance whatever the calls). Read alike, they converge to it."""
+    flow = gaussian_model(flow=True)
+
+    def generate(cs, nfe, seed, n):
+        return decide._generate(flow, cs, nfe, seed, "simple", n, "path")
+
+    yard = Yardstick(flow, "simple", generate, lambda **f: hashlib.sha1(repr(sorted(f.items())).encode()).hexdigest(),
+                     tmp_path, lambda images: images.flatten(1).to(torch.float64), pathwise=True)
+    n = 200
+    far = yard.unrelated(0, n, [0, 1])
+    for c in (ours("er_sde"), ours("seeds_1")):  # (read in the VE sigma: 287 at 60 calls, far 708)
+        d = [yard.score(c, 0, nfe, generate([c], nfe, 0, n)[0][0]) for nfe in (8, 60, PATH_CALLS)]
+        assert d[0] > d[1] > d[2] and d[2] < far / 10, (c.label, d, far)
+    # the shared process's scores and limits record it in their cache keys (computed before it,
+    # they read the path in the VE sigma); another process's do not, nor any eps model's
+    assert yard.fields_for(ours("er_sde"))["shared_path"] == FLOW_SHARED_PATH
+    assert "shared_path" not in yard.fields_for(kdiffusion("dpmpp_2m_sde"))  # its own process on flow
+    assert "shared_path" not in _path_yardstick(gaussian_model(), tmp_path).fields_for(ours("er_sde"))
 
 
 def test_the_path_yardstick_s_keys_cost_and_kinds(gaussian):
