@@ -681,7 +681,9 @@ same Brownian path per sample (the pack's Brownian tree in log sigma, one path p
 seed, the same whatever the steps), and scored by the mean per-sample RMS pixel distance (× 1,000)
 to the solution of its process from the same latent on the same path: the process's solver at
 240 calls (the shared process: k-diffusion's `dpmpp_2m_sde`; the others: themselves). A
-consistent solver converges to that solution whatever time variable it reads the path in, and
+consistent solver converges to that solution when it reads the path at the same sigmas (every
+sampler reads it at the model's own; on the flow models the shared limit, run in the VE
+variables, does too: a path read at other times is another Brownian motion), and
 the pathwise distance bounds the Wasserstein-2 distance between the two laws, so it resolves
 the differences the KID to the law cannot once every solver is near it. Its floor: the shared
 process's 240-call solution against its 120-call one on the same paths; at the other end of the
