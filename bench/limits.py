@@ -118,6 +118,12 @@ def ode_steps(model_type) -> int:
     return FLOW_ODE_STEPS if model_type.is_flow else ODE_STEPS
 
 
+def _next_seed(seed: int, seeds: Sequence[int]) -> int:
+    """The seed after ``seed`` in the table's ``seeds`` (cyclically): an independent draw of
+    the same law, for the floors and the unrelated samples."""
+    return seeds[(list(seeds).index(seed) + 1) % len(seeds)]
+
+
 def process_of(c: Contender, flow: bool = False) -> str:
     """The process a contender's samples converge to: "ode", "sde" (shared) or "own:<label>";
     on a flow model (``flow``) k-diffusion's SDE samplers are their own (module docstring)."""
@@ -329,7 +335,7 @@ class Yardstick:
         """The path score of a sampler that has lost the path: the RMS between the shared
         process's solutions of seed ``seed`` and of the next seed (other latents, other paths,
         the same law). A row near it follows its path no better than an independent sample."""
-        other = seeds[(list(seeds).index(seed) + 1) % len(seeds)]
+        other = _next_seed(seed, seeds)
         return path_error(self.path_limit(self.shared, seed, samples), self.path_limit(self.shared, other, samples))
 
     def floor(self, kind: str, seed: int, samples: int, nfe: int, c: Contender, seeds: Sequence[int]) -> float:
@@ -338,7 +344,7 @@ class Yardstick:
             return path_error(self.path_limit(self.shared, seed, samples, PATH_CALLS // 2),
                               self.path_limit(self.shared, seed, samples))
         if kind == "stochastic":
-            other = seeds[(list(seeds).index(seed) + 1) % len(seeds)]
+            other = _next_seed(seed, seeds)
             return self.kid(self.sde_limit(self.shared, seed, samples), self.sde_limit(self.shared, other, samples))
         ends = self.ends(nfe, c)
         count = min(ODE_CHECK, samples)

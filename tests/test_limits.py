@@ -317,14 +317,14 @@ def test_path_noise_is_one_brownian_path_whatever_the_steps():
     assert torch.isfinite(PathNoise(x, 5)(0.03, 0.0)).all()  # a step to sigma = 0 reads the tree's bottom
 
 
-def _path_yardstick(model, tmp_path):
+def _path_yardstick(model, tmp_path, schedule: str = "karras"):
     def generate(cs, nfe, seed, n):
-        return decide._generate(model, cs, nfe, seed, "karras", n, "path")
+        return decide._generate(model, cs, nfe, seed, schedule, n, "path")
 
     def key(**fields) -> str:
         return hashlib.sha1(repr(sorted(fields.items())).encode()).hexdigest()
 
-    return Yardstick(model, "karras", generate, key, tmp_path, lambda images: images.flatten(1).to(torch.float64),
+    return Yardstick(model, schedule, generate, key, tmp_path, lambda images: images.flatten(1).to(torch.float64),
                      pathwise=True)
 
 
@@ -359,17 +359,11 @@ def test_on_a_flow_model_the_shared_path_solution_reads_the_path_in_the_model_s_
     affine function of lambda there, so a path read in the VE sigma drives another Brownian
     motion, and our solvers of the same SDE would converge to another solution (they stayed
     at the unrelated samples' distance whatever the calls). Read alike, they converge to it."""
-    flow = gaussian_model(flow=True)
-
-    def generate(cs, nfe, seed, n):
-        return decide._generate(flow, cs, nfe, seed, "simple", n, "path")
-
-    yard = Yardstick(flow, "simple", generate, lambda **f: hashlib.sha1(repr(sorted(f.items())).encode()).hexdigest(),
-                     tmp_path, lambda images: images.flatten(1).to(torch.float64), pathwise=True)
+    yard = _path_yardstick(gaussian_model(flow=True), tmp_path, "simple")
     n = 200
     far = yard.unrelated(0, n, [0, 1])
     for c in (ours("er_sde"), ours("seeds_1")):  # (read in the VE sigma: 287 at 60 calls, far 708)
-        d = [yard.score(c, 0, nfe, generate([c], nfe, 0, n)[0][0]) for nfe in (8, 60, PATH_CALLS)]
+        d = [yard.score(c, 0, nfe, yard.generate([c], nfe, 0, n)[0][0]) for nfe in (8, 60, PATH_CALLS)]
         assert d[0] > d[1] > d[2] and d[2] < far / 10, (c.label, d, far)
     # the shared process's scores and limits record it in their cache keys (computed before it,
     # they read the path in the VE sigma); another process's do not, nor any eps model's
