@@ -9,7 +9,10 @@ error against a converged reference solve of the probability-flow ODE.
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import torch
@@ -23,7 +26,7 @@ from .host_schedules import HOST_SCHEDULES, host_sigmas
 from .metrics import mixture_stats
 
 __all__ = ["Contender", "ours", "kdiffusion", "schedule_for", "sigma_reference_solve", "run_at_budget", "quality_table",
-           "reference_solve", "BatchNoise", "PathNoise", "NOISES"]
+           "reference_solve", "BatchNoise", "PathNoise", "NOISES", "path_version"]
 
 
 class BatchNoise:
@@ -53,6 +56,19 @@ class PathNoise:
 
     def __call__(self, sigma, sigma_next) -> torch.Tensor:
         return self.tree(sigma, sigma_next)[0]
+
+
+@lru_cache(maxsize=None)
+def path_version() -> str:
+    """The code that draws the Brownian paths (the pack's tree and :class:`PathNoise`) as a
+    hash: the path tables' scores and limits record it in their cache keys. Every row of such
+    a table is driven by these paths, but a row's key otherwise records only its solver's
+    code (an anchor's source file; what a sampler of ours computes under Gaussian noise), so a
+    change to the tree alone would leave stale path scores in the cache."""
+    from ..samplers import noise
+
+    text = inspect.getsource(noise) + inspect.getsource(PathNoise)
+    return "path:" + hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
 # the noises a stochastic contender can be driven by (:meth:`Contender.__call__`)

@@ -66,7 +66,8 @@ The own processes' limits (each such contender itself at 240 calls) are not chec
 
 Limits are cached beside the bench's per-seed results (:func:`.decide.cache_dir` / limits),
 keyed by the model's weights, the model-type maps (samplers/model_types.py) and a stochastic
-limit's solver: a change to another solver does not recompute them.
+limit's solver: a change to another solver does not recompute them. The path tables' limits
+and scores are also keyed by the code that draws the paths (:func:`.compare.path_version`).
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ from typing import Callable, Optional, Sequence, Tuple
 import torch
 
 from ..samplers.model_types import resolve_model_type
-from .compare import Contender, kdiffusion, reference_solve, schedule_for, sigma_reference_solve
+from .compare import Contender, kdiffusion, path_version, reference_solve, schedule_for, sigma_reference_solve
 
 __all__ = ["ODE_STEPS", "FLOW_ODE_STEPS", "FLOW_LIMIT_LAMBDA", "ODE_CHECK", "LIMIT_CALLS", "LIMIT_SEED",
            "SHARED_PROCESS", "LIMIT_SOLVER", "FLOW_SDE", "FLOW_SHARED_PATH", "PATH_CALLS", "Yardstick", "ode_steps",
@@ -204,7 +205,7 @@ class Yardstick:
         if labels is not None:
             self.fields["kid"] = "per requested digit"
         if pathwise:  # another score and another noise for the stochastic rows
-            self.fields.update(name="path", calls=PATH_CALLS, noise="path")
+            self.fields.update(name="path", calls=PATH_CALLS, noise=path_version())
         self.sample_calls = 0
 
     def fields_for(self, c: Contender) -> dict:
@@ -277,7 +278,7 @@ class Yardstick:
     def path_limit(self, c: Contender, seed: int, samples: int, calls: int = PATH_CALLS) -> torch.Tensor:
         """The solution of ``c``'s process from seed ``seed``'s own latents on its own Brownian
         paths (the table's): the process's solver at ``calls`` calls."""
-        return self._process(c, seed, samples, calls, seed, noise="path", **self._shared_path(c))
+        return self._process(c, seed, samples, calls, seed, noise=path_version(), **self._shared_path(c))
 
     def sde_limit(self, c: Contender, seed: int, samples: int) -> torch.Tensor:
         """Samples of ``c``'s process at :data:`LIMIT_CALLS` calls from seed + LIMIT_SEED."""

@@ -328,6 +328,33 @@ def _path_yardstick(model, tmp_path, schedule: str = "karras"):
                      pathwise=True)
 
 
+def test_path_scores_and_limits_are_keyed_by_the_path_code(gaussian, tmp_path, monkeypatch):
+    """A path limit is read from the cache while the code that draws the paths is unchanged,
+    and solved again once it changes (a row's key records the same version: a change to the
+    Brownian tree alone must not leave stale path scores)."""
+    from seeds_samplers.bench import compare, limits
+
+    yard = _path_yardstick(gaussian, tmp_path)
+    made = []
+    generate = yard.generate
+    yard.generate = lambda cs, nfe, seed, n: made.append(nfe) or generate(cs, nfe, seed, n)
+    first = yard.path_limit(ours("seeds_1"), 0, 8, calls=12)
+    assert torch.equal(yard.path_limit(ours("seeds_1"), 0, 8, calls=12), first) and len(made) == 1
+    assert yard.fields["noise"] == compare.path_version() and compare.path_version().startswith("path:")
+
+    compare.path_version.cache_clear()
+    monkeypatch.setattr(compare.inspect, "getsource", lambda obj: "another tree")
+    try:
+        changed = compare.path_version()
+        monkeypatch.setattr(limits, "path_version", lambda: changed)
+        assert changed != yard.fields["noise"]
+        yard.path_limit(ours("seeds_1"), 0, 8, calls=12)
+        assert len(made) == 2  # solved again under the new key
+        assert _path_yardstick(gaussian, tmp_path).fields["noise"] == changed
+    finally:
+        compare.path_version.cache_clear()
+
+
 def test_sde_solvers_converge_to_one_solution_per_path(gaussian, tmp_path):
     """Driven by the same Brownian paths, ours and k-diffusion's solvers of the full-noise SDE
     converge per sample to one solution (strong convergence): their pathwise distance to the
