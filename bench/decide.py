@@ -56,9 +56,10 @@ from ..digits.denoiser import model_dataset
 from .models import GUIDED, TRAINED_KINDS, TestModel, build_model
 from .report import fmt_mean_sd
 
-__all__ = ["VERSION", "CHUNK", "KID_RESOLUTION", "TRAINED", "write_decided", "INTRO", "KID_UNITS", "cache_dir", "kid_model", "screen", "run_table", "table_section",
-           "mdd", "called", "T95", "summarise_measured", "YARDSTICKS", "check_yardstick", "scored_model",
-           "limit_model"]
+__all__ = ["VERSION", "CHUNK", "KID_RESOLUTION", "TRAINED", "write_decided", "INTRO", "KID_UNITS", "cache_dir",
+           "kid_model", "screen", "run_table", "table_section", "mdd", "called", "T95", "summarise_measured",
+           "YARDSTICKS", "check_yardstick", "scored_model", "limit_model", "OUR_BEST", "LEVEL", "BEHIND_OUR_BEST",
+           "OURS_AHEAD", "OURS_BEHIND", "ANOTHER_SDE"]
 
 VERSION = 1  # of the generation and scoring below: part of every cache key
 CHUNK = 250  # samples per model call: the digits U-Net's cost per sample rises above ~250 on a CPU
@@ -453,11 +454,15 @@ def run_table(name: str, schedule: str, nfe: int, kind: str = "stochastic", seed
             unrelated = mean_sd([yard.unrelated(s, samples, seeds) for s in seeds])
         cost["sample_calls"] += yard.sample_calls  # the limits' own calls (their time is in the run's)
     rows = summarise_measured(res, contenders, seeds)
+    if yard is not None and yard.pathwise:  # the process each row is scored against (_verdict)
+        for r, c in zip(rows, contenders):
+            r["process"] = yard.process(c)
     mine = min((r for r in rows if r["source"] == "ours"), key=lambda r: _finite(r["mean"]))
     for r in rows:
         d_mean, d_sd = mean_sd([mine["values"][s] - r["values"][s] for s in seeds])
         r["d_mean"], r["d_sd"] = (None, None) if r is mine else (d_mean, d_sd)
-    m = mdd([r["d_sd"] for r in rows if r["d_sd"] is not None], len(seeds))
+    # the spread of the differences that get a verdict (a path table's rows of another SDE get none)
+    m = mdd([r["d_sd"] for r in rows if r["d_sd"] is not None and _same_process(r, mine)], len(seeds))
     if converged is not None:  # our best minus the exact solve, per seed
         converged = dict(score=mean_sd(list(converged.values())),
                          delta=mean_sd([mine["values"][s] - converged[s] for s in seeds]))
@@ -468,8 +473,8 @@ def run_table(name: str, schedule: str, nfe: int, kind: str = "stochastic", seed
 
 
 # a decided table's verdicts (bench/pick.py reads them back for the README's overview)
-OUR_BEST, LEVEL, BEHIND_OUR_BEST, OURS_AHEAD, OURS_BEHIND = (
-    "our best", "level", "behind our best", "ours ahead", "ours behind")
+OUR_BEST, LEVEL, BEHIND_OUR_BEST, OURS_AHEAD, OURS_BEHIND, ANOTHER_SDE = (
+    "our best", "level", "behind our best", "ours ahead", "ours behind", "another SDE")
 
 
 def section_name(name: str, schedule: str, kind: str, nfe: int, yardstick: str) -> str:
@@ -477,9 +482,19 @@ def section_name(name: str, schedule: str, kind: str, nfe: int, yardstick: str) 
     return f"bench-decided-{name}-{schedule}-{kind}-nfe{nfe}" + ("" if yardstick == "data" else f"-{yardstick}")
 
 
+def _same_process(r: dict, mine: dict) -> bool:
+    """Whether row ``r`` is scored against the process our best entry ``mine`` is: always, but
+    on a path table (rows with a "process"), which scores each row against its own process's
+    solution on the path: a row of another SDE solves another problem there, and its distance
+    ranks nothing against ours (a process with less noise lies nearer its own solution)."""
+    return r.get("process") == mine.get("process")
+
+
 def _verdict(r: dict, mine: dict, seeds: int) -> str:
     if r is mine:
         return OUR_BEST
+    if not _same_process(r, mine):
+        return ANOTHER_SDE
     if r["d_mean"] is None or not math.isfinite(r["d_mean"]):
         return "–"
     if not called(r["d_mean"], r["d_sd"], seeds, KID_RESOLUTION):
@@ -689,9 +704,12 @@ the differences the KID to the law cannot once every solver is near it. Its floo
 process's 240-call solution against its 120-call one on the same paths; at the other end of the
 scale, *unrelated samples*: the shared process's solutions of two seeds (other latents, other paths,
 the same law), where a sampler that has lost its path scores. It compares solvers of
-one process; an anchor of another process (ComfyUI's `er_sde`, whose noise function injects less
-noise) is scored against its own, and a process with less noise lies nearer its own solution at
-the same calls: a verdict against it compares how well each solves its own SDE, not their samples.
+one process; a row of another process (ComfyUI's `er_sde`, whose noise function injects less
+noise; `sa_solver`, which injects noise only in a middle window; a noise window of ours) is
+scored against its own, and a process with less noise lies nearer its own solution at the same
+calls: such a row is printed with its paired difference but gets no verdict against our best
+("another SDE"), and the minimum detectable difference pools only the rows that do (the KID
+tables compare the different processes' samples).
 
 The same yardstick serves the unguided models (`--yardstick limit` with `digits-eps`,
 `digits-flow`, `patches-eps`, `patches-flow`; the patches' KID on the patch classifier's

@@ -216,7 +216,7 @@ class Yardstick:
             return self.fields
         return dict(self.fields, flow_sde=FLOW_SDE, **self._shared_path(c))
 
-    def _process_of(self, c: Contender) -> str:
+    def process(self, c: Contender) -> str:
         """:func:`process_of` on this model, the limit's own solver (on a flow model wrapped
         by :func:`in_ve_variables`, under another label) included in the shared process."""
         return "sde" if c is self.shared else process_of(c, self.flow)
@@ -224,7 +224,7 @@ class Yardstick:
     def _shared_path(self, c: Contender) -> dict:
         """On a flow model's path tables, the key field of the shared limit's path time
         (:data:`FLOW_SHARED_PATH`) for ``c`` of the shared process; nothing otherwise."""
-        if self.pathwise and self.flow and self._process_of(c) == "sde":
+        if self.pathwise and self.flow and self.process(c) == "sde":
             return dict(shared_path=FLOW_SHARED_PATH)
         return {}
 
@@ -287,7 +287,7 @@ class Yardstick:
     def _process(self, c: Contender, seed: int, samples: int, calls: int, draw: int, **more) -> torch.Tensor:
         """``c``'s process solved at ``calls`` calls by its solver (the shared one or ``c``)
         from the latents and noise of seed ``draw``, cached under seed ``seed``."""
-        process = self._process_of(c)
+        process = self.process(c)
         solver = self.shared if process == "sde" else c
         fields = dict(kind=process, solver=(solver.label, solver.source, repr(sorted(solver.params.items()))),
                       seed=seed, samples=samples, calls=calls, schedule=self.schedule, **more)

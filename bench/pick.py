@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..samplers.cfg_pp import menu_entries
-from .decide import LEVEL, OUR_BEST, OURS_AHEAD, OURS_BEHIND
+from .decide import ANOTHER_SDE, LEVEL, OUR_BEST, OURS_AHEAD, OURS_BEHIND
 from .models import DEFAULT_SCHEDULE, GUIDED
 from .report import replace_section_if_present
 
@@ -58,6 +58,17 @@ class Cell:
     ahead: List[str] = field(default_factory=list)
     level: List[str] = field(default_factory=list)
     behind: List[Tuple[str, str]] = field(default_factory=list)  # (anchor, paired difference)
+    other: List[str] = field(default_factory=list)  # a path table's anchors of another SDE: no verdict
+
+    @property
+    def ahead_of_all(self) -> bool:
+        """Ahead of every anchor with a verdict (and of at least one)."""
+        return bool(self.ahead) and not self.behind and not self.level
+
+    @property
+    def at_or_ahead(self) -> bool:
+        """At or ahead of every anchor with a verdict (and compared with at least one)."""
+        return bool(self.ahead or self.level) and not self.behind
 
     def text(self) -> str:
         """``best: verdicts``, naming every anchor we are not ahead of."""
@@ -70,6 +81,8 @@ class Cell:
         if self.ahead:
             parts.append(f"ahead of {'all ' if len(self.ahead) == n else ''}{len(self.ahead)}"
                          + ("" if len(self.ahead) == n else f" of {n}"))
+        if self.other:
+            parts.append("another SDE: " + ", ".join(self.other))
         return f"{self.best}: " + "; ".join(parts) if parts else self.best
 
 
@@ -111,6 +124,8 @@ def parse_decided(text: str) -> List[Cell]:
                 cell.behind.append((name, diff))
             elif verdict == LEVEL:
                 cell.level.append(name)
+            elif verdict == ANOTHER_SDE:
+                cell.other.append(name)
         if not cell.best:
             raise ValueError(f"decided section {m.group(0)} names no best entry of ours")
         cells.append(cell)
@@ -154,8 +169,8 @@ def _advice_cell(cells: Sequence[Cell], menu_id: Dict[str, str]) -> str:
     ranked = sorted(by_entry.items(), key=lambda kv: (-len(kv[1]), kv[0]))
     names = "; ".join(f"**{best}**" + (f" `{menu_id[best]}`" if best in menu_id else "")
                       + f" {len(won)} of {n} ({', '.join(_where(c) for c in won)})" for best, won in ranked)
-    ahead = sum(1 for c in cells if not c.behind and not c.level)
-    at_or_ahead = sum(1 for c in cells if not c.behind)
+    ahead = sum(1 for c in cells if c.ahead_of_all)
+    at_or_ahead = sum(1 for c in cells if c.at_or_ahead)
     return (f"{names}; of the {n} cell{'s' if n > 1 else ''}: ahead of every kept anchor in {ahead}, "
             f"at or ahead of each in {at_or_ahead}")
 
@@ -191,7 +206,8 @@ def advice_section(benchmark_md: Path, link: str = "docs/benchmark.md") -> str:
     return "\n".join([
         f"Our best entry per situation, over the decided tables of [{link}]({link}) (each named with the "
         "models it is best on; \"ahead\" and \"at or ahead\" counted against every kept anchor of a "
-        "cell, paired over 3 seeds, beyond the paired spread):", "", advice_markdown(cells), "", _GENERATED])
+        "cell, paired over 3 seeds, beyond the paired spread; on the SDE-path tables an anchor of another SDE "
+        "gets no verdict):", "", advice_markdown(cells), "", _GENERATED])
 
 
 def overview_markdown(benchmark_md: Path, link: str = "docs/benchmark.md") -> str:

@@ -328,6 +328,24 @@ def _path_yardstick(model, tmp_path, schedule: str = "karras"):
                      pathwise=True)
 
 
+def test_a_path_table_gives_no_verdict_against_another_sde(gaussian, tmp_path):
+    """On a path table each row is scored against its own process's solution: a row of another
+    SDE (ComfyUI's er_sde, a noise window of ours) is printed without a verdict against our best,
+    whatever its distance, and the minimum detectable difference pools only the rows compared;
+    rows of the shared SDE keep their verdicts, and the other yardsticks compare every row."""
+    yard = _path_yardstick(gaussian, tmp_path)
+    er, window, shared = ours("er_sde"), ours("seeds_2"), kdiffusion("dpmpp_2m_sde")
+    assert yard.process(er) == yard.process(shared) == "sde" and yard.process(window).startswith("own:")
+    mine = dict(label="ER-SDE-Solver", source="ours", process="sde")
+    near_own = dict(label="er_sde", source="ComfyUI", process="own:er_sde", d_mean=50.0, d_sd=1.0)
+    behind = dict(label="dpmpp_2m_sde", source="k-diffusion", process="sde", d_mean=5.0, d_sd=0.5)
+    assert decide._verdict(near_own, mine, 3) == decide.ANOTHER_SDE
+    assert decide._verdict(dict(near_own, label="SEEDS-2", source="ours"), mine, 3) == decide.ANOTHER_SDE
+    assert decide._verdict(behind, mine, 3) == decide.OURS_BEHIND
+    plain = {k: v for k, v in near_own.items() if k != "process"}  # a KID table's rows carry no process
+    assert decide._verdict(plain, {k: v for k, v in mine.items() if k != "process"}, 3) == decide.OURS_BEHIND
+
+
 def test_path_scores_and_limits_are_keyed_by_the_path_code(gaussian, tmp_path, monkeypatch):
     """A path limit is read from the cache while the code that draws the paths is unchanged,
     and solved again once it changes (a row's key records the same version: a change to the

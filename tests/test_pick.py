@@ -52,6 +52,30 @@ def test_cells_are_read_from_the_tables_rows():
                                                                      "SEEDS-2: ahead of all 1")
 
 
+_PATH_TABLE = """<!-- bench-decided-patches-eps-karras-stochastic-nfe10-path:start -->
+| solver | source | calls | RMS | paired Δ = ER-SDE-Solver − row | verdict |
+|---|---|---:|---:|---:|---|
+| er_sde | ComfyUI | 10 | 48 ± 1 | 41 ± 3 | another SDE |
+| ER-SDE-Solver | ours | 10 | 90 ± 3 | – | our best |
+| dpmpp_2m_sde | k-diffusion | 10 | 93 ± 4 | -3.4 ± 1.0 | ours ahead |
+<!-- bench-decided-patches-eps-karras-stochastic-nfe10-path:end -->
+"""
+
+
+def test_an_anchor_of_another_sde_is_named_but_not_counted():
+    (cell,) = parse_decided(_PATH_TABLE)
+    assert (cell.yardstick, cell.ahead, cell.behind, cell.other) == \
+        ("path", ["`dpmpp_2m_sde` (k-diffusion)"], [], ["`er_sde` (ComfyUI)"])
+    assert cell.text() == "ER-SDE-Solver: ahead of all 1; another SDE: `er_sde` (ComfyUI)"
+    assert cell.ahead_of_all and cell.at_or_ahead
+    # a cell whose only anchors are of another SDE compares nothing: neither ahead nor at or ahead
+    alone = _cell("patches-eps", "stochastic", 10, "ER-SDE-Solver", yardstick="path")
+    alone.other = ["`er_sde` (ComfyUI)"]
+    assert not alone.ahead_of_all and not alone.at_or_ahead
+    row = advice_markdown([cell, alone]).splitlines()[-1]
+    assert row.endswith("of the 2 cells: ahead of every kept anchor in 1, at or ahead of each in 1 |")
+
+
 def test_a_table_without_our_best_or_its_end_is_refused():
     with pytest.raises(ValueError, match="no best entry"):
         parse_decided(_TABLE.replace("our best", "level"))
