@@ -83,7 +83,7 @@ from ..samplers.model_types import resolve_model_type
 from .compare import Contender, kdiffusion, path_version, reference_solve, schedule_for, sigma_reference_solve
 
 __all__ = ["ODE_STEPS", "FLOW_ODE_STEPS", "FLOW_LIMIT_LAMBDA", "ODE_CHECK", "LIMIT_CALLS", "LIMIT_SEED",
-           "SHARED_PROCESS", "LIMIT_SOLVER", "FLOW_SDE", "FLOW_SHARED_PATH", "PATH_CALLS", "Yardstick", "ode_steps",
+           "SHARED_PROCESS", "SDE_PARAMS", "LIMIT_SOLVER", "FLOW_SDE", "FLOW_SHARED_PATH", "PATH_CALLS", "Yardstick", "ode_steps",
            "process_of", "path_error", "in_ve_variables"]
 
 ODE_STEPS = 24  # RK4 steps (4 calls each) of the ODE limit: more do not sharpen it on the guided digits (above)
@@ -127,11 +127,34 @@ def _next_seed(seed: int, seeds: Sequence[int]) -> int:
 
 def process_of(c: Contender, flow: bool = False) -> str:
     """The process a contender's samples converge to: "ode", "sde" (shared) or "own:<label>";
-    on a flow model (``flow``) k-diffusion's SDE samplers are their own (module docstring)."""
+    on a flow model (``flow``) k-diffusion's SDE samplers are their own (module docstring). A
+    sweep's configuration of a menu entry of ours (label "<title> [...]", bench/sweep.py) is
+    the entry's process while its :data:`SDE_PARAMS` are the entry's."""
     if not c.stochastic:
         return "ode"
-    shared = (c.label, c.source) in SHARED_PROCESS and not (flow and c.source == "k-diffusion")
+    label = _entry_of_sweep(c) or c.label
+    shared = (label, c.source) in SHARED_PROCESS and not (flow and c.source == "k-diffusion")
     return "sde" if shared else f"own:{c.label}|{c.source}|{sorted(c.params.items())}"
+
+
+# the settings of ours that define the SDE a stochastic solver discretises (the others change
+# how it is solved: order, expansion, corrector, long_step_ratio, stage fractions)
+SDE_PARAMS = ("noise_scale_function", "eta", "s_noise", "noise_start", "noise_end")
+
+
+def _entry_of_sweep(c: Contender) -> Optional[str]:
+    """The title of the menu entry a sweep configuration ``c`` varies when it discretises that
+    entry's SDE, else None."""
+    if c.source != "ours" or " [" not in c.label:
+        return None
+    from ..samplers.cfg_pp import menu_entries
+
+    title = c.label.split(" [")[0]
+    entry = next((e for e in menu_entries(cfg_pp=False) if e.title == title and e.function is c.fn), None)
+    if entry is None:
+        return None
+    mine, menu = entry.resolve(**c.params), entry.menu_settings()
+    return title if all(mine.get(k) == menu.get(k) for k in SDE_PARAMS) else None
 
 
 def in_ve_variables(c: Contender) -> Contender:

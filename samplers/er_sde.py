@@ -177,9 +177,10 @@ class _ERSDE(Solver):
 
     def __init__(self, run: SamplerRun, order: int, phi: _Phi, s_noise: float,
                  noise_sampler: Optional[NoiseSampler], noise_type: str, expansion: str = "sigma",
-                 corrector: bool = False):
+                 corrector: bool = False, long_step_ratio: float = 0.0):
         super().__init__(run)
         self.order = order
+        self.long_step_ratio = long_step_ratio
         self.corrected = set(run.correctable_steps) if corrector else set()
         self.in_lambda = expansion in ("lambda", "midpoint")
         self.midpoint = expansion == "midpoint"
@@ -217,8 +218,9 @@ class _ERSDE(Solver):
         r = p_t / p_s
         S, S1 = integrals
         a_t = run.alpha[i + 1]
-        k = min(self.order, i + 1)  # warm-up while the history builds
         h = run.lam[i + 1] - run.lam[i]
+        order = 1 if (nf is not None and self._long(i)) else self.order
+        k = min(order, i + 1)  # warm-up while the history builds
         if self.midpoint:
             # D over the step taken as the history polynomial's value at the step's midpoint
             # in lambda, weighed like D_i: (1 - r) (D_i + h/2 D' + h^2/8 D'')
@@ -239,7 +241,7 @@ class _ERSDE(Solver):
         else:
             by_node = self._interpolated(i, [i - j for j in range(k)], base, c1, c2)
             w = [by_node[i - j] for j in range(k)]
-        correction = self._correction(i, base, c1, c2, w) if i in self.corrected else None
+        correction = self._correction(i, order, base, c1, c2, w) if i in self.corrected else None
         if i == 0:
             self.start_c1 = c1 * self.du[0] / (self.u[1] - self.u[0])
         return dict(
@@ -268,12 +270,18 @@ class _ERSDE(Solver):
                 w[n] += c1 * a * g1 + (c2 * (b * g1 * g1 + a * g2) if use2 else 0.0)
         return w
 
-    def _correction(self, i: int, base: float, c1: float, c2: float, predictor: List[float]) -> List[float]:
-        """The corrector of step i as weights of [D_{i+1}, D_i, D_{i-1}, D_{i-2}] (the D
-        history when D_{i+1} is known) to add to the predicted x_{i+1}: the same step with
-        the polynomial through D_{i+1} and one value more than the predictor's (at most a
-        parabola), minus the predictor's weights."""
-        kc = min(self.order + 1, 3, i + 2)
+    def _long(self, i: int) -> bool:
+        """Whether step i is longer in lambda than ``long_step_ratio`` times step i - 1 (0: never)."""
+        lam = self.run.lam
+        return self.long_step_ratio > 0 and i >= 1 and lam[i + 1] - lam[i] > self.long_step_ratio * (lam[i] - lam[i - 1])
+
+    def _correction(self, i: int, order: int, base: float, c1: float, c2: float,
+                    predictor: List[float]) -> List[float]:
+        """The corrector of step i (whose predictor has order ``order``) as weights of
+        [D_{i+1}, D_i, D_{i-1}, D_{i-2}] (the D history when D_{i+1} is known) to add to the
+        predicted x_{i+1}: the same step with the polynomial through D_{i+1} and one value
+        more than the predictor's (at most a parabola), minus the predictor's weights."""
+        kc = min(order + 1, 3, i + 2)
         corrected = self._interpolated(i, [i, i + 1] + [i - j for j in range(1, kc - 1)], base, c1, c2)
         out = [corrected.get(i + 1 - j, 0.0) for j in range(4)]
         for j, w in enumerate(predictor):
@@ -354,6 +362,10 @@ _PARAMS = (
           "Once the model's output at the end of a step is known, redo the step with it (the D history is then "
           "interpolated, not extrapolated; UniPC / SA-Solver's predictor-corrector) at no extra model call; the "
           "noise already injected is kept. Not for quadrature=riemann100."),
+    Param("long_step_ratio", 0.0,
+          "A noise step longer (in half-log-SNR) than this many times the step before it is taken at first order, "
+          "its corrector through the step's end (a line), instead of extrapolating the noisy model-output history "
+          "over it: the long last step of the normal schedule, the early steps of beta. 0 = off.", 0.0, 100.0, 0.05),
 )
 
 
@@ -366,7 +378,7 @@ def sample_er_sde(
     quadrature: str = "gauss", expansion: str = "sigma", noise_sampler: Optional[NoiseSampler] = None, noise_type: str = "gaussian",
     model_type: Any = None, stop_at_sigma_min: bool = False, noise_start: float = 0.0, noise_end: float = 1.0,
     sigma_steps: bool = True, corrected_start: bool = True, cfg_pp: bool = False,
-    uncond: Optional[UncondSource] = None, corrector: bool = False,
+    uncond: Optional[UncondSource] = None, corrector: bool = False, long_step_ratio: float = 0.0,
 ) -> torch.Tensor:
     """ER-SDE-Solver (1 model call per step).
 
@@ -402,6 +414,11 @@ def sample_er_sde(
             is interpolated over the step instead of extrapolated. No extra model call (D_{i+1}
             keeps its value at the predicted x_{i+1}), the injected noise is kept; not after
             the last model call. Raises the ODE's order by one up to 3.
+        long_step_ratio: a step that injects noise and is longer in lambda than this many
+            times the step before it is taken at first order (its corrector, if on, with the
+            line through D_i and D_{i+1}): over a step much longer than the spacing of the D
+            history, the history's polynomial extrapolates the noise in D far (measured:
+            docs/sweeps.md, ER-SDE on long steps). 0 (default) = never, the paper's method.
         cfg_pp, uncond: CFG++, as :func:`~seeds_samplers.samplers.seeds.sample_seeds_1`.
         Other arguments as :func:`~seeds_samplers.samplers.seeds.sample_seeds_1`; every
         parameter's range and choices: its ``Param`` (checked at entry).
@@ -422,7 +439,8 @@ def sample_er_sde(
         raise ValueError(f"expansion={expansion!r} needs quadrature='gauss' (riemann100 reproduces the paper's sigma form)")
     if corrector and quadrature == "riemann100":
         raise ValueError("corrector needs quadrature='gauss' (riemann100 reproduces the paper's algorithm, which has none)")
-    return run.run(_ERSDE(run, order, phi, s_noise, noise_sampler, noise_type, expansion, corrector))
+    return run.run(_ERSDE(run, order, phi, s_noise, noise_sampler, noise_type, expansion, corrector,
+                          float(long_step_ratio)))
 
 
 register(SamplerSpec(
@@ -437,8 +455,12 @@ register(SamplerSpec(
     # the trained and exact flow models), and the corrector (ahead of or level with the
     # uncorrected forms on most trained and exact models). Order 3 overshoots (noisy second
     # differences). Without the corrector these settings are SDE-DPM-Solver++(2M), k-diffusion's /
-    # ComfyUI's dpmpp_2m_sde (VE) and dpmpp_2m_sde_heun (flow). docs/sweeps.md, ER-SDE.
-    menu={"noise_scale_function": "original_sde", "expansion": "auto", "order": 2, "corrector": True},
+    # ComfyUI's dpmpp_2m_sde (VE) and dpmpp_2m_sde_heun (flow). docs/sweeps.md, ER-SDE. A step
+    # over twice as long as the one before (the end of the normal schedule, the start of beta) at
+    # first order: the history's extrapolation over it carries its noise far (docs/sweeps.md,
+    # ER-SDE on long steps).
+    menu={"noise_scale_function": "original_sde", "expansion": "auto", "order": 2, "corrector": True,
+          "long_step_ratio": 2.0},
     variants=(
         # the same with a parabola through the last three D: far ahead on the trained flow model
         # of photo patches, behind on the digits flow model, and on eps models (noisy second

@@ -495,3 +495,57 @@ def test_auto_expansion_follows_the_model_type(mt, same_as):
     other = "lambda" if same_as == "midpoint" else "midpoint"
     assert torch.equal(run["auto"], run[same_as])
     assert (run["auto"] - run[other]).abs().max().item() > 1e-6
+
+
+# --- long steps (long_step_ratio) ---------------------------------------------------------------
+
+
+def _long_last_step(mt):
+    """Sigmas whose half-log-SNR steps are 0.4, 0.4, 0.4 and 2.0: the last step 5 times the one
+    before, as the hosts' normal schedule ends; then 0."""
+    lams = [-1.0, -0.6, -0.2, 0.2, 2.2]
+    return torch.tensor([mt.sigma_at(v) for v in lams] + [0.0], dtype=torch.float64)
+
+
+@pytest.mark.parametrize("mt", [VE, FLOW], ids=["ve", "flow"])
+def test_long_step_ratio_changes_only_long_noise_steps(edm_case, mt):
+    """The rule acts on a noise step longer than ratio x the step before, and nowhere else: not
+    below the ratio, not on a schedule without a long step, not on the ODE."""
+    model, x, _ = edm_case(2)
+    model.seeds_model_type = mt
+    long = _long_last_step(mt)
+    even = torch.tensor([mt.sigma_at(v) for v in (-1.0, -0.5, 0.0, 0.5, 1.0)] + [0.0], dtype=torch.float64)
+    x = x / 10.0 if mt.is_flow else x  # a flow model's prior: unit noise
+
+    def run(sigmas, ratio, noise="original_sde"):
+        return sample_er_sde(model, x, sigmas, order=3, noise_scale_function=noise, corrector=True,
+                             long_step_ratio=ratio, extra_args={"seed": 7}, disable=True)
+
+    assert not torch.equal(run(long, 2.0), run(long, 0.0))
+    assert torch.equal(run(long, 6.0), run(long, 0.0))  # 5 x the step before: below the ratio
+    assert torch.equal(run(even, 1.5), run(even, 0.0))
+    assert torch.equal(run(long, 2.0, noise="ode"), run(long, 0.0, noise="ode"))
+    with pytest.raises(ValueError, match="long_step_ratio"):
+        run(long, -1.0)
+
+
+@pytest.mark.parametrize("mt", [VE, FLOW], ids=["ve", "flow"])
+def test_a_long_step_is_first_order_with_the_corrector_s_line(mt):
+    """On the long step the predictor is first order and the corrector the line through D_i and
+    D_{i+1}: with D linear in lambda (whatever x, so the noise does not reach D) the corrected
+    run equals the run without the rule (both exact for a line, the noise identical); with D
+    quadratic in lambda it does not (the line is not exact for a parabola, third order is)."""
+    g = torch.Generator().manual_seed(11)
+    shape = (1, 1, 2, 2)
+    coeffs = [torch.randn(shape, generator=g, dtype=torch.float64) for _ in range(3)]
+    x = torch.randn(shape, generator=g, dtype=torch.float64) * (1.0 if mt.is_flow else float(mt.ve_sigma(0.5)))
+    # a short step after the long one: its model call feeds the long step's corrector
+    sigmas = torch.cat([_long_last_step(mt)[:-1], torch.tensor([mt.sigma_at(2.4)], dtype=torch.float64)])
+
+    def run(c, ratio):
+        return sample_er_sde(_PolyDenoiser(mt, c, "lambda"), x, sigmas, order=3, noise_scale_function="original_sde",
+                             expansion="lambda", corrector=True, long_step_ratio=ratio, sigma_steps=False,
+                             extra_args={"seed": 3}, disable=True)
+
+    assert (run(coeffs[:2], 2.0) - run(coeffs[:2], 0.0)).abs().max().item() < 1e-10
+    assert (run(coeffs, 2.0) - run(coeffs, 0.0)).abs().max().item() > 1e-4

@@ -503,6 +503,8 @@ def note_sdxl(w: Widgets) -> str:
                        "the paper's is sigma)"}[er["expansion"]]
             + (", with the corrector (each step redone once the model's next output is known, no extra call)"
                if er.get("corrector") else "")
+            + (f", first order on a step over {er['long_step_ratio']:g} times longer than the one before (the end of "
+               "the normal scheduler; this schedule has none)" if er.get("long_step_ratio") else "")
             + f", eta {er['eta']}, noise from noise_start {er['noise_start']} to noise_end {er['noise_end']}; "
             f"eta 0 turns it into the ODE solver. {t_sig} spaces the {sig['steps']} steps evenly in log-SNR over the "
             "model's own sigma range (the SEEDS / DPM-Solver schedule).")
