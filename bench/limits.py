@@ -83,8 +83,8 @@ from ..samplers.model_types import resolve_model_type
 from .compare import Contender, kdiffusion, path_version, reference_solve, schedule_for, sigma_reference_solve
 
 __all__ = ["ODE_STEPS", "FLOW_ODE_STEPS", "FLOW_LIMIT_LAMBDA", "ODE_CHECK", "LIMIT_CALLS", "LIMIT_SEED",
-           "SHARED_PROCESS", "SDE_PARAMS", "LIMIT_SOLVER", "FLOW_SDE", "FLOW_SHARED_PATH", "PATH_CALLS", "Yardstick", "ode_steps",
-           "process_of", "path_error", "in_ve_variables"]
+           "SHARED_PROCESS", "SDE_PARAMS", "LIMIT_SOLVER", "FLOW_SDE", "FLOW_SHARED_PATH", "PATH_CALLS", "Yardstick",
+           "ode_steps", "process_of", "path_error", "in_ve_variables"]
 
 ODE_STEPS = 24  # RK4 steps (4 calls each) of the ODE limit: more do not sharpen it on the guided digits (above)
 FLOW_ODE_STEPS = 64  # RK4 steps in sigma of a flow model's limit: the tables print 64 vs 32 steps as the floor

@@ -273,7 +273,9 @@ class _ERSDE(Solver):
     def _long(self, i: int) -> bool:
         """Whether step i is longer in lambda than ``long_step_ratio`` times step i - 1 (0: never)."""
         lam = self.run.lam
-        return self.long_step_ratio > 0 and i >= 1 and lam[i + 1] - lam[i] > self.long_step_ratio * (lam[i] - lam[i - 1])
+        if self.long_step_ratio <= 0 or i < 1:
+            return False
+        return lam[i + 1] - lam[i] > self.long_step_ratio * (lam[i] - lam[i - 1])
 
     def _correction(self, i: int, order: int, base: float, c1: float, c2: float,
                     predictor: List[float]) -> List[float]:
