@@ -458,9 +458,10 @@ register(SamplerSpec(
     # uncorrected forms on most trained and exact models). Order 3 overshoots (noisy second
     # differences). Without the corrector these settings are SDE-DPM-Solver++(2M), k-diffusion's /
     # ComfyUI's dpmpp_2m_sde (VE) and dpmpp_2m_sde_heun (flow). docs/sweeps.md, ER-SDE. A step
-    # over twice as long as the one before (the end of the normal schedule, the start of beta) at
-    # first order: the history's extrapolation over it carries its noise far (docs/sweeps.md,
-    # ER-SDE on long steps).
+    # over twice as long as the one before (the end of the normal schedule; beta's second step
+    # only from about 20 steps) at first order: the history's extrapolation over it carries its
+    # noise far; lower ratios were mixed on beta and act on simple (docs/sweeps.md, ER-SDE on
+    # long steps).
     menu={"noise_scale_function": "original_sde", "expansion": "auto", "order": 2, "corrector": True,
           "long_step_ratio": 2.0},
     variants=(
