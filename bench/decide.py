@@ -151,7 +151,8 @@ def limit_model(model: TestModel, kind: str, schedule: str,
     if model.name in GUIDED and kind == "stochastic" and not pathwise:
         from ..digits.guidance import balanced_labels as labels  # what the guided model requested per sample
     # the limits are generated with the noise the yardstick drives the table's samplers with
-    yard = Yardstick(model, schedule, lambda cs, nfe, seed, n: _generate(model, cs, nfe, seed, schedule, n, yard.noise),
+    yard = Yardstick(model, schedule,
+                     lambda cs, nfe, seed, n, sigmas=None: _generate(model, cs, nfe, seed, schedule, n, yard.noise, sigmas),
                      key, cache_dir(), _metric(_DATASET[model.name]).kid_features, labels, pathwise)
     if pathwise:
         guided = "guided " if model.name in GUIDED else ""
@@ -279,9 +280,11 @@ def _store(key: str, fields: dict, value: float, calls: int, seconds: float, ext
 
 
 def _generate(model: TestModel, contenders: Sequence[Contender], nfe: int, seed: int, schedule: str,
-              samples: int, noise: str = "gaussian") -> List[Tuple[torch.Tensor, int]]:
+              samples: int, noise: str = "gaussian", sigmas: Optional[torch.Tensor] = None
+              ) -> List[Tuple[torch.Tensor, int]]:
     """Samples and model calls of each contender from seed ``seed``'s latents and noise
-    (``noise``: the kind a stochastic contender draws, :data:`.compare.NOISES`)."""
+    (``noise``: the kind a stochastic contender draws, :data:`.compare.NOISES`), on the host
+    schedule ``schedule`` at ``nfe`` calls or on the given ``sigmas``."""
     x = model.prior(samples, seed)
     chunks = [(k, x[k0:k0 + CHUNK]) for k, k0 in enumerate(range(0, samples, CHUNK))]
     out: Dict[int, Tuple[List[torch.Tensor], int]] = {}
@@ -289,7 +292,7 @@ def _generate(model: TestModel, contenders: Sequence[Contender], nfe: int, seed:
     for i, c in enumerate(contenders):
         if c.source == "ComfyUI":
             continue
-        sig = schedule_for(model.denoiser, c.intervals_for(nfe), schedule)
+        sig = schedule_for(model.denoiser, c.intervals_for(nfe), schedule) if sigmas is None else sigmas
         parts, before = [], model.calls
         for k, xc in chunks:
             with torch.inference_mode():
@@ -300,7 +303,7 @@ def _generate(model: TestModel, contenders: Sequence[Contender], nfe: int, seed:
 
         jobs, keys = [], []
         for i, c in comfy:
-            sig = schedule_for(model.denoiser, c.intervals_for(nfe), schedule)
+            sig = schedule_for(model.denoiser, c.intervals_for(nfe), schedule) if sigmas is None else sigmas
             for k, xc in chunks:
                 jobs.append(dict(sampler=c.params["comfy"], x=xc, sigmas=sig, noise_seed=noise_seed(seed) + k,
                                  stochastic=c.stochastic, noise=noise))
@@ -451,7 +454,7 @@ def run_table(name: str, schedule: str, nfe: int, kind: str = "stochastic", seed
     else:
         floor = mean_sd([yard.floor(kind, s, samples, nfe, contenders[0], seeds) for s in seeds])
         if yard.pathwise and kind == "stochastic":
-            unrelated = mean_sd([yard.unrelated(s, samples, seeds) for s in seeds])
+            unrelated = mean_sd([yard.unrelated(s, samples, seeds, nfe) for s in seeds])
         cost["sample_calls"] += yard.sample_calls  # the limits' own calls (their time is in the run's)
     rows = summarise_measured(res, contenders, seeds)
     if yard is not None and yard.pathwise:  # the process each row is scored against (_verdict)
@@ -695,7 +698,12 @@ samplers the ODE tables' per-sample resolution: every sampler of the table is dr
 same Brownian path per sample (the pack's Brownian tree in log sigma, one path per sample and
 seed, the same whatever the steps), and scored by the mean per-sample RMS pixel distance (× 1,000)
 to the solution of its process from the same latent on the same path: the process's solver at
-240 calls (the shared process: k-diffusion's `dpmpp_2m_sde`; the others: themselves). A
+240 calls (the shared process: k-diffusion's `dpmpp_2m_sde` on karras-spaced sigmas from the
+table's first sigma to the sigma of its final denoising call, on the flow models on `simple`
+from σ = 1 to 0: the table's own schedule keeps its long steps at any count, such as the last
+step of `normal`, 4–5 times the one before in half-log-SNR, and the solution would carry their
+error; the others: themselves, on the table's schedule, which may define their process, as a
+noise window does). A
 consistent solver converges to that solution when it reads the path at the same sigmas (every
 sampler reads it at the model's own; on the flow models the shared limit, run in the VE
 variables, does too: a path read at other times is another Brownian motion), and

@@ -35,7 +35,7 @@ import torch
 
 from ..samplers.model_types import ModelType
 
-__all__ = ["HOST_SCHEDULES", "host_sigmas", "flow_shift_of"]
+__all__ = ["HOST_SCHEDULES", "host_sigmas", "flow_shift_of", "karras_between"]
 
 
 def _table(mt: ModelType) -> torch.Tensor:
@@ -105,11 +105,17 @@ def _normal(n: int, mt: ModelType, sgm: bool = False) -> torch.Tensor:
     return _zero([ts.sigma(t) for t in times])
 
 
-def _karras(n: int, mt: ModelType, rho: float = 7.0) -> torch.Tensor:
-    table = _table(mt)
-    lo, hi = float(table[0]) ** (1 / rho), float(table[-1]) ** (1 / rho)
+def karras_between(sigma_max: float, sigma_min: float, n: int, rho: float = 7.0) -> torch.Tensor:
+    """``n`` sigmas from ``sigma_max`` down to ``sigma_min`` spaced as Karras et al. (2022)
+    eq. 5 (evenly in sigma^(1/rho)), then 0 (float64)."""
+    lo, hi = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
     ramp = [k / (n - 1) for k in range(n)] if n > 1 else [0.0]
     return _zero([(hi + r * (lo - hi)) ** rho for r in ramp])
+
+
+def _karras(n: int, mt: ModelType) -> torch.Tensor:
+    table = _table(mt)
+    return karras_between(float(table[-1]), float(table[0]), n)
 
 
 def _exponential(n: int, mt: ModelType) -> torch.Tensor:

@@ -36,7 +36,10 @@ converged process of the same model (guided or not), schedule end points and req
   the same path whatever the steps, so increments over any partition are consistent), and its
   samples are compared per sample, like the ODE's, with the solution of its process from the
   same latent on the same path: the process's solver at :data:`PATH_CALLS` calls on that path
-  (the shared process: :data:`LIMIT_SOLVER`; any other: the contender itself). A consistent
+  (the shared process: :data:`LIMIT_SOLVER` on karras-spaced sigmas between the end points of
+  the table's solve, on a flow model on ``simple``, :meth:`Yardstick.limit_sigmas`; any other:
+  the contender itself on the
+  table's schedule, which may define its process, as a noise window does). A consistent
   solver of a reverse SDE with additive noise converges to that pathwise solution (strongly)
   if it reads the path in the same time variable up to an affine map (it scales each
   increment to the step's exact noise variance, so such a map only rescales the path). Every
@@ -81,10 +84,11 @@ import torch
 
 from ..samplers.model_types import resolve_model_type
 from .compare import Contender, kdiffusion, path_version, reference_solve, schedule_for, sigma_reference_solve
+from .host_schedules import karras_between
 
 __all__ = ["ODE_STEPS", "FLOW_ODE_STEPS", "FLOW_LIMIT_LAMBDA", "ODE_CHECK", "LIMIT_CALLS", "LIMIT_SEED",
-           "SHARED_PROCESS", "SDE_PARAMS", "LIMIT_SOLVER", "FLOW_SDE", "FLOW_SHARED_PATH", "PATH_CALLS", "Yardstick",
-           "ode_steps", "process_of", "path_error", "in_ve_variables"]
+           "SHARED_PROCESS", "SDE_PARAMS", "LIMIT_SOLVER", "FLOW_SDE", "FLOW_SHARED_PATH", "PATH_SPACING",
+           "PATH_CALLS", "Yardstick", "ode_steps", "process_of", "path_error", "in_ve_variables"]
 
 ODE_STEPS = 24  # RK4 steps (4 calls each) of the ODE limit: more do not sharpen it on the guided digits (above)
 FLOW_ODE_STEPS = 64  # RK4 steps in sigma of a flow model's limit: the tables print 64 vs 32 steps as the floor
@@ -111,6 +115,9 @@ LIMIT_SOLVER = ("dpmpp_2m_sde", "k-diffusion")
 FLOW_SDE = "shared limit in the VE variables; k-diffusion's SDE samplers their own limits"
 # where the shared limit of a flow model reads its Brownian path (module docstring, pathwise)
 FLOW_SHARED_PATH = "at the model's own sigmas"
+# the schedule of the shared process's path solution (Yardstick.limit_sigmas), recorded in the
+# path scores' cache keys: a score against another limit is another score
+PATH_SPACING = "karras between the solve's end points; flow: simple"
 
 
 def ode_steps(model_type) -> int:
@@ -196,8 +203,9 @@ class Yardstick:
     Args:
         model: the trained test model (:func:`.models.build_model`), guided or not.
         schedule: the table's host schedule (its end points fix the ODE limit).
-        generate: ``generate(contenders, nfe, seed, samples) -> [(samples, calls)]``, the
-            table's own generation (the same chunks, labels and noise streams).
+        generate: ``generate(contenders, nfe, seed, samples, sigmas=None) -> [(samples, calls)]``,
+            the table's own generation (the same chunks, labels and noise streams), on
+            ``sigmas`` instead of the table's schedule when given.
         key: ``key(**fields) -> str``, the cache key of a limit (model weights and code).
         cache: directory for the limits.
         features: ``features(images) -> [n, D]``, the KID's scaled classifier features.
@@ -228,7 +236,7 @@ class Yardstick:
         if labels is not None:
             self.fields["kid"] = "per requested digit"
         if pathwise:  # another score and another noise for the stochastic rows
-            self.fields.update(name="path", calls=PATH_CALLS, noise=path_version())
+            self.fields.update(name="path", calls=PATH_CALLS, noise=path_version(), spacing=PATH_SPACING)
         self.sample_calls = 0
 
     def fields_for(self, c: Contender) -> dict:
@@ -298,25 +306,54 @@ class Yardstick:
 
         return self._load_or(fields, make)
 
-    def path_limit(self, c: Contender, seed: int, samples: int, calls: int = PATH_CALLS) -> torch.Tensor:
+    def path_limit(self, c: Contender, seed: int, samples: int, nfe: int, calls: int = PATH_CALLS) -> torch.Tensor:
         """The solution of ``c``'s process from seed ``seed``'s own latents on its own Brownian
-        paths (the table's): the process's solver at ``calls`` calls."""
-        return self._process(c, seed, samples, calls, seed, noise=path_version(), **self._shared_path(c))
+        paths (the table's) between the end points of ``c``'s solve at ``nfe`` calls: the
+        process's solver at ``calls`` calls (the shared process on :meth:`limit_sigmas`)."""
+        more = dict(noise=path_version(), **self._shared_path(c))
+        if self.process(c) != "sde":
+            return self._process(c, seed, samples, calls, seed, **more)
+        sigmas = self.limit_sigmas(nfe, c, calls)
+        return self._process(c, seed, samples, calls, seed, sigmas=sigmas, **more)
+
+    def limit_sigmas(self, nfe: int, c: Contender, calls: int = PATH_CALLS) -> torch.Tensor:
+        """The shared process's path solution's schedule for ``c``'s solve at ``nfe`` calls
+        (:data:`PATH_SPACING`): ``calls`` sigmas then 0, spaced as the hosts' ``karras`` (rho 7)
+        from ``c``'s first sigma to the sigma of its final denoising call; on a flow model,
+        whose samplers all run from sigma 1 to 0, the hosts' ``simple`` (evenly in the model's
+        timestep). Not the table's own schedule: a long step of it stays long at any count (the
+        last step of ``normal`` is 4-5 times the one before, in half-log-SNR), and the limit
+        would carry that step's error (solved on ``normal`` itself, patches-eps's limit was
+        32 x 10^-3 RMS from its 120-call solve, against 7.5 on karras). Karras spacing does not
+        suit a flow model: on patches-flow, 240 karras steps to sigma 3.4e-4 were 47 x 10^-3
+        RMS from a 960-step solve, 240 simple steps 27 (480 of either: 22)."""
+        mt = self.model.model_type
+        sig = schedule_for(self.model.denoiser, c.intervals_for(nfe), self.schedule)
+        if mt.is_flow:
+            out = schedule_for(self.model.denoiser, calls, "simple")
+            if float(sig[0]) != float(out[0]):
+                raise ValueError(f"a flow model's path solution starts at sigma {float(out[0]):g}; "
+                                 f"the {self.schedule} schedule starts at {float(sig[0]):g}")
+            return out
+        return karras_between(float(sig[0]), float(sig[-2]), calls)
 
     def sde_limit(self, c: Contender, seed: int, samples: int) -> torch.Tensor:
         """Samples of ``c``'s process at :data:`LIMIT_CALLS` calls from seed + LIMIT_SEED."""
         return self._process(c, seed, samples, LIMIT_CALLS, seed + LIMIT_SEED)
 
-    def _process(self, c: Contender, seed: int, samples: int, calls: int, draw: int, **more) -> torch.Tensor:
+    def _process(self, c: Contender, seed: int, samples: int, calls: int, draw: int,
+                 sigmas: Optional[torch.Tensor] = None, **more) -> torch.Tensor:
         """``c``'s process solved at ``calls`` calls by its solver (the shared one or ``c``)
-        from the latents and noise of seed ``draw``, cached under seed ``seed``."""
+        from the latents and noise of seed ``draw``, cached under seed ``seed``; on the table's
+        schedule, or on ``sigmas`` (then keyed by them, not by the schedule's name)."""
         process = self.process(c)
         solver = self.shared if process == "sde" else c
+        where = dict(schedule=self.schedule) if sigmas is None else dict(sigmas=[round(float(s), 9) for s in sigmas])
         fields = dict(kind=process, solver=(solver.label, solver.source, repr(sorted(solver.params.items()))),
-                      seed=seed, samples=samples, calls=calls, schedule=self.schedule, **more)
+                      seed=seed, samples=samples, calls=calls, **where, **more)
 
         def make() -> torch.Tensor:
-            out, used = self.generate([solver], calls, draw, samples)[0]
+            out, used = self.generate([solver], calls, draw, samples, sigmas=sigmas)[0]
             self.sample_calls += used * samples
             return out
 
@@ -352,21 +389,23 @@ class Yardstick:
         if not bool(torch.isfinite(samples).all()):
             return float("inf")
         if c.stochastic:
-            return path_error(samples, self.path_limit(c, seed, samples.shape[0]))
+            return path_error(samples, self.path_limit(c, seed, samples.shape[0], nfe))
         return path_error(samples, self.ode_limit(seed, samples.shape[0], *self.ends(nfe, c)))
 
-    def unrelated(self, seed: int, samples: int, seeds: Sequence[int]) -> float:
+    def unrelated(self, seed: int, samples: int, seeds: Sequence[int], nfe: int) -> float:
         """The path score of a sampler that has lost the path: the RMS between the shared
-        process's solutions of seed ``seed`` and of the next seed (other latents, other paths,
-        the same law). A row near it follows its path no better than an independent sample."""
+        process's solutions (for a solve at ``nfe`` calls) of seed ``seed`` and of the next seed
+        (other latents, other paths, the same law). A row near it follows its path no better
+        than an independent sample."""
         other = _next_seed(seed, seeds)
-        return path_error(self.path_limit(self.shared, seed, samples), self.path_limit(self.shared, other, samples))
+        return path_error(self.path_limit(self.shared, seed, samples, nfe),
+                          self.path_limit(self.shared, other, samples, nfe))
 
     def floor(self, kind: str, seed: int, samples: int, nfe: int, c: Contender, seeds: Sequence[int]) -> float:
         """What an exact solve scores (module docstring), for seed ``seed``."""
         if kind == "stochastic" and self.pathwise:
-            return path_error(self.path_limit(self.shared, seed, samples, PATH_CALLS // 2),
-                              self.path_limit(self.shared, seed, samples))
+            return path_error(self.path_limit(self.shared, seed, samples, nfe, PATH_CALLS // 2),
+                              self.path_limit(self.shared, seed, samples, nfe))
         if kind == "stochastic":
             other = _next_seed(seed, seeds)
             return self.kid(self.sde_limit(self.shared, seed, samples), self.sde_limit(self.shared, other, samples))
