@@ -330,8 +330,9 @@ def test_er_sde_in_lambda_order2_is_comfyuis_dpmpp_2m_sde(name, expansion, host)
     """ER-SDE with phi = s^2 in lambda at order 2 is SDE-DPM-Solver++(2M): with the exact
     weight ComfyUI's own dpmpp_2m_sde_heun, with the midpoint rule its dpmpp_2m_sde (both step
     in the model's half-log-SNR, flow models too): the same samples from the same latents and
-    noise, at eta 1 and 2 (without the corrector, which the menu entry adds); at eta 1 also when
-    both are driven by the same Brownian path (bench/compare.py PathNoise)."""
+    noise, at eta 1 and 2 (without the corrector and the first-order long steps, which the menu
+    entry adds: this normal schedule ends with a long step); at eta 1 also when both are driven
+    by the same Brownian path (bench/compare.py PathNoise)."""
     from seeds_samplers.bench.comfy import run_comfy_jobs
     from seeds_samplers.bench.compare import ours
     from seeds_samplers.bench.models import build_model
@@ -345,7 +346,7 @@ def test_er_sde_in_lambda_order2_is_comfyuis_dpmpp_2m_sde(name, expansion, host)
         sigmas[0] = sigmas[0].clamp(max=0.999)
     for eta in (1.0, 2.0):
         c = ours("er_sde", expansion=expansion, order=2, noise_scale_function="original_sde", noise_start=0.0, eta=eta,
-                 corrector=False)
+                 corrector=False, long_step_ratio=0.0)
         mine = c(model.denoiser, x, sigmas, 7)
         if eta == 1.0:
             (theirs, calls), = run_comfy_jobs(model, [dict(sampler=host, x=x, sigmas=sigmas,
