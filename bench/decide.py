@@ -289,10 +289,14 @@ def _generate(model: TestModel, contenders: Sequence[Contender], nfe: int, seed:
     chunks = [(k, x[k0:k0 + CHUNK]) for k, k0 in enumerate(range(0, samples, CHUNK))]
     out: Dict[int, Tuple[List[torch.Tensor], int]] = {}
     comfy = [(i, c) for i, c in enumerate(contenders) if c.source == "ComfyUI"]
+
+    def sigmas_of(c: Contender) -> torch.Tensor:
+        return schedule_for(model.denoiser, c.intervals_for(nfe), schedule) if sigmas is None else sigmas
+
     for i, c in enumerate(contenders):
         if c.source == "ComfyUI":
             continue
-        sig = schedule_for(model.denoiser, c.intervals_for(nfe), schedule) if sigmas is None else sigmas
+        sig = sigmas_of(c)
         parts, before = [], model.calls
         for k, xc in chunks:
             with torch.inference_mode():
@@ -303,7 +307,7 @@ def _generate(model: TestModel, contenders: Sequence[Contender], nfe: int, seed:
 
         jobs, keys = [], []
         for i, c in comfy:
-            sig = schedule_for(model.denoiser, c.intervals_for(nfe), schedule) if sigmas is None else sigmas
+            sig = sigmas_of(c)
             for k, xc in chunks:
                 jobs.append(dict(sampler=c.params["comfy"], x=xc, sigmas=sig, noise_seed=noise_seed(seed) + k,
                                  stochastic=c.stochastic, noise=noise))

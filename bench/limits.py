@@ -38,8 +38,8 @@ converged process of the same model (guided or not), schedule end points and req
   same latent on the same path: the process's solver at :data:`PATH_CALLS` calls on that path
   (the shared process: :data:`LIMIT_SOLVER` on karras-spaced sigmas between the end points of
   the table's solve, on a flow model on ``simple``, :meth:`Yardstick.limit_sigmas`; any other:
-  the contender itself on the
-  table's schedule, which may define its process, as a noise window does). A consistent
+  the contender itself on the table's schedule, which may define its process, as a noise
+  window does). A consistent
   solver of a reverse SDE with additive noise converges to that pathwise solution (strongly)
   if it reads the path in the same time variable up to an affine map (it scales each
   increment to the step's exact noise variance, so such a map only rescales the path). Every
@@ -310,11 +310,8 @@ class Yardstick:
         """The solution of ``c``'s process from seed ``seed``'s own latents on its own Brownian
         paths (the table's) between the end points of ``c``'s solve at ``nfe`` calls: the
         process's solver at ``calls`` calls (the shared process on :meth:`limit_sigmas`)."""
-        more = dict(noise=path_version(), **self._shared_path(c))
-        if self.process(c) != "sde":
-            return self._process(c, seed, samples, calls, seed, **more)
-        sigmas = self.limit_sigmas(nfe, c, calls)
-        return self._process(c, seed, samples, calls, seed, sigmas=sigmas, **more)
+        sigmas = self.limit_sigmas(nfe, c, calls) if self.process(c) == "sde" else None
+        return self._process(c, seed, samples, calls, seed, sigmas, noise=path_version(), **self._shared_path(c))
 
     def limit_sigmas(self, nfe: int, c: Contender, calls: int = PATH_CALLS) -> torch.Tensor:
         """The shared process's path solution's schedule for ``c``'s solve at ``nfe`` calls
@@ -327,15 +324,14 @@ class Yardstick:
         32 x 10^-3 RMS from its 120-call solve, against 7.5 on karras). Karras spacing does not
         suit a flow model: on patches-flow, 240 karras steps to sigma 3.4e-4 were 47 x 10^-3
         RMS from a 960-step solve, 240 simple steps 27 (480 of either: 22)."""
-        mt = self.model.model_type
-        sig = schedule_for(self.model.denoiser, c.intervals_for(nfe), self.schedule)
-        if mt.is_flow:
-            out = schedule_for(self.model.denoiser, calls, "simple")
-            if float(sig[0]) != float(out[0]):
-                raise ValueError(f"a flow model's path solution starts at sigma {float(out[0]):g}; "
-                                 f"the {self.schedule} schedule starts at {float(sig[0]):g}")
-            return out
-        return karras_between(float(sig[0]), float(sig[-2]), calls)
+        if not self.model.model_type.is_flow:
+            return karras_between(*self.ends(nfe, c), calls)
+        out = schedule_for(self.model.denoiser, calls, "simple")
+        first = float(schedule_for(self.model.denoiser, c.intervals_for(nfe), self.schedule)[0])
+        if first != float(out[0]):
+            raise ValueError(f"a flow model's path solution starts at sigma {float(out[0]):g}; "
+                             f"the {self.schedule} schedule starts at {first:g}")
+        return out
 
     def sde_limit(self, c: Contender, seed: int, samples: int) -> torch.Tensor:
         """Samples of ``c``'s process at :data:`LIMIT_CALLS` calls from seed + LIMIT_SEED."""
