@@ -751,8 +751,15 @@ The FD sections of the trained models further down (192 samples per seed, floor 
 are the earlier, coarser measurement, and their ER-SDE-Solver rows ran its earlier menu
 settings (sigma expansion, order 3, noise from 20 % of the steps); a decided table supersedes
 them where both exist. The ER-SDE-Solver rows of the decided tables run its current menu
-settings (φ = s², order 2, `expansion=auto`, the corrector); those of the mixture sections
-(the W2 tables) ran the settings before the corrector (the midpoint rule without it, i.e.
+settings (φ = s², order 2, `expansion=auto`, the corrector, `long_step_ratio` 1.5; 1.25 at
+order 3), except where a ratio acts and the table was measured at the earlier ratio 2 for
+both: the digits-flow `simple` KID tables (ER-SDE-Solver at 10 and 20 calls, its 3M entry at
+8-20), the patches-flow `simple` table to the SDE limit (10 calls), the 3M row of its KID table
+at 8 calls and the 3M rows of the patches-eps `normal` path tables at 10 and 20 calls (they
+differ on the last one or two noise steps only; neither ratio acts on a step of `karras` from 7
+steps on, so the karras tables are as the current entries draw them; docs/sweeps.md, ER-SDE on
+long steps); those of the mixture
+sections (the W2 tables) ran the settings before the corrector (the midpoint rule without it, i.e.
 `dpmpp_2m_sde`): the current ones on the mixtures are in docs/sweeps.md (ER-SDE corrector)."""
 
 

@@ -12,8 +12,8 @@ from ..samplers import registry
 from .compare import ours
 from .compare import Contender
 from .contenders import anchor_contenders
-from .decide import (KID_RESOLUTION, TRAINED, called, check_yardstick, kid_model, mdd, measure, scored_model,
-                     summarise_measured)
+from .decide import (KID_RESOLUTION, TRAINED, _same_process, called, check_yardstick, kid_model, mdd, measure,
+                     scored_model, summarise_measured)
 from .limits import Yardstick
 from .grid import mean_sd, run_grid, summarise
 from .models import TestModel, build_model
@@ -90,6 +90,8 @@ def _decided_cells(model: TestModel, contenders: Sequence[Contender], budgets: S
     for nfe in budgets:
         res, _ = measure(model, contenders, nfe, seeds, schedule, samples, log=lambda s: None, yardstick=yardstick)
         for c, row in zip(contenders, summarise_measured(res, contenders, seeds)):
+            if yardstick is not None and yardstick.pathwise:  # each row against its own process's solution
+                row["process"] = yardstick.process(c)
             cells.append(dict(row, model=model.name, schedule=schedule, nfe=nfe, stochastic=c.stochastic,
                               n=len(seeds), ref_mean=None, ref_sd=None))
     return cells
@@ -97,15 +99,20 @@ def _decided_cells(model: TestModel, contenders: Sequence[Contender], budgets: S
 
 def _paired_lines(cells: Sequence[dict], budgets: Sequence[int], seeds: int) -> List[str]:
     """Per NFE: the best configuration against the best anchor, as a paired difference over
-    seeds with its one-sided 95 % MDD (:func:`.decide.called`)."""
+    seeds with its one-sided 95 % MDD (:func:`.decide.called`). On the path yardstick (cells
+    with a "process") only anchors of the best configuration's process: one of another SDE is
+    scored against its own solution (:func:`.decide._same_process`)."""
     out = []
     for nfe in budgets:
         cell = [c for c in cells if c["nfe"] == nfe and math.isfinite(c["mean"])]
         mine = [c for c in cell if c["source"] == "ours"]
-        others = [c for c in cell if c["source"] != "ours"]
-        if not mine or not others:
+        if not mine:
             continue
-        a, b = min(mine, key=lambda c: c["mean"]), min(others, key=lambda c: c["mean"])
+        a = min(mine, key=lambda c: c["mean"])
+        others = [c for c in cell if c["source"] != "ours" and _same_process(c, a)]
+        if not others:
+            continue
+        b = min(others, key=lambda c: c["mean"])
         d_mean, d_sd = mean_sd([a["values"][s] - b["values"][s] for s in a["values"]])
         verdict = ("ahead" if d_mean < 0 else "behind") if called(d_mean, d_sd, seeds, KID_RESOLUTION) else "level"
         out.append(f"- NFE {nfe}: best configuration {a['label']} vs best anchor {b['label']} ({b['source']}): "

@@ -457,22 +457,30 @@ register(SamplerSpec(
     # the trained and exact flow models), and the corrector (ahead of or level with the
     # uncorrected forms on most trained and exact models). Order 3 overshoots (noisy second
     # differences). Without the corrector these settings are SDE-DPM-Solver++(2M), k-diffusion's /
-    # ComfyUI's dpmpp_2m_sde (VE) and dpmpp_2m_sde_heun (flow). docs/sweeps.md, ER-SDE. A step
-    # over twice as long as the one before (the end of the normal schedule; beta's second step
-    # only from about 20 steps) at first order: the history's extrapolation over it carries its
-    # noise far; lower ratios were mixed on beta and act on simple (docs/sweeps.md, ER-SDE on
-    # long steps).
+    # ComfyUI's dpmpp_2m_sde (VE) and dpmpp_2m_sde_heun (flow). docs/sweeps.md, ER-SDE. A noise
+    # step over 1.5 times as long as the one before at first order: the history's extrapolation
+    # over it carries its noise far. That is the end of normal (4-5 times the step before), the
+    # last step of simple and sgm_uniform from about 10-20 steps (up to 1.65), beta's second
+    # step on SD-type models, and no step of karras or exponential from 4 steps on (their
+    # steps grow evenly, by at most 1.4; at 1.25 the rule made the entry worse on karras at 4
+    # steps); within 3e-3 RMS of 1.25 on the SDE's path elsewhere on the trained models, nearer
+    # than 2 on flow simple at 20 calls and on beta (docs/sweeps.md, ER-SDE on long steps).
     menu={"noise_scale_function": "original_sde", "expansion": "auto", "order": 2, "corrector": True,
-          "long_step_ratio": 2.0},
+          "long_step_ratio": 1.5},
     variants=(
         # the same with a parabola through the last three D: far ahead on the trained flow model
         # of photo patches, behind on the digits flow model, and on eps models (noisy second
         # differences overshoot); offered beside order 2 as k-diffusion offers dpmpp_3m_sde
         # beside dpmpp_2m_sde (docs/sweeps.md, ER-SDE menu variants)
+        # A parabola's extrapolation over a step q times the history's spacing weighs the noisy
+        # second difference by about q^2 (a line's first difference by q): first order from
+        # 1.25 times the step before (about the square root of the entry's 1.5); nearer the path
+        # than 2 (and 1.5, where measured) on every trained model and schedule measured but beta
+        # at 8-10 calls, also on karras at 4-6 steps, where it acts (docs/sweeps.md)
         MenuVariant("er_sde_3m", "ER-SDE-Solver 3M",
                     "As ss_er_sde at third order (with the corrector): for flow models (SD3, Flux), where it can "
                     "beat ss_er_sde; on SD/SDXL-type models use ss_er_sde.",
-                    {"order": 3}),
+                    {"order": 3, "long_step_ratio": 1.25}),
         # the probability-flow ODE (no noise) with the entry's own second-order expansion and
         # corrector: the closest of ER-SDE's ODE forms to the converged ODE on the trained models
         # and under guidance, where third order in lambda overshoots at few steps (it was chosen

@@ -549,3 +549,42 @@ def test_a_long_step_is_first_order_with_the_corrector_s_line(mt):
 
     assert (run(coeffs[:2], 2.0) - run(coeffs[:2], 0.0)).abs().max().item() < 1e-10
     assert (run(coeffs, 2.0) - run(coeffs, 0.0)).abs().max().item() > 1e-4
+
+
+@pytest.mark.parametrize("flow", [False, True], ids=["sd", "flow"])
+@pytest.mark.parametrize("entry, first", [("er_sde", 4), ("er_sde_3m", 7)])
+def test_the_menu_s_long_step_ratio_leaves_karras_alone(edm_case, flow, entry, first):
+    """The menu entries' ``long_step_ratio`` acts on no step of the hosts' ``karras`` and
+    ``exponential`` schedules from 4 steps on (``ss_er_sde``, 1.5) or 7 (``ss_er_sde_3m``, 1.25),
+    on SD's discrete sigmas and a flow model (shift 3): their lambda-steps grow evenly, by at
+    most 1.39 times from one step to the next at 4 steps and 1.22 from 7 on (SD's karras), so the
+    samples equal the paper's update's and the karras tables' rows (8-20 calls) need no re-run
+    when the ratio changes. It does act on the last noise steps of ``simple`` (at 30 steps
+    1.55-1.63 times the one before) and ``normal`` (4-5 times)."""
+    from seeds_samplers.bench.host_schedules import host_sigmas
+    from seeds_samplers.samplers.cfg_pp import menu_entries
+    from seeds_samplers.samplers.model_types import ModelType
+    from seeds_samplers.samplers.schedules import sd_sigma_table
+
+    if flow:
+        t = torch.arange(1, 1001, dtype=torch.float64) / 1000
+        table = 3 * t / (1 + 2 * t)
+        mt = ModelType("flow", float(table[0]), 1.0, table)
+    else:
+        table = sd_sigma_table()
+        mt = ModelType("ve", float(table[0]), float(table[-1]), table)
+    model, x, _ = edm_case(4)
+    model.seeds_model_type = mt
+    x = x / 10.0 if flow else x * float(table[-1]) / 10.0  # the prior at the schedule's first sigma
+    menu = next(e for e in menu_entries(cfg_pp=False) if e.id == entry).menu_settings()
+    assert menu["long_step_ratio"] > 0
+
+    def same(name: str, n: int) -> bool:
+        sig = host_sigmas(name, n, mt)
+        run = [sample_er_sde(model, x, sig, **dict(menu, long_step_ratio=r), extra_args={"seed": 5}, disable=True)
+               for r in (menu["long_step_ratio"], 0.0)]
+        return torch.equal(*run)
+
+    for n in range(first, 41):
+        assert same("karras", n) and same("exponential", n), n
+    assert not same("simple", 30) and not same("normal", 20)

@@ -503,3 +503,25 @@ def test_the_path_yardstick_s_keys_cost_and_kinds(gaussian):
     (line,) = decide._unrelated_lines(t)
     assert "**unrelated samples**" in line and line.endswith(fmt_mean_sd(640.0, 5.0))
     assert decide.section_name("digits-eps", "karras", "stochastic", 10, "path").endswith("-nfe10-path")
+
+
+def test_a_path_sweep_compares_its_best_configuration_with_anchors_of_its_sde_only():
+    """A sweep's "best configuration vs best anchor" line on the path yardstick skips an anchor
+    of another SDE (k-diffusion's SDE samplers on a flow model, scored against their own
+    solution and nearer it), and takes the best anchor of the configuration's own SDE; the
+    other yardsticks' cells carry no process and compare every anchor."""
+    from seeds_samplers.bench.sweep import _paired_lines
+
+    def cell(label, source, values, process=None):
+        out = dict(label=label, source=source, nfe=10, values=dict(enumerate(values)),
+                   mean=sum(values) / len(values))
+        return out if process is None else dict(out, process=process)
+
+    ours_ = cell("ER-SDE-Solver [x]", "ours", [100.0, 102.0, 101.0], "sde")
+    own = cell("dpmpp_2m_sde", "k-diffusion", [60.0, 61.0, 62.0], "own:dpmpp_2m_sde")
+    shared = cell("dpmpp_2m_sde", "ComfyUI", [110.0, 113.0, 111.0], "sde")
+    (line,) = _paired_lines([ours_, own, shared], [10], 3)
+    assert "dpmpp_2m_sde (ComfyUI)" in line and line.endswith("ahead")
+    plain = [{k: v for k, v in c.items() if k != "process"} for c in (ours_, own, shared)]
+    (line,) = _paired_lines(plain, [10], 3)
+    assert "dpmpp_2m_sde (k-diffusion)" in line and line.endswith("behind")
