@@ -474,9 +474,9 @@ register(SamplerSpec(
         # beside dpmpp_2m_sde (docs/sweeps.md, ER-SDE menu variants)
         # A parabola's extrapolation over a step q times the history's spacing weighs the noisy
         # second difference by about q^2 (a line's first difference by q): first order from
-        # 1.25 times the step before (about the square root of the entry's 1.5); nearer the path
-        # than 2 (and 1.5, where measured) on every trained model and schedule measured but beta
-        # at 8-10 calls, also on karras at 4-6 steps, where it acts (docs/sweeps.md)
+        # 1.25 times the step before (about the square root of the entry's 1.5); as near the path
+        # as 2 (and 1.5, where measured) or nearer on every trained model and schedule measured
+        # but beta at 8-10 calls, also on karras at 4-6 steps, where it acts (docs/sweeps.md)
         MenuVariant("er_sde_3m", "ER-SDE-Solver 3M",
                     "As ss_er_sde at third order (with the corrector): for flow models (SD3, Flux), where it can "
                     "beat ss_er_sde; on SD/SDXL-type models use ss_er_sde.",
