@@ -19,15 +19,12 @@ from seeds_samplers.bench.compare import import_kdiffusion, schedule_for
 from seeds_samplers.bench.grid import mean_sd
 from seeds_samplers.bench.host_schedules import HOST_SCHEDULES, flow_shift_of, host_sigmas
 from seeds_samplers.samplers.model_types import ModelType
-from seeds_samplers.samplers.schedules import sd_discrete_sigmas, sd_sigma_table
+from seeds_samplers.samplers.schedules import sd_discrete_sigmas
+
+from support.host_types import FLOW, FLOW_TABLE, SD
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-SD = ModelType("ve", None, None, sd_sigma_table())
-SD = ModelType("ve", float(SD.sigma_table[0]), float(SD.sigma_table[-1]), SD.sigma_table)
-_t = torch.arange(1, 1001, dtype=torch.float64) / 1000
-FLOW_TABLE = 3 * _t / (1 + 2 * _t)
-FLOW = ModelType("flow", float(FLOW_TABLE[0]), 1.0, FLOW_TABLE)
 
 
 # --- host schedules -------------------------------------------------------------------------

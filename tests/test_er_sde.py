@@ -563,19 +563,12 @@ def test_the_menu_s_long_step_ratio_leaves_karras_alone(edm_case, flow, entry, f
     1.55-1.63 times the one before) and ``normal`` (4-5 times)."""
     from seeds_samplers.bench.host_schedules import host_sigmas
     from seeds_samplers.samplers.cfg_pp import menu_entries
-    from seeds_samplers.samplers.model_types import ModelType
-    from seeds_samplers.samplers.schedules import sd_sigma_table
+    from support.host_types import FLOW as HOST_FLOW, SD
 
-    if flow:
-        t = torch.arange(1, 1001, dtype=torch.float64) / 1000
-        table = 3 * t / (1 + 2 * t)
-        mt = ModelType("flow", float(table[0]), 1.0, table)
-    else:
-        table = sd_sigma_table()
-        mt = ModelType("ve", float(table[0]), float(table[-1]), table)
+    mt = HOST_FLOW if flow else SD
     model, x, _ = edm_case(4)
     model.seeds_model_type = mt
-    x = x / 10.0 if flow else x * float(table[-1]) / 10.0  # the prior at the schedule's first sigma
+    x = x / 10.0 if flow else x * float(mt.sigma_table[-1]) / 10.0  # the prior at the schedule's first sigma
     menu = next(e for e in menu_entries(cfg_pp=False) if e.id == entry).menu_settings()
     assert menu["long_step_ratio"] > 0
 
