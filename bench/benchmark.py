@@ -30,7 +30,10 @@ parameter values (others at the menu entry's settings) on the test models at NFE
 20 and prints mean ± spread per model x NFE and an aggregate rank; on the trained models by
 KID from the same latents and noise (the decided tables' paired design and cache; with
 ``--yardstick limit`` by the distance to the converged process instead), with
-``--anchors`` also the best configuration against the best anchor as a paired difference.
+``--anchors`` also the best configuration against the best anchor as a paired difference;
+with ``--yardstick path --between-steps`` also, per NFE, how far the shared SDE solved on the
+paths known only at a configuration's own sigmas lies from the path solution (the part of a
+row's distance that no weighing of the model calls removes; :mod:`.limits`).
 
 Overhead: sampler-side time per model call with a near-zero-cost model on an SDXL-size
 latent (1x4x128x128), every configuration beside k-diffusion's dpmpp_2m, dpmpp_2m_sde
@@ -195,6 +198,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--anchors", nargs="*", default=None, metavar="NAME",
                     help="sweep: also rank the anchors of the same kind (all of them, or only those named, "
                          "e.g. dpmpp_2m_sde sa_solver)")
+    ap.add_argument("--between-steps", action="store_true",
+                    help="sweep with --yardstick path: also the distance to the path solution of the shared SDE "
+                         "solved on the paths known only at a configuration's own sigmas (first seed; what no "
+                         "weighing of the model calls removes)")
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--skip-overhead", action="store_true")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
@@ -218,7 +225,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         try:
             md, _ = sweep(args.sweep, args.sets, args.models, schedules, args.budgets or SWEEP_BUDGETS, seeds,
                           args.samples, args.digits_samples, args.anchors, not args.no_comfy,
-                          yardstick=args.yardstick)
+                          yardstick=args.yardstick, between_steps=args.between_steps)
         except ValueError as e:
             ap.error(str(e))
         md = f"Command: `{command}`\n\n" + md + "\n"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
@@ -58,6 +59,50 @@ class PathNoise:
         return self.tree(sigma, sigma_next)[0]
 
 
+class InterpolatedPathNoise:
+    """The Brownian paths of :class:`PathNoise` known only at ``nodes`` (a solver's own
+    sigmas): each path replaced by its linear interpolation in log sigma between them (the
+    path's conditional mean given its values there). A fine solve driven by it is what a
+    solver could reach that reads the path only through its increments between ``nodes``:
+    :meth:`.limits.Yardstick.between_steps`. Use :meth:`factory` as a :data:`NOISES` entry."""
+
+    def __init__(self, x: torch.Tensor, seed: int, nodes: Sequence[float]):
+        self.path = PathNoise(x, seed)
+        self.nodes = [float(s) for s in nodes]
+        self.u = [self._u(s) for s in self.nodes]
+        self.increments: Dict[int, torch.Tensor] = {}
+
+    @staticmethod
+    def _u(sigma: float) -> float:
+        # the tree's time; sigma = 0 reads its lowest point (as PathNoise does)
+        return max(math.log(sigma), BrownianNoise.U_MIN) if sigma > 0 else BrownianNoise.U_MIN
+
+    @classmethod
+    def factory(cls, nodes: Sequence[float]) -> Callable[[torch.Tensor, int], "InterpolatedPathNoise"]:
+        return lambda x, seed: cls(x, seed, nodes)
+
+    def _increment(self, j: int) -> torch.Tensor:
+        """W(u_{j+1}) - W(u_j) over the nodes' interval j."""
+        if j not in self.increments:
+            du = abs(self.u[j + 1] - self.u[j])
+            self.increments[j] = self.path(self.nodes[j], self.nodes[j + 1]) * math.sqrt(du)
+        return self.increments[j]
+
+    def __call__(self, sigma, sigma_next) -> torch.Tensor:
+        ua, ub = self._u(float(sigma)), self._u(float(sigma_next))
+        total = None
+        for j in range(len(self.u) - 1):
+            hi, lo = self.u[j], self.u[j + 1]  # the nodes run down in sigma
+            a, b = min(ua, hi), max(ub, lo)  # the query's part inside interval j
+            if a > b:
+                part = self._increment(j) * ((b - a) / (lo - hi))
+                total = part if total is None else total + part
+        if total is None:
+            raise ValueError(f"the interval ({float(sigma):g}, {float(sigma_next):g}) lies outside the nodes "
+                             f"({self.nodes[0]:g} .. {self.nodes[-1]:g})")
+        return total / math.sqrt(abs(ub - ua))
+
+
 @lru_cache(maxsize=None)
 def path_version() -> str:
     """The code that draws the Brownian paths (the pack's tree and :class:`PathNoise`) as a
@@ -69,6 +114,12 @@ def path_version() -> str:
 
     text = inspect.getsource(noise) + inspect.getsource(PathNoise)
     return "path:" + hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+@lru_cache(maxsize=None)
+def interpolation_version() -> str:
+    """:class:`InterpolatedPathNoise`'s code as a hash, for the cache keys of its solves."""
+    return "interp:" + hashlib.sha1(inspect.getsource(InterpolatedPathNoise).encode()).hexdigest()[:16]
 
 
 # the noises a stochastic contender can be driven by (:meth:`Contender.__call__`)
@@ -92,6 +143,9 @@ class Contender:
     stochastic: bool = False
     source: str = "ours"
     takes_seed_args: bool = True
+    # ours: the menu entry this is a configuration of (its settings updated by ``params``), so
+    # that the bench can tell which SDE a sweep's configuration discretises (bench/limits.py)
+    entry: Optional[registry.SamplerSpec] = None
 
     def calls(self, intervals: int) -> int:
         if self.final_call:
@@ -105,12 +159,12 @@ class Contender:
             n += 1
         return n
 
-    def __call__(self, model, x, sigmas, seed: int, noise: str = "gaussian") -> torch.Tensor:
-        """The contender's samples from ``x``; a stochastic one draws ``noise`` (:data:`NOISES`)
-        of seed ``seed``."""
+    def __call__(self, model, x, sigmas, seed: int, noise: Union[str, Callable] = "gaussian") -> torch.Tensor:
+        """The contender's samples from ``x``; a stochastic one draws ``noise`` (a name in
+        :data:`NOISES`, or such a class: called with ``x`` and the seed) of seed ``seed``."""
         kw = dict(self.params)
         if self.stochastic:
-            kw["noise_sampler"] = NOISES[noise](x, seed)
+            kw["noise_sampler"] = (NOISES[noise] if isinstance(noise, str) else noise)(x, seed)
         return self.fn(model, x.clone(), sigmas, disable=True, **kw)
 
 
@@ -120,7 +174,7 @@ def ours(spec: Union[str, registry.SamplerSpec], label: Optional[str] = None, **
     spec = registry.get(spec) if isinstance(spec, str) else spec
     p = {**spec.menu, **params}
     return Contender(label or spec.title, spec.function, p, stages=spec.calls(**p),
-                     stochastic=spec.is_stochastic(**p), source="ours")
+                     stochastic=spec.is_stochastic(**p), source="ours", entry=spec)
 
 
 KDIFF_STOCHASTIC = ("dpmpp_2m_sde", "dpmpp_3m_sde", "euler_ancestral", "dpmpp_2s_ancestral", "dpmpp_sde")

@@ -44,7 +44,7 @@ import resource
 import time
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -152,7 +152,8 @@ def limit_model(model: TestModel, kind: str, schedule: str,
         from ..digits.guidance import balanced_labels as labels  # what the guided model requested per sample
     # the limits are generated with the noise the yardstick drives the table's samplers with
     yard = Yardstick(model, schedule,
-                     lambda cs, nfe, seed, n, sigmas=None: _generate(model, cs, nfe, seed, schedule, n, yard.noise, sigmas),
+                     lambda cs, nfe, seed, n, sigmas=None, noise=None:
+                     _generate(model, cs, nfe, seed, schedule, n, noise or yard.noise, sigmas),
                      key, cache_dir(), _metric(_DATASET[model.name]).kid_features, labels, pathwise)
     if pathwise:
         guided = "guided " if model.name in GUIDED else ""
@@ -280,10 +281,11 @@ def _store(key: str, fields: dict, value: float, calls: int, seconds: float, ext
 
 
 def _generate(model: TestModel, contenders: Sequence[Contender], nfe: int, seed: int, schedule: str,
-              samples: int, noise: str = "gaussian", sigmas: Optional[torch.Tensor] = None
+              samples: int, noise: Union[str, Callable] = "gaussian", sigmas: Optional[torch.Tensor] = None
               ) -> List[Tuple[torch.Tensor, int]]:
     """Samples and model calls of each contender from seed ``seed``'s latents and noise
-    (``noise``: the kind a stochastic contender draws, :data:`.compare.NOISES`), on the host
+    (``noise``: the kind a stochastic contender draws, :data:`.compare.NOISES`, or such a
+    class; ours and k-diffusion's only), on the host
     schedule ``schedule`` at ``nfe`` calls or on the given ``sigmas``."""
     x = model.prior(samples, seed)
     chunks = [(k, x[k0:k0 + CHUNK]) for k, k0 in enumerate(range(0, samples, CHUNK))]
@@ -303,6 +305,8 @@ def _generate(model: TestModel, contenders: Sequence[Contender], nfe: int, seed:
                 parts.append(c(model.denoiser, xc, sig, noise_seed(seed) + k, noise))
         out[i] = (parts, (model.calls - before) // len(chunks))
     if comfy:
+        if not isinstance(noise, str):  # the ComfyUI runner draws its noise by name in its own process
+            raise ValueError("ComfyUI's samplers draw the named noises of .compare.NOISES only")
         from .comfy import run_comfy_jobs
 
         jobs, keys = [], []
@@ -469,7 +473,7 @@ def run_table(name: str, schedule: str, nfe: int, kind: str = "stochastic", seed
         d_mean, d_sd = mean_sd([mine["values"][s] - r["values"][s] for s in seeds])
         r["d_mean"], r["d_sd"] = (None, None) if r is mine else (d_mean, d_sd)
     # the spread of the differences that get a verdict (a path table's rows of another SDE get none)
-    m = mdd([r["d_sd"] for r in rows if r["d_sd"] is not None and _same_process(r, mine)], len(seeds))
+    m = mdd([r["d_sd"] for r in rows if r["d_sd"] is not None and same_process(r, mine)], len(seeds))
     if converged is not None:  # our best minus the exact solve, per seed
         converged = dict(score=mean_sd(list(converged.values())),
                          delta=mean_sd([mine["values"][s] - converged[s] for s in seeds]))
@@ -489,7 +493,7 @@ def section_name(name: str, schedule: str, kind: str, nfe: int, yardstick: str) 
     return f"bench-decided-{name}-{schedule}-{kind}-nfe{nfe}" + ("" if yardstick == "data" else f"-{yardstick}")
 
 
-def _same_process(r: dict, mine: dict) -> bool:
+def same_process(r: dict, mine: dict) -> bool:
     """Whether row ``r`` is scored against the process our best entry ``mine`` is: always, but
     on a path table (rows with a "process"), which scores each row against its own process's
     solution on the path: a row of another SDE solves another problem there, and its distance
@@ -500,7 +504,7 @@ def _same_process(r: dict, mine: dict) -> bool:
 def _verdict(r: dict, mine: dict, seeds: int) -> str:
     if r is mine:
         return OUR_BEST
-    if not _same_process(r, mine):
+    if not same_process(r, mine):
         return ANOTHER_SDE
     if r["d_mean"] is None or not math.isfinite(r["d_mean"]):
         return "–"
@@ -752,13 +756,10 @@ are the earlier, coarser measurement, and their ER-SDE-Solver rows ran its earli
 settings (sigma expansion, order 3, noise from 20 % of the steps); a decided table supersedes
 them where both exist. The ER-SDE-Solver rows of the decided tables run its current menu
 settings (φ = s², order 2, `expansion=auto`, the corrector, `long_step_ratio` 1.5; 1.25 at
-order 3), except where a ratio acts and the table was measured at the earlier ratio 2 for
-both: the digits-flow `simple` KID tables (ER-SDE-Solver at 10 and 20 calls, its 3M entry at
-8-20), the patches-flow `simple` table to the SDE limit (10 calls), the 3M row of its KID table
-at 8 calls and the 3M rows of the patches-eps `normal` path tables at 10 and 20 calls (they
-differ on the last one or two noise steps only; neither ratio acts on a step of `karras` from 7
-steps on, so the karras tables are as the current entries draw them; docs/sweeps.md, ER-SDE on
-long steps); those of the mixture
+order 3), except the 3M rows of the patches-eps `normal` path tables at 10 and 20 calls,
+measured at the earlier ratio 2 (they differ on the last one or two noise steps only; neither
+ratio acts on a step of `karras` from 7 steps on, so the karras tables are as the current
+entries draw them; docs/sweeps.md, ER-SDE on long steps); those of the mixture
 sections (the W2 tables) ran the settings before the corrector (the midpoint rule without it, i.e.
 `dpmpp_2m_sde`): the current ones on the mixtures are in docs/sweeps.md (ER-SDE corrector)."""
 

@@ -67,6 +67,16 @@ paths (the limit's own error is about that size, since its solver's strong order
 measured on digits-eps: 44 and 24 x 10^-3 RMS from the 240-call solution at 60 and 120 calls).
 The own processes' limits (each such contender itself at 240 calls) are not checked so.
 
+What the path between a solver's steps leaves (:meth:`Yardstick.between_steps`, sweeps'
+``--between-steps``): every sampler here reads the path only through its increments between
+its own sigmas (one Gaussian per step, scaled to the step's exact noise variance), while the
+solution depends on the path inside each step too (a step's exact noise term weighs the
+path's increments inside it unevenly). The shared process's solution on the paths known only
+at those sigmas (each linearly interpolated between them in log sigma: its conditional mean
+given them, :class:`.compare.InterpolatedPathNoise`), at the path solution's calls and sigmas,
+lies this far from the path solution; a row's distance above it is what its weighing of the
+model calls adds (roughly: the two errors are not independent).
+
 Limits are cached beside the bench's per-seed results (:func:`.decide.cache_dir` / limits),
 keyed by the model's weights, the model-type maps (samplers/model_types.py) and a stochastic
 limit's solver: a change to another solver does not recompute them. The path tables' limits
@@ -83,7 +93,8 @@ from typing import Callable, Optional, Sequence, Tuple
 import torch
 
 from ..samplers.model_types import resolve_model_type
-from .compare import Contender, kdiffusion, path_version, reference_solve, schedule_for, sigma_reference_solve
+from .compare import (Contender, InterpolatedPathNoise, interpolation_version, kdiffusion, path_version, reference_solve,
+                      schedule_for, sigma_reference_solve)
 from .host_schedules import karras_between
 
 __all__ = ["ODE_STEPS", "FLOW_ODE_STEPS", "FLOW_LIMIT_LAMBDA", "ODE_CHECK", "LIMIT_CALLS", "LIMIT_SEED",
@@ -135,11 +146,11 @@ def _next_seed(seed: int, seeds: Sequence[int]) -> int:
 def process_of(c: Contender, flow: bool = False) -> str:
     """The process a contender's samples converge to: "ode", "sde" (shared) or "own:<label>";
     on a flow model (``flow``) k-diffusion's SDE samplers are their own (module docstring). A
-    sweep's configuration of a menu entry of ours (label "<title> [...]", bench/sweep.py) is
-    the entry's process while its :data:`SDE_PARAMS` are the entry's."""
+    configuration of a menu entry of ours (a sweep's, bench/sweep.py) is the entry's process
+    while its :data:`SDE_PARAMS` are the entry's."""
     if not c.stochastic:
         return "ode"
-    label = _entry_of_sweep(c) or c.label
+    label = _entry_process(c) or c.label
     shared = (label, c.source) in SHARED_PROCESS and not (flow and c.source == "k-diffusion")
     return "sde" if shared else f"own:{c.label}|{c.source}|{sorted(c.params.items())}"
 
@@ -149,19 +160,13 @@ def process_of(c: Contender, flow: bool = False) -> str:
 SDE_PARAMS = ("noise_scale_function", "eta", "s_noise", "noise_start", "noise_end")
 
 
-def _entry_of_sweep(c: Contender) -> Optional[str]:
-    """The title of the menu entry a sweep configuration ``c`` varies when it discretises that
-    entry's SDE, else None."""
-    if c.source != "ours" or " [" not in c.label:
+def _entry_process(c: Contender) -> Optional[str]:
+    """The title of the menu entry ``c`` (ours) is a configuration of when it discretises that
+    entry's SDE (its :data:`SDE_PARAMS` are the entry's), else None."""
+    if c.source != "ours" or c.entry is None:
         return None
-    from ..samplers.cfg_pp import menu_entries
-
-    title = c.label.split(" [")[0]
-    entry = next((e for e in menu_entries(cfg_pp=False) if e.title == title and e.function is c.fn), None)
-    if entry is None:
-        return None
-    mine, menu = entry.resolve(**c.params), entry.menu_settings()
-    return title if all(mine.get(k) == menu.get(k) for k in SDE_PARAMS) else None
+    mine, menu = c.entry.resolve(**c.params), c.entry.menu_settings()
+    return c.entry.title if all(mine.get(k) == menu.get(k) for k in SDE_PARAMS) else None
 
 
 def in_ve_variables(c: Contender) -> Contender:
@@ -203,9 +208,10 @@ class Yardstick:
     Args:
         model: the trained test model (:func:`.models.build_model`), guided or not.
         schedule: the table's host schedule (its end points fix the ODE limit).
-        generate: ``generate(contenders, nfe, seed, samples, sigmas=None) -> [(samples, calls)]``,
+        generate: ``generate(contenders, nfe, seed, samples, sigmas=None, noise=None) -> [(samples, calls)]``,
             the table's own generation (the same chunks, labels and noise streams), on
-            ``sigmas`` instead of the table's schedule when given.
+            ``sigmas`` instead of the table's schedule when given, driven by ``noise`` (a
+            noise class) instead of the table's noise when given.
         key: ``key(**fields) -> str``, the cache key of a limit (model weights and code).
         cache: directory for the limits.
         features: ``features(images) -> [n, D]``, the KID's scaled classifier features.
@@ -313,6 +319,26 @@ class Yardstick:
         sigmas = self.limit_sigmas(nfe, c, calls) if self.process(c) == "sde" else None
         return self._process(c, seed, samples, calls, seed, sigmas, noise=path_version(), **self._shared_path(c))
 
+    def between_steps(self, c: Contender, seed: int, samples: int, nfe: int, calls: int = PATH_CALLS) -> float:
+        """The distance (RMS x 10^3, seed ``seed``) to the path solution of the shared process
+        of its solve on the same paths known only at ``c``'s own sigmas at ``nfe`` calls (each
+        path linearly interpolated in log sigma between them, its conditional mean given
+        those values: :class:`.compare.InterpolatedPathNoise`), at :meth:`path_limit`'s calls
+        and sigmas. Every sampler here reads the path only through its increments between its
+        own sigmas: this much of its distance comes from what it cannot know of the path, and
+        no weighing of its model calls removes it."""
+        if self.process(c) != "sde" or not self.pathwise:
+            raise ValueError(f"between_steps solves the shared process on a path table; {c.label} is "
+                             f"{self.process(c)}")
+        # the sigmas the solver reads the path at (a flow schedule's first one below 1, as it runs)
+        nodes = self.model.model_type.prepare_sigmas(schedule_for(self.model.denoiser, c.intervals_for(nfe),
+                                                                   self.schedule))
+        known = self._process(c, seed, samples, calls, seed, self.limit_sigmas(nfe, c, calls),
+                              noise=path_version(), **self._shared_path(c),
+                              known_at=[round(s, 9) for s in nodes], interpolation=interpolation_version(),
+                              noise_maker=InterpolatedPathNoise.factory(nodes))
+        return path_error(known, self.path_limit(c, seed, samples, nfe, calls))
+
     def limit_sigmas(self, nfe: int, c: Contender, calls: int = PATH_CALLS) -> torch.Tensor:
         """The shared process's path solution's schedule for ``c``'s solve at ``nfe`` calls
         (:data:`PATH_SPACING`): ``calls`` sigmas then 0, spaced as the hosts' ``karras`` (rho 7)
@@ -338,10 +364,13 @@ class Yardstick:
         return self._process(c, seed, samples, LIMIT_CALLS, seed + LIMIT_SEED)
 
     def _process(self, c: Contender, seed: int, samples: int, calls: int, draw: int,
-                 sigmas: Optional[torch.Tensor] = None, **more) -> torch.Tensor:
+                 sigmas: Optional[torch.Tensor] = None, noise_maker: Optional[Callable] = None,
+                 **more) -> torch.Tensor:
         """``c``'s process solved at ``calls`` calls by its solver (the shared one or ``c``)
         from the latents and noise of seed ``draw``, cached under seed ``seed``; on the table's
-        schedule, or on ``sigmas`` (then keyed by them, not by the schedule's name)."""
+        schedule, or on ``sigmas`` (then keyed by them, not by the schedule's name); driven by
+        ``noise_maker`` (a noise class, :meth:`.compare.Contender.__call__`; ``more`` must key
+        it) instead of the table's noise."""
         process = self.process(c)
         solver = self.shared if process == "sde" else c
         where = dict(schedule=self.schedule) if sigmas is None else dict(sigmas=[round(float(s), 9) for s in sigmas])
@@ -349,7 +378,7 @@ class Yardstick:
                       seed=seed, samples=samples, calls=calls, **where, **more)
 
         def make() -> torch.Tensor:
-            out, used = self.generate([solver], calls, draw, samples, sigmas=sigmas)[0]
+            out, used = self.generate([solver], calls, draw, samples, sigmas=sigmas, noise=noise_maker)[0]
             self.sample_calls += used * samples
             return out
 

@@ -9,10 +9,9 @@ import math
 from typing import Any, Dict, List, Optional, Sequence
 
 from ..samplers import registry
-from .compare import ours
-from .compare import Contender
+from .compare import Contender, ours
 from .contenders import anchor_contenders
-from .decide import (KID_RESOLUTION, TRAINED, _same_process, called, check_yardstick, kid_model, mdd, measure,
+from .decide import (KID_RESOLUTION, TRAINED, called, check_yardstick, kid_model, mdd, measure, same_process,
                      scored_model, summarise_measured)
 from .limits import Yardstick
 from .grid import mean_sd, run_grid, summarise
@@ -101,7 +100,7 @@ def _paired_lines(cells: Sequence[dict], budgets: Sequence[int], seeds: int) -> 
     """Per NFE: the best configuration against the best anchor, as a paired difference over
     seeds with its one-sided 95 % MDD (:func:`.decide.called`). On the path yardstick (cells
     with a "process") only anchors of the best configuration's process: one of another SDE is
-    scored against its own solution (:func:`.decide._same_process`)."""
+    scored against its own solution (:func:`.decide.same_process`)."""
     out = []
     for nfe in budgets:
         cell = [c for c in cells if c["nfe"] == nfe and math.isfinite(c["mean"])]
@@ -109,7 +108,7 @@ def _paired_lines(cells: Sequence[dict], budgets: Sequence[int], seeds: int) -> 
         if not mine:
             continue
         a = min(mine, key=lambda c: c["mean"])
-        others = [c for c in cell if c["source"] != "ours" and _same_process(c, a)]
+        others = [c for c in cell if c["source"] != "ours" and same_process(c, a)]
         if not others:
             continue
         b = min(others, key=lambda c: c["mean"])
@@ -125,15 +124,39 @@ _LIMIT_METRIC = {("limit", True): "KID x 10^3 to the SDE limit", ("limit", False
                  ("path", True): "RMS x 10^3 to the SDE path"}
 
 
+def _between_steps_lines(yard: Yardstick, contenders: Sequence[Contender], cells: Sequence[dict],
+                         budgets: Sequence[int], seed: int, samples: int) -> List[str]:
+    """Per NFE, on seed ``seed``: what the path between the steps of the first configuration of
+    the shared process leaves (:meth:`.limits.Yardstick.between_steps`), and how far each row
+    of that process (``cells``, one model and schedule) lies above it on the same seed."""
+    c = next((c for c in contenders if c.source == "ours" and yard.process(c) == "sde"), None)
+    if c is None:
+        return []
+    out = []
+    for nfe in budgets:
+        floor = yard.between_steps(c, seed, samples, nfe)
+        rows = sorted((r for r in cells if r["nfe"] == nfe and r.get("process") == "sde" and seed in r["values"]),
+                      key=lambda r: r["values"][seed])
+        above = "; ".join(f"{r['label']} ({r['source']}) {r['values'][seed] - floor:+.3g}" for r in rows)
+        out.append(f"- NFE {nfe}, seed {seed}: the shared SDE solved on the paths known only at the "
+                   f"{c.intervals_for(nfe) + 1} sigmas of {c.label}: {floor:.3g} from the path solution; "
+                   f"the rows of that SDE on this seed, above it: {above}")
+    return out
+
+
 def sweep(sampler: str, sets: Sequence[str], models: Sequence[str], schedules: Optional[Sequence[str]],
           budgets: Sequence[int], seeds: Sequence[int], samples: int, digits_samples: int,
           anchors: Optional[Sequence[str]],
-          comfy: bool, log=print, yardstick: str = "data") -> tuple:
+          comfy: bool, log=print, yardstick: str = "data", between_steps: bool = False) -> tuple:
     """The sweep's markdown and cells. ``yardstick``: on the trained models, ``"data"`` (KID to
     the held-out images), ``"limit"`` (the distance to the converged process of the same
     model, :mod:`.limits`: per-sample RMS to the ODE limit, or KID to the SDE's law) or, for a
-    stochastic sampler, ``"path"`` (per-sample RMS to its SDE's solution on the same path)."""
+    stochastic sampler, ``"path"`` (per-sample RMS to its SDE's solution on the same path).
+    ``between_steps`` (path only): also what the path between a configuration's own sigmas
+    leaves, on the first seed (:func:`_between_steps_lines`)."""
     check_yardstick(yardstick)
+    if between_steps and yardstick != "path":
+        raise ValueError("--between-steps goes with --yardstick path")
     combos = sweep_grid(sampler, sets)
     varied = [s.split("=", 1)[0].strip() for s in sets]
     spec = registry.get(sampler)
@@ -145,7 +168,7 @@ def sweep(sampler: str, sets: Sequence[str], models: Sequence[str], schedules: O
         if unknown:
             raise ValueError(f"unknown anchors {sorted(unknown)}; of this kind: {sorted(c.label for c in pool)}")
         contenders += [c for c in pool if not anchors or c.label in anchors]
-    all_cells = []
+    all_cells, notes = [], {}
     for name in models:
         model = kid_model(name) if name in TRAINED else build_model(name)
         for schedule in (schedules or [model.default_schedule]):
@@ -154,7 +177,10 @@ def sweep(sampler: str, sets: Sequence[str], models: Sequence[str], schedules: O
             if name in TRAINED:
                 scored, yard = scored_model(model, "stochastic" if stochastic else "deterministic", schedule,
                                             yardstick)
-                all_cells += _decided_cells(scored, contenders, budgets, seeds, schedule, n, yard)
+                cells = _decided_cells(scored, contenders, budgets, seeds, schedule, n, yard)
+                all_cells += cells
+                if between_steps:
+                    notes[(name, schedule)] = _between_steps_lines(yard, contenders, cells, budgets, seeds[0], n)
             else:
                 all_cells += summarise(run_grid(model, contenders, budgets, seeds, schedule, n, 0, log=lambda s: None))
     lines = []
@@ -168,6 +194,8 @@ def sweep(sampler: str, sets: Sequence[str], models: Sequence[str], schedules: O
             lines += [f"#### {name}, schedule `{schedule}`: {metric}", "", pivot_mean_sd(sel, budgets), ""]
             if name in TRAINED and anchors is not None:
                 lines += _paired_lines(sel, budgets, len(seeds)) + [""]
+            if notes.get((name, schedule)):
+                lines += notes[(name, schedule)] + [""]
     ranked = rank_table(all_cells)
     lines += ["#### Aggregate rank (mean rank over every model x NFE cell; ratio = geometric mean of "
               "distance / best distance in the cell)", "", "| configuration | source | mean rank | ratio to best | cells |",

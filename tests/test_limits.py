@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from seeds_samplers.bench import decide
-from seeds_samplers.bench.compare import kdiffusion, ours
+from seeds_samplers.bench.compare import InterpolatedPathNoise, PathNoise, kdiffusion, ours
 from seeds_samplers.bench.comfy import COMFY_SAMPLERS
 from seeds_samplers.bench.contenders import QUALITY_BASELINES, menu_contenders
 from seeds_samplers.bench.gmm import GaussianMixture
@@ -17,6 +17,7 @@ from seeds_samplers.bench.limits import FLOW_ODE_STEPS, FLOW_SDE, FLOW_SHARED_PA
     PATH_SPACING, SHARED_PROCESS, Yardstick, path_error, process_of
 from seeds_samplers.bench.models import _gmm_model, build_model
 from seeds_samplers.bench.report import fmt_mean_sd
+from seeds_samplers.samplers.cfg_pp import menu_entries
 from seeds_samplers.samplers.registry import SAMPLERS
 
 MU, S = 0.3, 0.5  # one Gaussian N(MU, S^2 I) on 1x8x8 images: its flow and its law are known exactly
@@ -36,8 +37,8 @@ def gaussian():
 
 
 def _yardstick(model, tmp_path):
-    def generate(cs, nfe, seed, n, sigmas=None):
-        return decide._generate(model, cs, nfe, seed, "karras", n, sigmas=sigmas)
+    def generate(cs, nfe, seed, n, sigmas=None, noise=None):
+        return decide._generate(model, cs, nfe, seed, "karras", n, noise or "gaussian", sigmas)
 
     def key(**fields) -> str:
         return hashlib.sha1(repr(sorted(fields.items())).encode()).hexdigest()
@@ -154,8 +155,8 @@ def test_flow_ode_limit_is_the_closed_form_at_sigma_zero(tmp_path):
     for N(MU, S^2) the flow keeps (x - (1 - sigma) MU) / sqrt((1 - sigma)^2 S^2 + sigma^2)."""
     flow = gaussian_model(flow=True)
 
-    def generate(cs, nfe, seed, n, sigmas=None):
-        return decide._generate(flow, cs, nfe, seed, "simple", n, sigmas=sigmas)
+    def generate(cs, nfe, seed, n, sigmas=None, noise=None):
+        return decide._generate(flow, cs, nfe, seed, "simple", n, noise or "gaussian", sigmas)
 
     yard = Yardstick(flow, "simple", generate, lambda **f: hashlib.sha1(repr(sorted(f.items())).encode()).hexdigest(),
                      tmp_path, None)
@@ -186,8 +187,8 @@ def test_flow_sde_limit_has_the_flow_model_s_law(tmp_path):
     law, and k-diffusion's own SDE samplers are their own limits there."""
     flow = gaussian_model(flow=True)
 
-    def generate(cs, nfe, seed, n, sigmas=None):
-        return decide._generate(flow, cs, nfe, seed, "simple", n, sigmas=sigmas)
+    def generate(cs, nfe, seed, n, sigmas=None, noise=None):
+        return decide._generate(flow, cs, nfe, seed, "simple", n, noise or "gaussian", sigmas)
 
     yard = Yardstick(flow, "simple", generate, lambda **f: hashlib.sha1(repr(sorted(f.items())).encode()).hexdigest(),
                      tmp_path, lambda images: images.flatten(1).to(torch.float64))
@@ -318,8 +319,8 @@ def test_path_noise_is_one_brownian_path_whatever_the_steps():
 
 
 def _path_yardstick(model, tmp_path, schedule: str = "karras"):
-    def generate(cs, nfe, seed, n, sigmas=None):
-        return decide._generate(model, cs, nfe, seed, schedule, n, "path", sigmas)
+    def generate(cs, nfe, seed, n, sigmas=None, noise=None):
+        return decide._generate(model, cs, nfe, seed, schedule, n, noise or "path", sigmas)
 
     def key(**fields) -> str:
         return hashlib.sha1(repr(sorted(fields.items())).encode()).hexdigest()
@@ -408,6 +409,63 @@ def test_a_sweep_configuration_keeps_its_entry_s_process_while_its_sde_is_the_en
     assert process(["noise_scale_function=sde_5"]).startswith("own:")
     assert process(["noise_start=0.2"]).startswith("own:")
     assert process_of(ours("er_sde", "ER-SDE-Solver [an unknown entry's label]", eta=0.5)).startswith("own:")
+    # the entry is the contender's own record, not read from its label: any label, a menu variant
+    three_m = next(e for e in menu_entries(cfg_pp=False) if e.id == "er_sde_3m")
+    assert process_of(ours(three_m, "a label of no entry", order=2, long_step_ratio=2.0)) == "sde"
+    assert process_of(ours("seeds_3", "SEEDS-3 [s_noise=0.5]", s_noise=0.5)).startswith("own:")
+
+
+def test_interpolated_paths_agree_with_the_path_at_their_nodes_and_share_its_increments_by_length():
+    """The path known only at the nodes: its increments between nodes are the path's own; inside
+    an interval each part gets the interval's increment in proportion to its length in log
+    sigma (the conditional mean of a Brownian path given its end values)."""
+    x = torch.zeros(3, 1, 4, 4)
+    nodes = [0.99, 0.8, 0.5, 0.2, 0.05, 0.0]
+    known, path = InterpolatedPathNoise(x, 5, nodes), PathNoise(x, 5)
+    for a, b in zip(nodes, nodes[1:]):
+        assert torch.allclose(known(a, b), path(a, b), atol=1e-6)
+
+    def increment(a, b):  # W(log b) - W(log a) of the interpolated path
+        return known(a, b) * math.sqrt(math.log(a / b))
+
+    fine = [0.8, 0.7, 0.6, 0.5]
+    whole = increment(0.8, 0.5)
+    for a, b in zip(fine, fine[1:]):
+        assert torch.allclose(increment(a, b), whole * (math.log(a / b) / math.log(0.8 / 0.5)), atol=1e-6)
+    assert torch.allclose(increment(0.6, 0.3), increment(0.6, 0.5) + increment(0.5, 0.3), atol=1e-6)
+    with pytest.raises(ValueError, match="outside the nodes"):
+        known(1.5, 1.2)
+
+
+@pytest.mark.parametrize("flow", [False, True], ids=["vp", "flow"])
+def test_between_steps_vanishes_when_the_nodes_are_the_solution_s_sigmas_and_grows_as_they_thin(flow, tmp_path):
+    """The shared SDE solved on the paths known only at a solver's sigmas: exactly the path
+    solution when those are the solution's own sigmas (8 calls of a 1-call sampler on the
+    table's schedule: the solution's spacing), further the fewer they are."""
+    model = gaussian_model(flow)
+    yard = _path_yardstick(model, tmp_path, "simple" if flow else "karras")
+    c, n = ours("er_sde"), 64
+    assert yard.between_steps(c, 0, n, 8, calls=8) < 1e-3
+    coarse, fine = yard.between_steps(c, 0, n, 4, calls=32), yard.between_steps(c, 0, n, 16, calls=32)
+    assert coarse > 1.5 * fine > 0
+    with pytest.raises(ValueError, match="shared process"):
+        yard.between_steps(ours("seeds_2"), 0, n, 8, calls=8)
+
+
+def test_a_sweep_s_between_steps_lines_give_each_row_of_the_shared_sde_above_what_the_path_leaves(gaussian, tmp_path):
+    """The sweep's --between-steps lines: per NFE, the distance the path between the first
+    shared configuration's sigmas leaves, and each row of the shared SDE above it on the same
+    seed; a row of another SDE (its own solution) is not subtracted from it."""
+    from seeds_samplers.bench.sweep import _between_steps_lines
+
+    yard = _path_yardstick(gaussian, tmp_path)
+    mine, other = ours("er_sde"), ours("seeds_2")
+    floor = yard.between_steps(mine, 0, 32, 4)  # at the path solution's calls, as the sweep asks
+    cells = [dict(nfe=4, label="ER-SDE-Solver", source="ours", process="sde", values={0: floor + 5.0}),
+             dict(nfe=4, label="SEEDS-2", source="ours", process="own:SEEDS-2", values={0: floor - 50.0})]
+    (line,) = _between_steps_lines(yard, [other, mine], cells, [4], 0, 32)
+    assert f": {floor:.3g} from the path solution" in line and "the 5 sigmas of ER-SDE-Solver" in line
+    assert "ER-SDE-Solver (ours) +5" in line and "SEEDS-2" not in line.split("above it:")[1]
 
 
 def test_path_scores_and_limits_are_keyed_by_the_path_code(gaussian, tmp_path, monkeypatch):
