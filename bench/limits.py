@@ -312,12 +312,15 @@ class Yardstick:
 
         return self._load_or(fields, make)
 
-    def path_limit(self, c: Contender, seed: int, samples: int, nfe: int, calls: int = PATH_CALLS) -> torch.Tensor:
+    def path_limit(self, c: Contender, seed: int, samples: int, nfe: int, calls: int = PATH_CALLS,
+                   **known) -> torch.Tensor:
         """The solution of ``c``'s process from seed ``seed``'s own latents on its own Brownian
         paths (the table's) between the end points of ``c``'s solve at ``nfe`` calls: the
-        process's solver at ``calls`` calls (the shared process on :meth:`limit_sigmas`)."""
+        process's solver at ``calls`` calls (the shared process on :meth:`limit_sigmas`);
+        ``known``: another noise and its key fields (:meth:`between_steps`)."""
         sigmas = self.limit_sigmas(nfe, c, calls) if self.process(c) == "sde" else None
-        return self._process(c, seed, samples, calls, seed, sigmas, noise=path_version(), **self._shared_path(c))
+        return self._process(c, seed, samples, calls, seed, sigmas, noise=path_version(), **self._shared_path(c),
+                             **known)
 
     def between_steps(self, c: Contender, seed: int, samples: int, nfe: int, calls: int = PATH_CALLS) -> float:
         """The distance (RMS x 10^3, seed ``seed``) to the path solution of the shared process
@@ -333,10 +336,8 @@ class Yardstick:
         # the sigmas the solver reads the path at (a flow schedule's first one below 1, as it runs)
         nodes = self.model.model_type.prepare_sigmas(schedule_for(self.model.denoiser, c.intervals_for(nfe),
                                                                    self.schedule))
-        known = self._process(c, seed, samples, calls, seed, self.limit_sigmas(nfe, c, calls),
-                              noise=path_version(), **self._shared_path(c),
-                              known_at=[round(s, 9) for s in nodes], interpolation=interpolation_version(),
-                              noise_maker=InterpolatedPathNoise.factory(nodes))
+        known = self.path_limit(c, seed, samples, nfe, calls, known_at=[round(s, 9) for s in nodes],
+                                interpolation=interpolation_version(), noise_maker=InterpolatedPathNoise.factory(nodes))
         return path_error(known, self.path_limit(c, seed, samples, nfe, calls))
 
     def limit_sigmas(self, nfe: int, c: Contender, calls: int = PATH_CALLS) -> torch.Tensor:
