@@ -436,6 +436,35 @@ def converged_scores(model: TestModel, ode: Yardstick, nfe: int, seeds: Sequence
     return {s: _finite(model.score(ode.ode_limit(s, samples, *ends))) for s in seeds}
 
 
+def converged_sde_scores(model: TestModel, sde: Yardstick, seeds: Sequence[int], samples: int) -> Dict[int, float]:
+    """Per seed, ``model``'s own score (the KID to the data) of samples of the converged
+    full-noise reverse SDE (``sde``: the model's stochastic limit, :mod:`.limits`; the shared
+    process at its limit's calls, from the seed's own latents and noise seed), the law that
+    the stochastic rows of a table approximate. Between solvers this near it, the KID to the
+    data differs to first order in their laws' small differences (along the model's own
+    distance to the data), where the KID to the law itself is of second order: a row below it
+    is nearer the data through its error, not its accuracy."""
+    return {s: _finite(model.score(sde.sde_from_latents(sde.shared, s, samples))) for s in seeds}
+
+
+def between_steps_floor(yard: Yardstick, rows: Sequence[dict], contenders: Sequence[Contender], mine: dict,
+                        seed: int, samples: int, nfe: int) -> Optional[dict]:
+    """On a path table, what the path between our best entry's own sigmas leaves on seed
+    ``seed`` (:meth:`.limits.Yardstick.between_steps`: the shared SDE solved on the paths known
+    only there), and how far above it our best row and the nearest anchor row of the same SDE
+    lie on that seed; None when our best entry solves another process (a noise window)."""
+    if mine.get("process") != "sde":
+        return None
+    c = next(c for r, c in zip(rows, contenders) if r is mine)
+    value = yard.between_steps(c, seed, samples, nfe)
+    anchors = [r for r in rows if r["source"] != "ours" and same_process(r, mine) and seed in r["values"]]
+    nearest = min(anchors, key=lambda r: r["values"][seed], default=None)
+    return dict(seed=seed, value=value, sigmas=c.intervals_for(nfe) + 1, label=mine["label"],
+                ours=mine["values"][seed] - value,
+                anchor=None if nearest is None else (nearest["label"], nearest["source"],
+                                                     nearest["values"][seed] - value))
+
+
 def run_table(name: str, schedule: str, nfe: int, kind: str = "stochastic", seeds: Sequence[int] = (0, 1, 2),
               samples: int = 2000, screen_samples: int = 400, keep: int = 4, comfy: bool = True,
               log: Callable[[str], None] = print, yardstick: str = "data") -> dict:
@@ -452,23 +481,26 @@ def run_table(name: str, schedule: str, nfe: int, kind: str = "stochastic", seed
     ours = [c for c in menu_contenders() if c.stochastic == (kind == "stochastic")]
     contenders = ours + kept
     res, cost = measure(model, contenders, nfe, seeds, schedule, samples, log, yard)
-    converged = unrelated = None
-    if yard is None:
-        floor = mean_sd([model.floor(samples, s) for s in seeds])
-        if kind == "deterministic":
-            _, ode = limit_model(model, kind, schedule)
-            converged = converged_scores(model, ode, nfe, seeds, samples)
-            cost["sample_calls"] += ode.sample_calls
-    else:
-        floor = mean_sd([yard.floor(kind, s, samples, nfe, contenders[0], seeds) for s in seeds])
-        if yard.pathwise and kind == "stochastic":
-            unrelated = mean_sd([yard.unrelated(s, samples, seeds, nfe) for s in seeds])
-        cost["sample_calls"] += yard.sample_calls  # the limits' own calls (their time is in the run's)
     rows = summarise_measured(res, contenders, seeds)
     if yard is not None and yard.pathwise:  # the process each row is scored against (_verdict)
         for r, c in zip(rows, contenders):
             r["process"] = yard.process(c)
     mine = min((r for r in rows if r["source"] == "ours"), key=lambda r: _finite(r["mean"]))
+    converged = unrelated = between = None
+    if yard is None:
+        floor = mean_sd([model.floor(samples, s) for s in seeds])
+        _, limit = limit_model(model, kind, schedule)
+        if kind == "deterministic":
+            converged = converged_scores(model, limit, nfe, seeds, samples)
+        else:
+            converged = converged_sde_scores(model, limit, seeds, samples)
+        cost["sample_calls"] += limit.sample_calls
+    else:
+        floor = mean_sd([yard.floor(kind, s, samples, nfe, contenders[0], seeds) for s in seeds])
+        if yard.pathwise and kind == "stochastic":
+            unrelated = mean_sd([yard.unrelated(s, samples, seeds, nfe) for s in seeds])
+            between = between_steps_floor(yard, rows, contenders, mine, seeds[0], samples, nfe)
+        cost["sample_calls"] += yard.sample_calls  # the limits' own calls (their time is in the run's)
     for r in rows:
         d_mean, d_sd = mean_sd([mine["values"][s] - r["values"][s] for s in seeds])
         r["d_mean"], r["d_sd"] = (None, None) if r is mine else (d_mean, d_sd)
@@ -478,7 +510,7 @@ def run_table(name: str, schedule: str, nfe: int, kind: str = "stochastic", seed
         converged = dict(score=mean_sd(list(converged.values())),
                          delta=mean_sd([mine["values"][s] - converged[s] for s in seeds]))
     return dict(model=model, schedule=schedule, nfe=nfe, kind=kind, seeds=list(seeds), samples=samples,
-                yardstick=yardstick, converged=converged, unrelated=unrelated,
+                yardstick=yardstick, converged=converged, unrelated=unrelated, between=between,
                 screen_samples=screen_samples, screened=screened, rows=rows, best_ours=mine, floor=floor, mdd=m,
                 screen_cost=screen_cost, cost=cost, seconds=time.time() - t0, threads=torch.get_num_threads())
 
@@ -547,18 +579,22 @@ def _full_cost(t: dict) -> float:
 def _limit_cost(t: dict) -> float:
     """Sample-calls of the limits a limit table scores against (:mod:`.limits`): per seed the
     ODE limit of every latent and its half-step check, or the shared SDE limit and each other
-    stochastic row's own (the screened-out anchors' own limits at the screening size aside);
-    of a deterministic table scored by the data, the converged ODE it reports."""
+    stochastic row's own (the screened-out anchors' own limits at the screening size aside),
+    on a path table also the between-steps solve of the first seed; of a table scored by the
+    data, the converged ODE or SDE it reports."""
     seeds, n = len(t["seeds"]), t["samples"]
     steps = ode_steps(t["model"].model_type)
     per_latent = 4 * steps + 1  # RK4 steps and the final denoising call (Yardstick.ode_limit)
-    if t.get("yardstick", "data") == "data":  # only the converged ODE of a deterministic table
-        return seeds * n * per_latent if t.get("converged") else 0.0
+    if t.get("yardstick", "data") == "data":  # only the converged process it reports
+        if not t.get("converged"):
+            return 0.0
+        return seeds * n * (per_latent if t["kind"] == "deterministic" else LIMIT_CALLS)
     if t["kind"] == "deterministic":
         return seeds * (n * per_latent + min(ODE_CHECK, n) * (4 * (steps // 2) + 1))
     own = [r for r in t["rows"] if (r["label"], r["source"]) not in SHARED_PROCESS]
     if t["yardstick"] == "path":  # each process on the table's paths, the shared one also at half the calls
-        return seeds * n * (PATH_CALLS * (1 + len(own)) + PATH_CALLS // 2)
+        between = n * PATH_CALLS if t.get("between") else 0
+        return seeds * n * (PATH_CALLS * (1 + len(own)) + PATH_CALLS // 2) + between
     return seeds * n * LIMIT_CALLS * (1 + len(own))
 
 
@@ -576,13 +612,18 @@ def _floor_text(t: dict) -> str:
 
 
 def _converged_lines(t: dict) -> List[str]:
-    """The converged ODE's own score on a deterministic table scored by the data (none on
-    the others): what an exact solve scores, and our best entry's paired distance to it."""
+    """The converged process's own score on a table scored by the data (none on the others):
+    what an exact solve scores, and our best entry's distance to it per seed."""
     conv = t.get("converged")
     if not conv:
         return []
-    return [f"- **converged ODE** ({t['model'].metric} of the exact solve from the same latents, "
-            f"bench/limits.py; a row well below it is nearer the data through its error): "
+    if t["kind"] == "deterministic":
+        return [f"- **converged ODE** ({t['model'].metric} of the exact solve from the same latents, "
+                f"bench/limits.py; a row well below it is nearer the data through its error): "
+                f"{fmt_mean_sd(*conv['score'])}; paired {t['best_ours']['label']} − it: {fmt_mean_sd(*conv['delta'])}"]
+    return [f"- **converged SDE** ({t['model'].metric} of as many {LIMIT_CALLS}-call samples of the full-noise "
+            f"reverse SDE, from the same latents, bench/limits.py: the law the rows of that SDE "
+            f"approach; a row well below it is nearer the data through its error): "
             f"{fmt_mean_sd(*conv['score'])}; paired {t['best_ours']['label']} − it: {fmt_mean_sd(*conv['delta'])}"]
 
 
@@ -594,6 +635,21 @@ def _unrelated_lines(t: dict) -> List[str]:
     return [f"- **unrelated samples** (RMS ×10³ between the shared SDE's {PATH_CALLS}-call solutions of seeds s "
             f"and s + 1: other latents and paths, the same law; a row near it has lost its path and the path "
             f"cannot rank it): {fmt_mean_sd(*t['unrelated'])}"]
+
+
+def _between_lines(t: dict) -> List[str]:
+    """A path table's part of the distance that the path between the steps leaves (none on the
+    others): a floor for every row of the shared SDE that reads the path at those sigmas."""
+    b = t.get("between")
+    if not b:
+        return []
+    above = f"{b['label']} (ours) {b['ours']:+.3g}"
+    if b["anchor"] is not None:
+        above += f", the nearest anchor of that SDE, {b['anchor'][0]} ({b['anchor'][1]}), {b['anchor'][2]:+.3g}"
+    return [f"- **between the steps** (seed {b['seed']}: the shared SDE solved at the path solution's "
+            f"{PATH_CALLS} calls on the paths known only at the {b['sigmas']} sigmas of {b['label']}, "
+            f"bench/limits.py; the part of a row's distance that no use of its model calls removes): "
+            f"{b['value']:.3g}; above it on that seed: {above}"]
 
 
 def table_section(t: dict, command: str) -> str:
@@ -608,6 +664,7 @@ def table_section(t: dict, command: str) -> str:
             f"- **floor** ({_floor_text(t)}): {fmt_mean_sd(*t['floor'])}",
             *_converged_lines(t),
             *_unrelated_lines(t),
+            *_between_lines(t),
             f"- **minimum detectable difference** (t(0.95, {s - 1}) × pooled paired spread / √{s}): "
             f"{t['mdd']:.3g}",
             f"- cost: {_cost_line(t)}", "",
@@ -647,7 +704,14 @@ detectable difference* is the same bound with the pooled spread of its paired di
 The *floor* is KID of as many real training images against the same reference. A deterministic
 table also gives the KID of the *converged ODE* from the same latents (the exact solve that its
 rows approximate; bench/limits.py) and our best entry's paired distance to it: a solver that
-scores well below it is nearer the data through its error, not its accuracy. Anchors: a
+scores well below it is nearer the data through its error, not its accuracy. A stochastic
+table (one written since it existed) gives the KID of the *converged SDE* beside it: as many
+samples per seed of the full-noise reverse SDE at its limit's 60 calls from the same latents
+(bench/limits.py), the law the rows of that SDE approach, and our best entry's paired distance
+to it. Near that law the KID to the data separates two solvers to first order in the small
+difference of their laws, along the model's own distance to the data, while their KID to the
+law itself is of second order: a row below the converged SDE is nearer the data through its
+error. Anchors: a
 screening pass (400 samples, seed 0) ranks the anchors of the table's kind and keeps the
 best 4; the full runs cover those and our menu entries of that kind. Per-seed results are
 cached under `~/.cache/seeds_samplers/bench` (`SEEDS_SAMPLERS_CACHE`), keyed by model
@@ -719,7 +783,12 @@ the pathwise distance bounds the Wasserstein-2 distance between the two laws, so
 the differences the KID to the law cannot once every solver is near it. Its floor: the shared
 process's 240-call solution against its 120-call one on the same paths; at the other end of the
 scale, *unrelated samples*: the shared process's solutions of two seeds (other latents, other paths,
-the same law), where a sampler that has lost its path scores. It compares solvers of
+the same law), where a sampler that has lost its path scores. Between the two, *between the
+steps* (a table written since it existed; first seed only): the shared process solved the same
+way on the paths known only at our best entry's own sigmas (linearly interpolated in log sigma
+between them, their conditional mean): every sampler reads the path through one increment per
+step, and this much of its distance is the path inside the steps, which no use of its model
+calls recovers; what a row lies above it is, roughly, what a better solver could still remove. It compares solvers of
 one process; a row of another process (ComfyUI's `er_sde`, whose noise function injects less
 noise; `sa_solver`, which injects noise only in a middle window; a noise window of ours) is
 scored against its own, and a process with less noise lies nearer its own solution at the same
@@ -756,10 +825,9 @@ are the earlier, coarser measurement, and their ER-SDE-Solver rows ran its earli
 settings (sigma expansion, order 3, noise from 20 % of the steps); a decided table supersedes
 them where both exist. The ER-SDE-Solver rows of the decided tables run its current menu
 settings (φ = s², order 2, `expansion=auto`, the corrector, `long_step_ratio` 1.5; 1.25 at
-order 3), except the 3M rows of the patches-eps `normal` path tables at 10 and 20 calls,
-measured at the earlier ratio 2 (they differ on the last one or two noise steps only; neither
-ratio acts on a step of `karras` from 7 steps on, so the karras tables are as the current
-entries draw them; docs/sweeps.md, ER-SDE on long steps); those of the mixture
+order 3; neither ratio acts on a step of `karras` from 7 steps on, so the karras tables
+measured before the ratios are as the current entries draw them; docs/sweeps.md, ER-SDE on
+long steps); those of the mixture
 sections (the W2 tables) ran the settings before the corrector (the midpoint rule without it, i.e.
 `dpmpp_2m_sde`): the current ones on the mixtures are in docs/sweeps.md (ER-SDE corrector)."""
 

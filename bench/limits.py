@@ -364,6 +364,14 @@ class Yardstick:
         """Samples of ``c``'s process at :data:`LIMIT_CALLS` calls from seed + LIMIT_SEED."""
         return self._process(c, seed, samples, LIMIT_CALLS, seed + LIMIT_SEED)
 
+    def sde_from_latents(self, c: Contender, seed: int, samples: int) -> torch.Tensor:
+        """Samples of ``c``'s process at :data:`LIMIT_CALLS` calls from seed ``seed``'s own
+        latents and noise seed, the draw a table's rows start from (:meth:`sde_limit` draws
+        independent ones, as a KID between two sample sets needs): the converged SDE beside a
+        table scored by the data, where the shared latents take their share out of the
+        per-seed difference."""
+        return self._process(c, seed, samples, LIMIT_CALLS, seed, latents="own")
+
     def _process(self, c: Contender, seed: int, samples: int, calls: int, draw: int,
                  sigmas: Optional[torch.Tensor] = None, noise_maker: Optional[Callable] = None,
                  **more) -> torch.Tensor:

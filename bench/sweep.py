@@ -53,7 +53,9 @@ def sweep_label(sampler: str, params: Dict[str, Any], varied: Sequence[str]) -> 
 
 def rank_table(cells: Sequence[dict]) -> List[tuple]:
     """(label, source, mean rank, geometric-mean ratio to the best, cells) over every
-    (model, schedule, NFE) cell; lower is better."""
+    (model, schedule, NFE) cell; lower is better. The ratio skips a cell whose best value is
+    not positive (a KID to a limit can be at or below 0, where no ratio means anything; nan
+    when no cell is left); a diverged row counts 1000 times the best."""
     groups: Dict[tuple, List[dict]] = {}
     for c in cells:
         groups.setdefault((c["model"], c["schedule"], c["nfe"]), []).append(c)
@@ -72,11 +74,18 @@ def rank_table(cells: Sequence[dict]) -> List[tuple]:
             below = sum(1 for o in group if val(o) < val(c))
             equal = sum(1 for o in group if val(o) == val(c))
             ranks.setdefault((c["label"], c["source"]), []).append(below + (equal + 1) / 2)
+        if best <= 0:
+            continue
         for c in group:
             key = (c["label"], c["source"])
-            ok = c["mean"] is not None and math.isfinite(c["mean"]) and best > 0
+            ok = c["mean"] is not None and math.isfinite(c["mean"])
             ratios.setdefault(key, []).append(math.log(c["mean"] / best) if ok else math.log(1e3))
-    out = [(k[0], k[1], sum(v) / len(v), math.exp(sum(ratios[k]) / len(ratios[k])), len(v)) for k, v in ranks.items()]
+
+    def ratio(key) -> float:
+        logs = ratios.get(key)
+        return math.exp(sum(logs) / len(logs)) if logs else math.nan
+
+    out = [(k[0], k[1], sum(v) / len(v), ratio(k), len(v)) for k, v in ranks.items()]
     return sorted(out, key=lambda r: (r[2], r[3]))
 
 
@@ -200,5 +209,6 @@ def sweep(sampler: str, sets: Sequence[str], models: Sequence[str], schedules: O
     lines += ["#### Aggregate rank (mean rank over every model x NFE cell; ratio = geometric mean of "
               "distance / best distance in the cell)", "", "| configuration | source | mean rank | ratio to best | cells |",
               "|---|---|---:|---:|---:|"]
-    lines += [f"| {r[0]} | {r[1]} | {r[2]:.2f} | {r[3]:.3f} | {r[4]} |" for r in ranked]
+    lines += [f"| {r[0]} | {r[1]} | {r[2]:.2f} | {'–' if math.isnan(r[3]) else f'{r[3]:.3f}'} | {r[4]} |"
+              for r in ranked]
     return "\n".join(lines), all_cells

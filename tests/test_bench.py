@@ -199,6 +199,13 @@ def test_rank_table_orders_by_mean_rank():
     assert ranked[0][2] == pytest.approx(4 / 3) and ranked[0][3] == pytest.approx(2 ** (1 / 3))
     tied = rank_table([_cell("a", "ours", 5, 1.0, 0.0), _cell("b", "ours", 5, 1.0, 0.0), _cell("c", "ours", 5, 2.0, 0.0)])
     assert [r[2] for r in tied] == [1.5, 1.5, 3.0]
+    # a cell whose best is at or below 0 (a KID to a limit) ranks but gives no ratio
+    signed = rank_table([_cell("a", "ours", 5, -1.0, 0.0), _cell("b", "ours", 5, 2.0, 0.0),
+                         _cell("a", "ours", 10, 2.0, 0.0), _cell("b", "ours", 10, 1.0, 0.0)])
+    assert [(r[0], r[2]) for r in signed] == [("b", 1.5), ("a", 1.5)]  # tied ranks: the ratio orders
+    assert {r[0]: r[3] for r in signed} == {"a": pytest.approx(2.0), "b": pytest.approx(1.0)}
+    alone = rank_table([_cell("a", "ours", 5, -1.0, 0.0), _cell("b", "ours", 5, 2.0, 0.0)])
+    assert all(math.isnan(r[3]) for r in alone)
 
 
 def test_sweep_grid_is_the_product_over_the_menu_entry_settings():

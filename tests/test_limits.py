@@ -267,17 +267,25 @@ def test_samples_that_are_not_finite_score_inf(gaussian, tmp_path):
     assert yard.score(ours("seeds_1"), 0, 10, bad) == math.inf
 
 
-def test_a_data_table_s_converged_ode_is_the_exact_solve(gaussian, tmp_path):
-    """A deterministic table scored by the data reports the model's own score of the ODE
-    limit from each seed's latents: on a Gaussian that is its exact law, so it scores at the
-    floor of exact samples, far below a two-step Euler solve from the same latents."""
+@pytest.mark.parametrize("kind", ["deterministic", "stochastic"])
+def test_a_data_table_s_converged_process_is_the_exact_law(kind, gaussian, tmp_path):
+    """A table scored by the data reports the model's own score of the converged process from
+    each seed's latents: the ODE limit (deterministic), or the shared SDE solved at its limit's
+    calls from the rows' own latents and noise seed, not the limit's independent draw
+    (stochastic). On a Gaussian that is its exact law, so it scores at the floor of exact
+    samples, far below a two-step solve (Euler, Euler ancestral) from the same latents."""
     yard = _yardstick(gaussian, tmp_path)
-    conv = decide.converged_scores(gaussian, yard, 10, [0, 1], 400)
+    if kind == "deterministic":
+        conv, coarse_solver = decide.converged_scores(gaussian, yard, 10, [0, 1], 400), kdiffusion("euler")
+    else:
+        conv, coarse_solver = decide.converged_sde_scores(gaussian, yard, [0, 1], 400), kdiffusion("euler_ancestral")
+        own = yard.sde_from_latents(yard.shared, 0, 400)
+        assert torch.equal(own, yard.generate([yard.shared], LIMIT_CALLS, 0, 400)[0][0])
+        assert not torch.equal(own, yard.sde_limit(yard.shared, 0, 400))
     floor = max(gaussian.floor(400, s) for s in (0, 1))
-    euler = kdiffusion("euler")
     for s in (0, 1):
-        coarse = gaussian.score(euler(gaussian.denoiser, gaussian.prior(400, s),
-                                      decide.schedule_for(gaussian.denoiser, 2, "karras"), s))
+        coarse = gaussian.score(coarse_solver(gaussian.denoiser, gaussian.prior(400, s),
+                                              decide.schedule_for(gaussian.denoiser, 2, "karras"), s))
         assert conv[s] < 4 * floor < 0.1 * coarse, (s, conv[s], floor, coarse)
 
 
@@ -293,6 +301,11 @@ def test_the_converged_ode_line_and_its_cost(gaussian):
     assert "**converged ODE**" in line
     assert line.endswith(f"{fmt_mean_sd(0.5, 0.25)}; paired DEIS − it: {fmt_mean_sd(-0.125, 0.0625)}")
     assert decide._full_cost(t) == 10 * 100 * 2 + 2 * 100 * (4 * ODE_STEPS + 1)
+    t.update(kind="stochastic", best_ours=dict(label="ER-SDE-Solver"))  # a stochastic table: the converged SDE
+    (line,) = decide._converged_lines(t)
+    assert "**converged SDE**" in line and f"{LIMIT_CALLS}-call samples" in line
+    assert line.endswith(f"{fmt_mean_sd(0.5, 0.25)}; paired ER-SDE-Solver − it: {fmt_mean_sd(-0.125, 0.0625)}")
+    assert decide._full_cost(t) == 10 * 100 * 2 + 2 * 100 * LIMIT_CALLS
 
 
 # --- the pathwise SDE yardstick -------------------------------------------------------------------
@@ -468,6 +481,29 @@ def test_a_sweep_s_between_steps_lines_give_each_row_of_the_shared_sde_above_wha
     assert "ER-SDE-Solver (ours) +5" in line and "SEEDS-2" not in line.split("above it:")[1]
 
 
+def test_a_decided_path_table_s_between_steps_line_subtracts_its_floor_from_our_best_and_the_nearest_shared_anchor(
+        gaussian, tmp_path):
+    """A decided path table's "between the steps" line: the floor on the first seed at our best
+    entry's own sigmas, our best row above it, and the nearest anchor of the same SDE above it
+    (an anchor of another SDE, nearer its own solution, is not that anchor); no line when our
+    best entry solves another process."""
+    yard = _path_yardstick(gaussian, tmp_path)
+    mine, window = ours("er_sde"), ours("seeds_2")
+    contenders = [mine, window, kdiffusion("dpmpp_2m_sde"), kdiffusion("euler_ancestral")]
+    floor = yard.between_steps(mine, 0, 32, 4)
+    rows = [dict(label="ER-SDE-Solver", source="ours", process="sde", values={0: floor + 5.0}),
+            dict(label="SEEDS-2", source="ours", process="own:SEEDS-2", values={0: floor - 50.0}),
+            dict(label="dpmpp_2m_sde", source="k-diffusion", process="sde", values={0: floor + 7.0}),
+            dict(label="euler_ancestral", source="k-diffusion", process="own:euler", values={0: floor - 9.0})]
+    b = decide.between_steps_floor(yard, rows, contenders, rows[0], 0, 32, 4)
+    assert b["value"] == floor and b["sigmas"] == 5 and b["ours"] == pytest.approx(5.0)
+    assert b["anchor"][:2] == ("dpmpp_2m_sde", "k-diffusion") and b["anchor"][2] == pytest.approx(7.0)
+    (line,) = decide._between_lines(dict(between=b))
+    assert f": {floor:.3g}; above it on that seed: ER-SDE-Solver (ours) +5" in line and "euler" not in line
+    assert decide.between_steps_floor(yard, rows, contenders, rows[1], 0, 32, 4) is None
+    assert decide._between_lines(dict(between=None)) == []
+
+
 def test_path_scores_and_limits_are_keyed_by_the_path_code(gaussian, tmp_path, monkeypatch):
     """A path limit is read from the cache while the code that draws the paths is unchanged,
     and solved again once it changes (a row's key records the same version: a change to the
@@ -556,6 +592,9 @@ def test_the_path_yardstick_s_keys_cost_and_kinds(gaussian):
     t = dict(rows=rows, screened=[], nfe=10, screen_samples=0, samples=100, seeds=[0, 1], model=gaussian,
              yardstick="path", kind="stochastic")
     assert decide._full_cost(t) == 20 * 100 * 2 + 2 * 100 * (PATH_CALLS * 2 + PATH_CALLS // 2)
+    t["between"] = dict(value=1.0)  # the between-steps solve: one seed
+    assert decide._full_cost(t) == 20 * 100 * 2 + 2 * 100 * (PATH_CALLS * 2 + PATH_CALLS // 2) + 100 * PATH_CALLS
+    del t["between"]
     assert decide._unrelated_lines(t) == []
     t["unrelated"] = (640.0, 5.0)
     (line,) = decide._unrelated_lines(t)
