@@ -613,7 +613,7 @@ def _floor_text(t: dict) -> str:
 
 def _converged_lines(t: dict) -> List[str]:
     """The converged process's own score on a table scored by the data (none on the others):
-    what an exact solve scores, and our best entry's distance to it per seed."""
+    what an exact solve scores, and our best entry's paired distance to it."""
     conv = t.get("converged")
     if not conv:
         return []
