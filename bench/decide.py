@@ -456,13 +456,22 @@ def between_steps_floor(yard: Yardstick, rows: Sequence[dict], contenders: Seque
     if mine.get("process") != "sde":
         return None
     c = next(c for r, c in zip(rows, contenders) if r is mine)
-    value = yard.between_steps(c, seed, samples, nfe)
-    anchors = [r for r in rows if r["source"] != "ours" and same_process(r, mine) and seed in r["values"]]
-    nearest = min(anchors, key=lambda r: r["values"][seed], default=None)
+    value, above = above_between_steps(yard, c, rows, seed, samples, nfe)
+    nearest = next(((r, d) for r, d in above if r["source"] != "ours"), None)
     return dict(seed=seed, value=value, sigmas=c.intervals_for(nfe) + 1, label=mine["label"],
                 ours=mine["values"][seed] - value,
-                anchor=None if nearest is None else (nearest["label"], nearest["source"],
-                                                     nearest["values"][seed] - value))
+                anchor=None if nearest is None else (nearest[0]["label"], nearest[0]["source"], nearest[1]))
+
+
+def above_between_steps(yard: Yardstick, c: Contender, rows: Sequence[dict], seed: int, samples: int,
+                        nfe: int) -> Tuple[float, List[Tuple[dict, float]]]:
+    """What the path between ``c``'s own sigmas at ``nfe`` calls leaves on seed ``seed``
+    (:meth:`.limits.Yardstick.between_steps`), and each row of the shared SDE among ``rows``
+    (those with a value on that seed) with its distance above it, nearest first."""
+    value = yard.between_steps(c, seed, samples, nfe)
+    shared = sorted((r for r in rows if r.get("process") == "sde" and seed in r["values"]),
+                    key=lambda r: r["values"][seed])
+    return value, [(r, r["values"][seed] - value) for r in shared]
 
 
 def run_table(name: str, schedule: str, nfe: int, kind: str = "stochastic", seeds: Sequence[int] = (0, 1, 2),

@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from ..samplers import registry
 from .compare import Contender, ours
 from .contenders import anchor_contenders
-from .decide import (KID_RESOLUTION, TRAINED, called, check_yardstick, kid_model, mdd, measure, same_process,
+from .decide import (KID_RESOLUTION, TRAINED, above_between_steps, called, check_yardstick, kid_model, mdd, measure, same_process,
                      scored_model, summarise_measured)
 from .limits import Yardstick
 from .grid import mean_sd, run_grid, summarise
@@ -143,10 +143,8 @@ def _between_steps_lines(yard: Yardstick, contenders: Sequence[Contender], cells
         return []
     out = []
     for nfe in budgets:
-        floor = yard.between_steps(c, seed, samples, nfe)
-        rows = sorted((r for r in cells if r["nfe"] == nfe and r.get("process") == "sde" and seed in r["values"]),
-                      key=lambda r: r["values"][seed])
-        above = "; ".join(f"{r['label']} ({r['source']}) {r['values'][seed] - floor:+.3g}" for r in rows)
+        floor, rows = above_between_steps(yard, c, [r for r in cells if r["nfe"] == nfe], seed, samples, nfe)
+        above = "; ".join(f"{r['label']} ({r['source']}) {d:+.3g}" for r, d in rows)
         out.append(f"- NFE {nfe}, seed {seed}: the shared SDE solved on the paths known only at the "
                    f"{c.intervals_for(nfe) + 1} sigmas of {c.label}: {floor:.3g} from the path solution; "
                    f"the rows of that SDE on this seed, above it: {above}")
