@@ -833,10 +833,10 @@ The FD sections of the trained models further down (192 samples per seed, floor 
 are the earlier, coarser measurement, and their ER-SDE-Solver rows ran its earlier menu
 settings (sigma expansion, order 3, noise from 20 % of the steps); a decided table supersedes
 them where both exist. The ER-SDE-Solver rows of the decided tables run its current menu
-settings (φ = s², order 2, `expansion=auto`, the corrector, `long_step_ratio` 1.5; 1.25 at
+settings (φ = s², order 2, `expansion=auto`, the corrector, `long_step_ratio` 3; 1.25 at
 order 3; neither ratio acts on a step of `karras` from 7 steps on, so the karras tables
 measured before the ratios are as the current entries draw them; docs/sweeps.md, ER-SDE on
-long steps); those of the mixture
+long steps and ER-SDE's long-step rule in distribution); those of the mixture
 sections (the W2 tables) ran the settings before the corrector (the midpoint rule without it, i.e.
 `dpmpp_2m_sde`): the current ones on the mixtures are in docs/sweeps.md (ER-SDE corrector)."""
 

@@ -551,16 +551,9 @@ def test_a_long_step_is_first_order_with_the_corrector_s_line(mt):
     assert (run(coeffs, 2.0) - run(coeffs, 0.0)).abs().max().item() > 1e-4
 
 
-@pytest.mark.parametrize("flow", [False, True], ids=["sd", "flow"])
-@pytest.mark.parametrize("entry, first", [("er_sde", 4), ("er_sde_3m", 7)])
-def test_the_menu_s_long_step_ratio_leaves_karras_alone(edm_case, flow, entry, first):
-    """The menu entries' ``long_step_ratio`` acts on no step of the hosts' ``karras`` and
-    ``exponential`` schedules from 4 steps on (``ss_er_sde``, 1.5) or 7 (``ss_er_sde_3m``, 1.25),
-    on SD's discrete sigmas and a flow model (shift 3): their lambda-steps grow evenly, by at
-    most 1.39 times from one step to the next at 4 steps and 1.22 from 7 on (SD's karras), so the
-    samples equal the paper's update's and the karras tables' rows (8-20 calls) need no re-run
-    when the ratio changes. It does act on the last noise steps of ``simple`` (at 30 steps
-    1.55-1.63 times the one before) and ``normal`` (4-5 times)."""
+def _menu_acts(edm_case, flow: bool, entry: str):
+    """``acts(schedule, n)``: whether the menu entry's ``long_step_ratio`` changes its samples on
+    the hosts' schedule at n steps, on SD's discrete sigmas or a flow model (shift 3)."""
     from seeds_samplers.bench.host_schedules import host_sigmas
     from seeds_samplers.samplers.cfg_pp import menu_entries
     from support.host_types import FLOW as HOST_FLOW, SD
@@ -572,12 +565,42 @@ def test_the_menu_s_long_step_ratio_leaves_karras_alone(edm_case, flow, entry, f
     menu = next(e for e in menu_entries(cfg_pp=False) if e.id == entry).menu_settings()
     assert menu["long_step_ratio"] > 0
 
-    def same(name: str, n: int) -> bool:
+    def acts(name: str, n: int) -> bool:
         sig = host_sigmas(name, n, mt)
         run = [sample_er_sde(model, x, sig, **dict(menu, long_step_ratio=r), extra_args={"seed": 5}, disable=True)
                for r in (menu["long_step_ratio"], 0.0)]
-        return torch.equal(*run)
+        return not torch.equal(*run)
 
+    return acts
+
+
+@pytest.mark.parametrize("flow", [False, True], ids=["sd", "flow"])
+@pytest.mark.parametrize("entry, first", [("er_sde", 4), ("er_sde_3m", 7)])
+def test_the_menu_s_long_step_ratio_leaves_karras_alone(edm_case, flow, entry, first):
+    """The menu entries' ``long_step_ratio`` acts on no step of the hosts' ``karras`` and
+    ``exponential`` schedules from 4 steps on (``ss_er_sde``, 3) or 7 (``ss_er_sde_3m``, 1.25),
+    on SD's discrete sigmas and a flow model (shift 3): their lambda-steps grow evenly, by at
+    most 1.39 times from one step to the next at 4 steps and 1.22 from 7 on (SD's karras), so the
+    samples equal the paper's update's and the karras tables' rows (8-20 calls) need no re-run
+    when the ratio changes. Both act on the last noise step of ``normal`` (4-5 times the one
+    before)."""
+    acts = _menu_acts(edm_case, flow, entry)
     for n in range(first, 41):
-        assert same("karras", n) and same("exponential", n), n
-    assert not same("simple", 30) and not same("normal", 20)
+        assert not acts("karras", n) and not acts("exponential", n), n
+    assert acts("normal", 8) and acts("normal", 20)
+
+
+@pytest.mark.parametrize("flow", [False, True], ids=["sd", "flow"])
+def test_the_menu_entry_s_rule_acts_on_normal_s_end_alone(edm_case, flow):
+    """``ss_er_sde``'s ratio (3) lies in the gap between the hosts' milder long steps and
+    ``normal``'s last one: silent on ``simple`` and ``sgm_uniform`` (last steps up to 1.67 times
+    the one before at 4-50 steps) and ``beta`` (second step on SD's sigmas 1.3-2.3 times the
+    first), where the first-order step moved the samples away from the SDE's law
+    (docs/sweeps.md), and acting on ``normal`` from 5 steps on."""
+    acts = _menu_acts(edm_case, flow, "er_sde")
+    for n in (4, 5, 6, 7, 8, 10, 12, 15, 20, 25, 30, 40, 50):
+        assert not acts("simple", n) and not acts("sgm_uniform", n) and not acts("beta", n), n
+        if n >= 5:
+            assert acts("normal", n), n
+    # ss_er_sde_3m (1.25) still takes simple's last step at first order: a parabola amplifies more
+    assert _menu_acts(edm_case, flow, "er_sde_3m")("simple", 30)
