@@ -596,7 +596,8 @@ def test_the_menu_entry_s_rule_acts_on_normal_s_end_alone(edm_case, flow):
     ``normal``'s last one: silent on ``simple`` and ``sgm_uniform`` (last steps up to 1.67 times
     the one before at 4-50 steps) and ``beta`` (second step on SD's sigmas 1.3-2.3 times the
     first), where the first-order step moved the samples away from the SDE's law
-    (docs/sweeps.md), and acting on ``normal`` from 5 steps on."""
+    (docs/sweeps.md), and acting on ``normal`` from 5 to 50 steps (on flow models its last
+    step falls below 3 times the one before from about 61 steps)."""
     acts = _menu_acts(edm_case, flow, "er_sde")
     for n in (4, 5, 6, 7, 8, 10, 12, 15, 20, 25, 30, 40, 50):
         assert not acts("simple", n) and not acts("sgm_uniform", n) and not acts("beta", n), n
