@@ -626,13 +626,13 @@ def _converged_lines(t: dict) -> List[str]:
     conv = t.get("converged")
     if not conv:
         return []
+    metric = t["model"].metric
     if t["kind"] == "deterministic":
-        return [f"- **converged ODE** ({t['model'].metric} of the exact solve from the same latents, "
-                f"bench/limits.py; a row well below it is nearer the data through its error): "
-                f"{fmt_mean_sd(*conv['score'])}; paired {t['best_ours']['label']} − it: {fmt_mean_sd(*conv['delta'])}"]
-    return [f"- **converged SDE** ({t['model'].metric} of as many {LIMIT_CALLS}-call samples of the full-noise "
-            f"reverse SDE, from the same latents, bench/limits.py: the law the rows of that SDE "
-            f"approach; a row well below it is nearer the data through its error): "
+        what = f"**converged ODE** ({metric} of the exact solve from the same latents, bench/limits.py"
+    else:
+        what = (f"**converged SDE** ({metric} of as many {LIMIT_CALLS}-call samples of the full-noise reverse SDE, "
+                f"from the same latents, bench/limits.py: the law the rows of that SDE approach")
+    return [f"- {what}; a row well below it is nearer the data through its error): "
             f"{fmt_mean_sd(*conv['score'])}; paired {t['best_ours']['label']} − it: {fmt_mean_sd(*conv['delta'])}"]
 
 

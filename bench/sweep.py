@@ -11,8 +11,8 @@ from typing import Any, Dict, List, Optional, Sequence
 from ..samplers import registry
 from .compare import Contender, ours
 from .contenders import anchor_contenders
-from .decide import (KID_RESOLUTION, TRAINED, above_between_steps, called, check_yardstick, kid_model, mdd, measure, same_process,
-                     scored_model, summarise_measured)
+from .decide import (KID_RESOLUTION, TRAINED, above_between_steps, called, check_yardstick, kid_model, mdd, measure,
+                     same_process, scored_model, summarise_measured)
 from .limits import Yardstick
 from .grid import mean_sd, run_grid, summarise
 from .models import TestModel, build_model
