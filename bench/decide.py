@@ -59,7 +59,7 @@ from .report import fmt_mean_sd
 __all__ = ["VERSION", "CHUNK", "KID_RESOLUTION", "TRAINED", "write_decided", "INTRO", "KID_UNITS", "cache_dir",
            "kid_model", "screen", "run_table", "table_section", "mdd", "called", "T95", "summarise_measured",
            "YARDSTICKS", "check_yardstick", "scored_model", "limit_model", "OUR_BEST", "LEVEL", "BEHIND_OUR_BEST",
-           "OURS_AHEAD", "OURS_BEHIND", "ANOTHER_SDE"]
+           "OURS_AHEAD", "OURS_BEHIND", "ANOTHER_SDE", "BELOW_CONVERGED"]
 
 VERSION = 1  # of the generation and scoring below: part of every cache key
 CHUNK = 250  # samples per model call: the digits U-Net's cost per sample rises above ~250 on a CPU
@@ -503,6 +503,8 @@ def run_table(name: str, schedule: str, nfe: int, kind: str = "stochastic", seed
             converged = converged_scores(model, limit, nfe, seeds, samples)
         else:
             converged = converged_sde_scores(model, limit, seeds, samples)
+        for r, c in zip(rows, contenders):  # whether the converged process is the row's own (_below_converged)
+            r["of_converged"] = limit.process(c) in ("ode", "sde")
         cost["sample_calls"] += limit.sample_calls
     else:
         floor = mean_sd([yard.floor(kind, s, samples, nfe, contenders[0], seeds) for s in seeds])
@@ -517,7 +519,7 @@ def run_table(name: str, schedule: str, nfe: int, kind: str = "stochastic", seed
     m = mdd([r["d_sd"] for r in rows if r["d_sd"] is not None and same_process(r, mine)], len(seeds))
     if converged is not None:  # our best minus the exact solve, per seed
         converged = dict(score=mean_sd(list(converged.values())),
-                         delta=mean_sd([mine["values"][s] - converged[s] for s in seeds]))
+                         delta=mean_sd([mine["values"][s] - converged[s] for s in seeds]), values=converged)
     return dict(model=model, schedule=schedule, nfe=nfe, kind=kind, seeds=list(seeds), samples=samples,
                 yardstick=yardstick, converged=converged, unrelated=unrelated, between=between,
                 screen_samples=screen_samples, screened=screened, rows=rows, best_ours=mine, floor=floor, mdd=m,
@@ -527,6 +529,8 @@ def run_table(name: str, schedule: str, nfe: int, kind: str = "stochastic", seed
 # a decided table's verdicts (bench/pick.py reads them back for the README's overview)
 OUR_BEST, LEVEL, BEHIND_OUR_BEST, OURS_AHEAD, OURS_BEHIND, ANOTHER_SDE = (
     "our best", "level", "behind our best", "ours ahead", "ours behind", "another SDE")
+# how "ours behind" goes on where the anchor itself lies below the converged process (_verdict)
+BELOW_CONVERGED = "below the converged"
 
 
 def section_name(name: str, schedule: str, kind: str, nfe: int, yardstick: str) -> str:
@@ -542,7 +546,26 @@ def same_process(r: dict, mine: dict) -> bool:
     return r.get("process") == mine.get("process")
 
 
-def _verdict(r: dict, mine: dict, seeds: int) -> str:
+def _below_converged(r: dict, converged: Optional[dict], seeds: int) -> Optional[Tuple[float, float]]:
+    """How far row ``r`` lies below the converged process's own score, paired per seed
+    (converged minus row), when it does beyond the paired spread; else None. Only a table
+    scored by the data has that score (``converged["values"]``, :func:`run_table`): an exact
+    solve of the process the rows discretise, so a row called below it is nearer the data
+    through its error, not its accuracy. A row of another process (a noise window, another
+    noise function, k-diffusion's SDE samplers on a flow model: ``r["of_converged"]`` false)
+    converges elsewhere, and its place against that score says nothing of its error: None."""
+    per = (converged or {}).get("values")
+    if not per or not r.get("of_converged") or not all(s in r["values"] for s in per):
+        return None
+    d_mean, d_sd = mean_sd([per[s] - r["values"][s] for s in per])
+    return (d_mean, d_sd) if d_mean > 0 and called(d_mean, d_sd, seeds, KID_RESOLUTION) else None
+
+
+def _verdict(r: dict, mine: dict, seeds: int, converged: Optional[dict] = None, process: str = "ODE") -> str:
+    """A row's verdict against our best entry ``mine`` (paired, :func:`called`). An anchor
+    ahead of ours that itself lies below the converged process (``converged``, a table scored
+    by the data; ``process`` "ODE" or "SDE") is still "ours behind", with how far below it
+    lies: it leads through its error."""
     if r is mine:
         return OUR_BEST
     if not same_process(r, mine):
@@ -553,7 +576,12 @@ def _verdict(r: dict, mine: dict, seeds: int) -> str:
         return LEVEL
     if r["source"] == "ours":
         return BEHIND_OUR_BEST
-    return OURS_AHEAD if r["d_mean"] < 0 else OURS_BEHIND
+    if r["d_mean"] < 0:
+        return OURS_AHEAD
+    below = _below_converged(r, converged, seeds)
+    if below is None:
+        return OURS_BEHIND
+    return f"{OURS_BEHIND}; the row {fmt_mean_sd(*below)} {BELOW_CONVERGED} {process}"
 
 
 def _cost_line(t: dict) -> str:
@@ -685,11 +713,12 @@ def table_section(t: dict, command: str) -> str:
         head[-2] += "".join(f" {n} (mean ± spread) |" for n in extra)
         head[-1] += "---:|" * len(extra)
     rows = sorted(t["rows"], key=lambda r: _finite(r["mean"]))
+    process = "ODE" if t["kind"] == "deterministic" else "SDE"
     for r in rows:
         delta = "–" if r["d_mean"] is None else fmt_mean_sd(r["d_mean"], r["d_sd"])
         more = "".join(f" {fmt_mean_sd(*r['extras'][n]) if n in (r.get('extras') or {}) else '–'} |" for n in extra)
         head.append(f"| {r['label']} | {r['source']} | {r['calls']} | {fmt_mean_sd(r['mean'], r['sd'])} | {delta} | "
-                    f"{_verdict(r, mine, s)} |" + more)
+                    f"{_verdict(r, mine, s, t.get('converged'), process)} |" + more)
     kept = {(r["label"], r["source"]) for r in t["rows"]}
     out = [f"{lab} ({src}) {v:.3g}" + ("" if (lab, src) in kept else " (dropped)") for lab, src, v in t["screened"]]
     head += ["", f"Screening ({metric}, {t['screen_samples']} samples, seed 0): " + "; ".join(out) + "."]
@@ -720,7 +749,9 @@ samples per seed of the full-noise reverse SDE at its limit's 60 calls from the 
 to it. Near that law the KID to the data separates two solvers to first order in the small
 difference of their laws, along the model's own distance to the data, while their KID to the
 law itself is of second order: a row below the converged SDE is nearer the data through its
-error. Anchors: a
+error. Where an anchor of that process ahead of our best lies below the converged process
+itself (paired over the seeds, beyond its spread), its verdict says so ("ours behind; the row …
+below the converged ODE"): it leads through its error. Anchors: a
 screening pass (400 samples, seed 0) ranks the anchors of the table's kind and keeps the
 best 4; the full runs cover those and our menu entries of that kind. Per-seed results are
 cached under `~/.cache/seeds_samplers/bench` (`SEEDS_SAMPLERS_CACHE`), keyed by model

@@ -16,6 +16,7 @@ from seeds_samplers.bench.gmm import GaussianMixture
 from seeds_samplers.bench.limits import FLOW_ODE_STEPS, FLOW_SDE, FLOW_SHARED_PATH, LIMIT_CALLS, LIMIT_SOLVER, ODE_STEPS, PATH_CALLS, \
     PATH_SPACING, SHARED_PROCESS, Yardstick, path_error, process_of
 from seeds_samplers.bench.models import _gmm_model, build_model
+from seeds_samplers.bench.grid import mean_sd
 from seeds_samplers.bench.report import fmt_mean_sd
 from seeds_samplers.samplers.cfg_pp import menu_entries
 from seeds_samplers.samplers.registry import SAMPLERS
@@ -386,6 +387,33 @@ def test_a_path_table_gives_no_verdict_against_another_sde(gaussian, tmp_path):
     assert decide._verdict(behind, mine, 3) == decide.OURS_BEHIND
     plain = {k: v for k, v in near_own.items() if k != "process"}  # a KID table's rows carry no process
     assert decide._verdict(plain, {k: v for k, v in mine.items() if k != "process"}, 3) == decide.OURS_BEHIND
+
+
+def test_an_anchor_ahead_through_its_error_is_named_so():
+    """On a table scored by the data, an anchor ahead of our best that itself scores below the
+    converged process beyond the paired spread keeps "ours behind", with how far below it lies;
+    one ahead of ours but not below it (or not beyond the spread), or of another process, gets
+    the plain verdict."""
+    mine = dict(label="DEIS", source="ours", values={0: 30.0, 1: 20.0, 2: 40.0})
+    conv = dict(values={0: 29.0, 1: 18.0, 2: 39.0})
+
+    def row(values):
+        d_mean, d_sd = mean_sd([mine["values"][s] - values[s] for s in values])
+        return dict(label="deis", source="ComfyUI", values=values, d_mean=d_mean, d_sd=d_sd, of_converged=True)
+
+    below = row({0: 26.0, 1: 15.0, 2: 36.5})  # ahead by 3-4, below the converged by 2.5-3
+    verdict = decide._verdict(below, mine, 3, conv)
+    assert verdict.startswith(decide.OURS_BEHIND + "; the row ") and verdict.endswith("below the converged ODE")
+    assert fmt_mean_sd(*mean_sd([3.0, 3.0, 2.5])) in verdict
+    assert decide._verdict(below, mine, 3, conv, "SDE").endswith("below the converged SDE")
+    above = row({0: 29.5, 1: 19.0, 2: 39.5})  # ahead of ours, above the converged process
+    assert decide._verdict(above, mine, 3, conv) == decide.OURS_BEHIND
+    spread = row({0: 26.0, 1: 17.5, 2: 36.5})  # below it on average, not beyond the spread
+    assert decide._verdict(spread, mine, 3, conv) == decide.OURS_BEHIND
+    assert decide._verdict(below, mine, 3) == decide.OURS_BEHIND  # no converged process on the table
+    # a row of another process (sa_solver's noise window) converges elsewhere: nothing said
+    assert decide._verdict(dict(below, of_converged=False), mine, 3, conv, "SDE") == decide.OURS_BEHIND
+    assert decide._verdict(dict(below, d_mean=-4.0), mine, 3, conv) == decide.OURS_AHEAD
 
 
 @pytest.mark.parametrize("flow", [False, True], ids=["vp", "flow"])

@@ -117,6 +117,35 @@ def test_advice_counts_our_best_entries_and_their_verdicts_per_situation():
     assert not any("KID to the data" in r for r in rows)  # no data tables, no data rows
 
 
+_BELOW_TABLE = """<!-- bench-decided-digits-eps-karras-deterministic-nfe8:start -->
+- **converged ODE** (...): 28.6 ± 7.8; paired DEIS − it: 1.42 ± 1.67
+
+| solver | source | calls | KID | paired Δ = DEIS − row | verdict |
+|---|---|---:|---:|---:|---|
+| deis | ComfyUI | 8 | 25.9 ± 7.8 | 4.04 ± 1.42 | ours behind; the row 2.71 ± 0.41 below the converged ODE |
+| DEIS | ours | 8 | 30.0 ± 9.1 | – | our best |
+| lms | k-diffusion | 8 | 31.0 ± 9.1 | 1.1 ± 0.2 | ours behind |
+| dpmpp_2m | k-diffusion | 8 | 37.1 ± 10.6 | -7.09 ± 2.47 | ours ahead |
+<!-- bench-decided-digits-eps-karras-deterministic-nfe8:end -->
+"""
+
+
+def test_an_anchor_below_the_converged_process_is_behind_with_that_said():
+    """An anchor ahead of ours that itself lies below the converged process (a table scored by
+    the data, bench/decide.py) stays "behind" in the overview, with that named, and the advice
+    counts the cells behind only such anchors apart."""
+    (cell,) = parse_decided(_BELOW_TABLE)
+    assert cell.behind == [("`deis` (ComfyUI)", "4.04 ± 1.42"), ("`lms` (k-diffusion)", "1.1 ± 0.2")]
+    assert cell.below == ["`deis` (ComfyUI)"] and not cell.behind_only_below and not cell.at_or_ahead
+    assert cell.text() == ("DEIS: **behind** `deis` (ComfyUI) (4.04 ± 1.42; the anchor below the converged ODE), "
+                           "`lms` (k-diffusion) (1.1 ± 0.2); ahead of 1 of 3")
+    (only,) = parse_decided(_BELOW_TABLE.replace("| 1.1 ± 0.2 | ours behind |", "| 1.1 ± 0.9 | level |"))
+    assert only.behind_only_below and not only.at_or_ahead
+    assert advice_markdown([only, cell]).splitlines()[-1].endswith(
+        "ahead of every kept anchor in 0, at or ahead of each in 0, behind only anchors below the converged "
+        "process in 1 |")
+
+
 def test_advice_reads_the_latest_table_of_a_cell(tmp_path):
     page = tmp_path / "benchmark.md"
     rerun = _TABLE.replace("| 91 ± 2 | – | our best", "| 91 ± 2 | 11 ± 1 | behind our best").replace(  # DEIS best
