@@ -59,7 +59,7 @@ from .report import fmt_mean_sd
 __all__ = ["VERSION", "CHUNK", "KID_RESOLUTION", "TRAINED", "write_decided", "INTRO", "KID_UNITS", "cache_dir",
            "kid_model", "screen", "run_table", "table_section", "mdd", "called", "T95", "summarise_measured",
            "YARDSTICKS", "check_yardstick", "scored_model", "limit_model", "OUR_BEST", "LEVEL", "BEHIND_OUR_BEST",
-           "OURS_AHEAD", "OURS_BEHIND", "ANOTHER_SDE", "BELOW_CONVERGED"]
+           "OURS_AHEAD", "OURS_BEHIND", "ANOTHER_SDE", "BELOW_CONVERGED", "converged_process"]
 
 VERSION = 1  # of the generation and scoring below: part of every cache key
 CHUNK = 250  # samples per model call: the digits U-Net's cost per sample rises above ~250 on a CPU
@@ -533,6 +533,12 @@ OUR_BEST, LEVEL, BEHIND_OUR_BEST, OURS_AHEAD, OURS_BEHIND, ANOTHER_SDE = (
 BELOW_CONVERGED = "below the converged"
 
 
+def converged_process(kind: str) -> str:
+    """The converged process a table of ``kind`` reports beside its rows: "ODE" for
+    deterministic samplers, "SDE" for stochastic ones."""
+    return "ODE" if kind == "deterministic" else "SDE"
+
+
 def section_name(name: str, schedule: str, kind: str, nfe: int, yardstick: str) -> str:
     """The page section of a decided table (bench/pick.py parses these names back)."""
     return f"bench-decided-{name}-{schedule}-{kind}-nfe{nfe}" + ("" if yardstick == "data" else f"-{yardstick}")
@@ -655,10 +661,11 @@ def _converged_lines(t: dict) -> List[str]:
     if not conv:
         return []
     metric = t["model"].metric
+    name = f"**converged {converged_process(t['kind'])}**"
     if t["kind"] == "deterministic":
-        what = f"**converged ODE** ({metric} of the exact solve from the same latents, bench/limits.py"
+        what = f"{name} ({metric} of the exact solve from the same latents, bench/limits.py"
     else:
-        what = (f"**converged SDE** ({metric} of as many {LIMIT_CALLS}-call samples of the full-noise reverse SDE, "
+        what = (f"{name} ({metric} of as many {LIMIT_CALLS}-call samples of the full-noise reverse SDE, "
                 f"from the same latents, bench/limits.py: the law the rows of that SDE approach")
     return [f"- {what}; a row well below it is nearer the data through its error): "
             f"{fmt_mean_sd(*conv['score'])}; paired {t['best_ours']['label']} − it: {fmt_mean_sd(*conv['delta'])}"]
@@ -713,7 +720,7 @@ def table_section(t: dict, command: str) -> str:
         head[-2] += "".join(f" {n} (mean ± spread) |" for n in extra)
         head[-1] += "---:|" * len(extra)
     rows = sorted(t["rows"], key=lambda r: _finite(r["mean"]))
-    process = "ODE" if t["kind"] == "deterministic" else "SDE"
+    process = converged_process(t["kind"])
     for r in rows:
         delta = "–" if r["d_mean"] is None else fmt_mean_sd(r["d_mean"], r["d_sd"])
         more = "".join(f" {fmt_mean_sd(*r['extras'][n]) if n in (r.get('extras') or {}) else '–'} |" for n in extra)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..samplers.cfg_pp import menu_entries
-from .decide import ANOTHER_SDE, BELOW_CONVERGED, LEVEL, OUR_BEST, OURS_AHEAD, OURS_BEHIND
+from .decide import ANOTHER_SDE, BELOW_CONVERGED, LEVEL, OUR_BEST, OURS_AHEAD, OURS_BEHIND, converged_process
 from .models import DEFAULT_SCHEDULE, GUIDED
 from .report import replace_section_if_present
 
@@ -83,7 +83,7 @@ class Cell:
         n = len(self.ahead) + len(self.level) + len(self.behind)
         parts = []
         if self.behind:
-            process = "ODE" if self.kind == "deterministic" else "SDE"
+            process = converged_process(self.kind)
             parts.append("**behind** " + ", ".join(
                 f"{a} ({d}" + (f"; the anchor below the converged {process}" if a in self.below else "") + ")"
                 for a, d in self.behind))
