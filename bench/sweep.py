@@ -128,6 +128,31 @@ def _paired_lines(cells: Sequence[dict], budgets: Sequence[int], seeds: int) -> 
     return out
 
 
+def _against_menu_lines(cells: Sequence[dict], budgets: Sequence[int], seeds: int,
+                        menu_label: Optional[str]) -> List[str]:
+    """Per NFE: every other configuration against the one at the menu entry's settings
+    (``menu_label``), as a paired difference over seeds (row minus menu, so negative = the
+    row nearer) with its verdict beyond the paired spread (:func:`.decide.called`): how a
+    setting would change the menu entry, read from the same latents and noise."""
+    out = []
+    for nfe in budgets:
+        cell = {c["label"]: c for c in cells if c["nfe"] == nfe and c["source"] == "ours"}
+        ref = cell.get(menu_label)
+        if ref is None or not math.isfinite(ref["mean"]):
+            continue
+        parts = []
+        for label, c in cell.items():
+            if label == menu_label or not math.isfinite(c["mean"]):
+                continue
+            d_mean, d_sd = mean_sd([c["values"][s] - ref["values"][s] for s in ref["values"]])
+            verdict = ("nearer" if d_mean < 0 else "further") if called(d_mean, d_sd, seeds, KID_RESOLUTION) \
+                else "level"
+            parts.append(f"{label} {fmt_mean_sd(d_mean, d_sd)} ({verdict})")
+        if parts:
+            out.append(f"- NFE {nfe}, row − {menu_label}: " + "; ".join(parts))
+    return out
+
+
 # a sweep's score on the trained models by (yardstick, stochastic), beside the KID to the data
 _LIMIT_METRIC = {("limit", True): "KID x 10^3 to the SDE limit", ("limit", False): "RMS x 10^3 to the ODE limit",
                  ("path", True): "RMS x 10^3 to the SDE path"}
@@ -168,6 +193,9 @@ def sweep(sampler: str, sets: Sequence[str], models: Sequence[str], schedules: O
     varied = [s.split("=", 1)[0].strip() for s in sets]
     spec = registry.get(sampler)
     contenders = [ours(spec.id, sweep_label(sampler, p, varied), **p) for p in combos]
+    # the configuration at the menu entry's own settings, if the grid holds it: the others'
+    # paired differences are read against it
+    menu_label = next((c.label for c, p in zip(contenders, combos) if p == dict(spec.menu)), None)
     stochastic = any(spec.is_stochastic(**p) for p in combos)
     if anchors is not None:  # [] = every anchor of the swept configurations' kind, else those named
         pool = [c for c in anchor_contenders(comfy) if c.stochastic == stochastic]
@@ -199,6 +227,8 @@ def sweep(sampler: str, sets: Sequence[str], models: Sequence[str], schedules: O
                 metric = "KID x 10^3 (paired, cached; bench/decide.py)" if yardstick == "data" else \
                     f"{_LIMIT_METRIC[(yardstick, stochastic)]} (paired, cached; bench/limits.py)"
             lines += [f"#### {name}, schedule `{schedule}`: {metric}", "", pivot_mean_sd(sel, budgets), ""]
+            if name in TRAINED and len(combos) > 1:
+                lines += _against_menu_lines(sel, budgets, len(seeds), menu_label) + [""]
             if name in TRAINED and anchors is not None:
                 lines += _paired_lines(sel, budgets, len(seeds)) + [""]
             if notes.get((name, schedule)):

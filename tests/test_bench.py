@@ -269,17 +269,23 @@ def test_sweep_command_prints_every_configuration(tmp_path, capsys):
 
 def test_limit_sweep_scores_the_solve_on_a_trained_model(tmp_path, monkeypatch):
     """``--yardstick limit`` in a sweep: the configurations are scored against the ODE limit of
-    the trained model from the same latents (cheap patches model, 8 latents): order 1 (DDIM)
-    lands farther from it than order 2 at 10 calls, and both far above zero."""
+    the trained model from the same latents (cheap patches model, 16 latents): order 1 (DDIM)
+    lands farther from it than order 2 at 10 calls, and both far above zero; each configuration
+    is also read against the menu entry's (order 3) as a paired difference."""
     monkeypatch.setenv("SEEDS_SAMPLERS_CACHE", str(tmp_path / "cache"))
-    assert bench_main(["--sweep", "ipndm", "--set", "order=1,2", "--models", "patches-eps", "--budgets", "10",
-                       "--seeds", "2", "--digits-samples", "8", "--no-comfy", "--yardstick", "limit",
+    assert bench_main(["--sweep", "ipndm", "--set", "order=1,2,3", "--models", "patches-eps", "--budgets", "10",
+                       "--seeds", "3", "--digits-samples", "16", "--no-comfy", "--yardstick", "limit",
                        "--out", str(tmp_path)]) == 0
     md = (tmp_path / "sweep_ipndm.md").read_text()
     assert "RMS x 10^3 to the ODE limit" in md
     row = {line.split("|")[1].strip(): float(line.split("|")[3].split("±")[0].strip(" *"))
            for line in md.split("Aggregate rank")[0].splitlines() if line.startswith("| iPNDM [order=")}
     assert 0 < row["iPNDM [order=2]"] < row["iPNDM [order=1]"] / 2, md
+    # each configuration against the menu entry's (order 3), paired: order 1 lands further
+    line = next(ln for ln in md.splitlines() if ln.startswith("- NFE 10, row − iPNDM [order=3]: "))
+    first = line.split("iPNDM [order=1] ")[1].split(";")[0]
+    assert first.endswith("(further)"), line
+    assert float(first.split("±")[0]) == pytest.approx(row["iPNDM [order=1]"] - row["iPNDM [order=3]"], rel=0.02)
     assert any((tmp_path / "cache").rglob("limits/*.pt"))
 
 
