@@ -133,7 +133,8 @@ def _against_menu_lines(cells: Sequence[dict], budgets: Sequence[int], seeds: in
     """Per NFE: every other configuration against the one at the menu entry's settings
     (``menu_label``), as a paired difference over seeds (row minus menu, so negative = the
     row nearer) with its verdict beyond the paired spread (:func:`.decide.called`): how a
-    setting would change the menu entry, read from the same latents and noise."""
+    setting would change the menu entry, read from the same latents and noise. On the path
+    yardstick only configurations of the menu entry's SDE (:func:`.decide.same_process`)."""
     out = []
     for nfe in budgets:
         cell = {c["label"]: c for c in cells if c["nfe"] == nfe and c["source"] == "ours"}
@@ -142,7 +143,8 @@ def _against_menu_lines(cells: Sequence[dict], budgets: Sequence[int], seeds: in
             continue
         parts = []
         for label, c in cell.items():
-            if label == menu_label or not math.isfinite(c["mean"]):
+            # on the path yardstick a configuration of another SDE is scored against its own
+            if label == menu_label or not math.isfinite(c["mean"]) or not same_process(c, ref):
                 continue
             d_mean, d_sd = mean_sd([c["values"][s] - ref["values"][s] for s in ref["values"]])
             verdict = ("nearer" if d_mean < 0 else "further") if called(d_mean, d_sd, seeds, KID_RESOLUTION) \

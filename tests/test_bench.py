@@ -405,3 +405,22 @@ def test_a_result_of_ours_is_keyed_by_what_the_solver_computes(monkeypatch):
     assert after[0] != before[0] and after[1:] == before[1:]
     anchor = kdiffusion("dpmpp_2m")
     assert decide._key(model, "simple", 0, anchor, 8, 500)[1]["code"] == decide._source_version("k-diffusion")
+
+
+def test_sweep_reads_each_configuration_against_the_menu_entry_s():
+    """The paired lines of a sweep: row minus the menu entry's configuration per seed, called
+    only beyond the paired spread; on a path table a configuration of another SDE is left out
+    (it is scored against its own SDE's solution)."""
+    from seeds_samplers.bench.sweep import _against_menu_lines
+
+    def cell(label, values, process="sde"):
+        return dict(label=label, source="ours", nfe=10, mean=sum(values.values()) / len(values), values=values,
+                    process=process)
+
+    menu = cell("X [a=1]", {0: 10.0, 1: 20.0, 2: 30.0})
+    cells = [menu, cell("X [a=2]", {0: 12.0, 1: 22.1, 2: 31.9}), cell("X [a=3]", {0: 9.0, 1: 21.0, 2: 30.0}),
+             cell("X [a=4]", {0: 1.0, 1: 1.0, 2: 1.0}, process="own:X [a=4]")]
+    (line,) = _against_menu_lines(cells, [10], 3, "X [a=1]")
+    assert line.startswith("- NFE 10, row − X [a=1]: X [a=2] 2.00 ± 0.10 (further); X [a=3] ")
+    assert line.endswith("(level)") and "X [a=4]" not in line
+    assert _against_menu_lines(cells, [10], 3, None) == []  # no configuration at the menu's settings
