@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..samplers import registry
 from .compare import Contender, ours
@@ -105,6 +105,12 @@ def _decided_cells(model: TestModel, contenders: Sequence[Contender], budgets: S
     return cells
 
 
+def _paired(row: dict, ref: dict, seeds: int) -> Tuple[float, float, bool]:
+    """Row minus ``ref`` per seed: (mean, spread, called beyond the paired spread)."""
+    d_mean, d_sd = mean_sd([row["values"][s] - ref["values"][s] for s in ref["values"]])
+    return d_mean, d_sd, called(d_mean, d_sd, seeds, KID_RESOLUTION)
+
+
 def _paired_lines(cells: Sequence[dict], budgets: Sequence[int], seeds: int) -> List[str]:
     """Per NFE: the best configuration against the best anchor, as a paired difference over
     seeds with its one-sided 95 % MDD (:func:`.decide.called`). On the path yardstick (cells
@@ -121,8 +127,8 @@ def _paired_lines(cells: Sequence[dict], budgets: Sequence[int], seeds: int) -> 
         if not others:
             continue
         b = min(others, key=lambda c: c["mean"])
-        d_mean, d_sd = mean_sd([a["values"][s] - b["values"][s] for s in a["values"]])
-        verdict = ("ahead" if d_mean < 0 else "behind") if called(d_mean, d_sd, seeds, KID_RESOLUTION) else "level"
+        d_mean, d_sd, beyond = _paired(a, b, seeds)
+        verdict = ("ahead" if d_mean < 0 else "behind") if beyond else "level"
         out.append(f"- NFE {nfe}: best configuration {a['label']} vs best anchor {b['label']} ({b['source']}): "
                    f"{fmt_mean_sd(d_mean, d_sd)} (MDD {mdd([d_sd], seeds):.3g}): {verdict}")
     return out
@@ -146,9 +152,8 @@ def _against_menu_lines(cells: Sequence[dict], budgets: Sequence[int], seeds: in
             # on the path yardstick a configuration of another SDE is scored against its own
             if label == menu_label or not math.isfinite(c["mean"]) or not same_process(c, ref):
                 continue
-            d_mean, d_sd = mean_sd([c["values"][s] - ref["values"][s] for s in ref["values"]])
-            verdict = ("nearer" if d_mean < 0 else "further") if called(d_mean, d_sd, seeds, KID_RESOLUTION) \
-                else "level"
+            d_mean, d_sd, beyond = _paired(c, ref, seeds)
+            verdict = ("nearer" if d_mean < 0 else "further") if beyond else "level"
             parts.append(f"{label} {fmt_mean_sd(d_mean, d_sd)} ({verdict})")
         if parts:
             out.append(f"- NFE {nfe}, row − {menu_label}: " + "; ".join(parts))
