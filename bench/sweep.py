@@ -24,6 +24,12 @@ def _parse_value(p: registry.Param, text: str) -> Any:
     return p.check(text.strip())
 
 
+def is_menu_configuration(spec: registry.SamplerSpec, params: Dict[str, Any]) -> bool:
+    """Whether a sweep's configuration runs the menu entry's settings, compared as resolved
+    settings: a swept parameter at its default (absent from the entry's settings) is the entry's."""
+    return spec.resolve(**params) == spec.menu_settings()
+
+
 def sweep_grid(sampler: str, sets: Sequence[str]) -> List[Dict[str, Any]]:
     """Every combination of ``name=v1,v2,...`` values over the sampler's menu entry settings."""
     spec = registry.get(sampler)
@@ -202,7 +208,7 @@ def sweep(sampler: str, sets: Sequence[str], models: Sequence[str], schedules: O
     contenders = [ours(spec.id, sweep_label(sampler, p, varied), **p) for p in combos]
     # the configuration at the menu entry's own settings, if the grid holds it: the others'
     # paired differences are read against it
-    menu_label = next((c.label for c, p in zip(contenders, combos) if p == dict(spec.menu)), None)
+    menu_label = next((c.label for c, p in zip(contenders, combos) if is_menu_configuration(spec, p)), None)
     stochastic = any(spec.is_stochastic(**p) for p in combos)
     if anchors is not None:  # [] = every anchor of the swept configurations' kind, else those named
         pool = [c for c in anchor_contenders(comfy) if c.stochastic == stochastic]

@@ -177,11 +177,15 @@ class _ERSDE(Solver):
 
     def __init__(self, run: SamplerRun, order: int, phi: _Phi, s_noise: float,
                  noise_sampler: Optional[NoiseSampler], noise_type: str, expansion: str = "sigma",
-                 corrector: bool = False, long_step_ratio: float = 0.0):
+                 corrector: bool = False, long_step_ratio: float = 0.0, corrector_max_sigma: float = 0.0):
         super().__init__(run)
         self.order = order
         self.long_step_ratio = long_step_ratio
-        self.corrected = set(run.correctable_steps) if corrector else set()
+        # corrector_max_sigma: only the steps that start at or below it (in the VE-equivalent
+        # sigma s); at higher noise the model's output at the uncorrected step end (it holds
+        # the step's large injected noise) made the correction a loss under strong guidance
+        self.corrected = {i for i in run.correctable_steps
+                          if corrector_max_sigma <= 0 or run.ve[i] <= corrector_max_sigma} if corrector else set()
         self.in_lambda = expansion in ("lambda", "midpoint")
         self.midpoint = expansion == "midpoint"
         # the noise window chooses phi per step; s_noise only scales the injected noise
@@ -368,6 +372,10 @@ _PARAMS = (
           "A noise step longer (in half-log-SNR) than this many times the step before it is taken at first order, "
           "its corrector through the step's end (a line), instead of extrapolating the noisy model-output history "
           "over it: the long last step of the normal schedule, the early steps of beta. 0 = off.", 0.0, 100.0, 0.05),
+    Param("corrector_max_sigma", 0.0,
+          "The corrector redoes only the steps that start at or below this noise level, in SD's sigma (on flow "
+          "models sigma / (1 - sigma)); 0 = every step. Under strong guidance the correction of the high-noise "
+          "steps costs accuracy (docs/sweeps.md).", 0.0, 1000.0, 0.05),
 )
 
 
@@ -381,6 +389,7 @@ def sample_er_sde(
     model_type: Any = None, stop_at_sigma_min: bool = False, noise_start: float = 0.0, noise_end: float = 1.0,
     sigma_steps: bool = True, corrected_start: bool = True, cfg_pp: bool = False,
     uncond: Optional[UncondSource] = None, corrector: bool = False, long_step_ratio: float = 0.0,
+    corrector_max_sigma: float = 0.0,
 ) -> torch.Tensor:
     """ER-SDE-Solver (1 model call per step).
 
@@ -421,6 +430,12 @@ def sample_er_sde(
             line through D_i and D_{i+1}): over a step much longer than the spacing of the D
             history, the history's polynomial extrapolates the noise in D far (measured:
             docs/sweeps.md, ER-SDE on long steps). 0 (default) = never, the paper's method.
+        corrector_max_sigma: the corrector redoes only the steps that start at a VE-equivalent
+            sigma s = sigma / alpha at or below this (on flow models sigma / (1 - sigma));
+            0 (default) = every step. The model's output that corrects step i is taken at the
+            uncorrected x_{i+1}, which holds the step's injected noise; at high noise and
+            under strong guidance the correction it brings is a loss (measured: docs/sweeps.md,
+            ER-SDE's corrector at high noise).
         cfg_pp, uncond: CFG++, as :func:`~seeds_samplers.samplers.seeds.sample_seeds_1`.
         Other arguments as :func:`~seeds_samplers.samplers.seeds.sample_seeds_1`; every
         parameter's range and choices: its ``Param`` (checked at entry).
@@ -442,7 +457,7 @@ def sample_er_sde(
     if corrector and quadrature == "riemann100":
         raise ValueError("corrector needs quadrature='gauss' (riemann100 reproduces the paper's algorithm, which has none)")
     return run.run(_ERSDE(run, order, phi, s_noise, noise_sampler, noise_type, expansion, corrector,
-                          float(long_step_ratio)))
+                          float(long_step_ratio), float(corrector_max_sigma)))
 
 
 register(SamplerSpec(

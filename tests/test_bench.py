@@ -424,3 +424,16 @@ def test_sweep_reads_each_configuration_against_the_menu_entry_s():
     assert line.startswith("- NFE 10, row − X [a=1]: X [a=2] 2.00 ± 0.10 (further); X [a=3] ")
     assert line.endswith("(level)") and "X [a=4]" not in line
     assert _against_menu_lines(cells, [10], 3, None) == []  # no configuration at the menu's settings
+
+
+def test_a_swept_parameter_at_its_default_is_the_menu_entry_s_configuration():
+    """The sweep finds the menu entry's configuration by its resolved settings: a parameter the
+    entry leaves at its default, swept at that default, is the entry's; any other value is not."""
+    from seeds_samplers.bench.sweep import is_menu_configuration, sweep_grid
+    from seeds_samplers.samplers import registry
+
+    spec = registry.get("er_sde")
+    assert "corrector_max_sigma" not in spec.menu
+    at_default, other = sweep_grid("er_sde", ["corrector_max_sigma=0,2"])
+    assert is_menu_configuration(spec, at_default) and not is_menu_configuration(spec, other)
+    assert not any(is_menu_configuration(spec, p) for p in sweep_grid("er_sde", ["order=1,3"]))

@@ -530,6 +530,30 @@ def test_long_step_ratio_changes_only_long_noise_steps(edm_case, mt):
 
 
 @pytest.mark.parametrize("mt", [VE, FLOW], ids=["ve", "flow"])
+def test_corrector_max_sigma_corrects_only_the_low_noise_steps(edm_case, mt):
+    """``corrector_max_sigma`` leaves the steps that start above it (in the VE-equivalent sigma)
+    uncorrected: a bound above every sigma is the plain corrector, one below every sigma the
+    predictor alone, one in between neither."""
+    model, x, _ = edm_case(2)
+    model.seeds_model_type = mt
+    sigmas = torch.tensor([mt.sigma_at(v) for v in (-2.0, -1.2, -0.4, 0.4, 1.2)] + [0.0], dtype=torch.float64)
+    x = x / 10.0 if mt.is_flow else x * float(mt.ve_sigma(sigmas[0]))
+
+    def run(bound=0.0, corrector=True):
+        return sample_er_sde(model, x, sigmas, order=2, noise_scale_function="original_sde", corrector=corrector,
+                             corrector_max_sigma=bound, extra_args={"seed": 5}, disable=True)
+
+    ve = [float(mt.ve_sigma(s)) for s in sigmas[:-1]]
+    everywhere = run()
+    assert torch.equal(run(ve[0] * 1.01), everywhere)
+    assert torch.equal(run(ve[-1] * 0.5), run(corrector=False))
+    between = run(0.5 * (ve[1] + ve[2]))
+    assert not torch.equal(between, everywhere) and not torch.equal(between, run(corrector=False))
+    with pytest.raises(ValueError, match="corrector_max_sigma"):
+        run(-1.0)
+
+
+@pytest.mark.parametrize("mt", [VE, FLOW], ids=["ve", "flow"])
 def test_a_long_step_is_first_order_with_the_corrector_s_line(mt):
     """On the long step the predictor is first order and the corrector the line through D_i and
     D_{i+1}: with D linear in lambda (whatever x, so the noise does not reach D) the corrected
