@@ -417,7 +417,8 @@ def summarise_measured(res: Dict[Tuple[str, str], Dict[int, dict]], contenders: 
         names = set.intersection(*(set(per[s].get("extras") or {}) for s in seeds)) if seeds else set()
         extras = {n: mean_sd([per[s]["extras"][n] for s in seeds]) for n in sorted(names)}
         rows.append(dict(label=c.label, source=c.source, values={s: per[s]["value"] for s in seeds}, mean=mean,
-                         sd=sd, calls=max(per[s]["calls"] for s in seeds), extras=extras))
+                         sd=sd, calls=max(per[s]["calls"] for s in seeds), extras=extras,
+                         settings=dict(c.params) if c.source == "ours" else None))
     return rows
 
 
@@ -696,6 +697,18 @@ def _between_lines(t: dict) -> List[str]:
             f"{b['value']:.3g}; above it on that seed: {above}"]
 
 
+def _settings_lines(t: dict) -> List[str]:
+    """The settings our rows ran (their menu entries' at the time of the run), so that a table
+    stays readable after a menu entry's settings change (a table written before this line
+    existed ran the settings the intro names)."""
+    ours = [r for r in t["rows"] if r.get("settings")]
+    if not ours:
+        return []
+    text = "; ".join(f"{r['label']} " + ", ".join(f"`{k}={v}`" for k, v in sorted(r["settings"].items()))
+                     for r in sorted(ours, key=lambda r: r["label"]))
+    return [f"- settings of our rows: {text}"]
+
+
 def table_section(t: dict, command: str) -> str:
     """The markdown section of one decided cell."""
     model, seeds = t["model"], t["seeds"]
@@ -711,7 +724,8 @@ def table_section(t: dict, command: str) -> str:
             *_between_lines(t),
             f"- **minimum detectable difference** (t(0.95, {s - 1}) × pooled paired spread / √{s}): "
             f"{t['mdd']:.3g}",
-            f"- cost: {_cost_line(t)}", "",
+            f"- cost: {_cost_line(t)}",
+            *_settings_lines(t), "",
             f"| solver | source | calls | {metric} (mean ± spread) | paired Δ = {mine['label']} − row | verdict |",
             "|---|---|---:|---:|---:|---|"]
     # the models' further measurements (accuracy under guidance), where the runs recorded them
@@ -870,7 +884,9 @@ in content as well as in draw: their floor is above zero and varies with the sub
 The FD sections of the trained models further down (192 samples per seed, floor 43 ± 13)
 are the earlier, coarser measurement, and their ER-SDE-Solver rows ran its earlier menu
 settings (sigma expansion, order 3, noise from 20 % of the steps); a decided table supersedes
-them where both exist. The ER-SDE-Solver rows of the decided tables run its current menu
+them where both exist. A decided table written since the line existed lists the settings
+its rows of ours ran ("settings of our rows"), so that it stays readable when a menu entry
+changes. The ER-SDE-Solver rows of the decided tables run its current menu
 settings (φ = s², order 2, `expansion=auto`, the corrector, `long_step_ratio` 3; 1.25 at
 order 3; neither ratio acts on a step of `karras` from 7 steps on, so the karras tables
 measured before the ratios are as the current entries draw them; docs/sweeps.md, ER-SDE on

@@ -427,3 +427,12 @@ def test_guided_decided_table_prints_accuracy_from_runs_and_cache(tmp_path, monk
     assert header.endswith("| accuracy (mean ± spread) |")
     rows = [line.split("|") for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
     assert rows and all(0.0 <= float(r[-2].split("±")[0]) <= 1.0 for r in rows)
+    # the table states the settings each row of ours ran: its menu entry's, at the time of the run
+    from seeds_samplers.samplers.cfg_pp import menu_entries
+
+    settings = next(line for line in table.splitlines() if line.startswith("- settings of our rows: "))
+    shown = [e for e in menu_entries(cfg_pp=False) if any(r[1].strip() == e.title and r[2].strip() == "ours"
+                                                           for r in rows)]
+    assert shown
+    for e in shown:
+        assert f"{e.title} " + ", ".join(f"`{k}={v}`" for k, v in sorted(e.menu.items())) in settings
