@@ -409,7 +409,7 @@ def called(d_mean: float, d_sd: float, seeds: int, resolution: float = 0.0) -> b
 def summarise_measured(res: Dict[Tuple[str, str], Dict[int, dict]], contenders: Sequence[Contender],
                        seeds: Sequence[int]) -> List[dict]:
     """One row per contender of a :func:`measure` result: label, source, per-seed values,
-    their mean and spread, and the calls it spent."""
+    their mean and spread, the calls it spent, and (ours) the settings it ran."""
     rows = []
     for c in contenders:
         per = res[(c.label, c.source)]
@@ -701,10 +701,11 @@ def _settings_lines(t: dict) -> List[str]:
     """The settings our rows ran (their menu entries' at the time of the run), so that a table
     stays readable after a menu entry's settings change (a table written before this line
     existed ran the settings the intro names)."""
-    ours = [r for r in t["rows"] if r.get("settings")]
+    ours = [r for r in t["rows"] if r.get("settings") is not None]
     if not ours:
         return []
-    text = "; ".join(f"{r['label']} " + ", ".join(f"`{k}={v}`" for k, v in sorted(r["settings"].items()))
+    text = "; ".join(f"{r['label']} " + (", ".join(f"`{k}={v}`" for k, v in sorted(r["settings"].items()))
+                                         or "(the sampler's defaults)")
                      for r in sorted(ours, key=lambda r: r["label"]))
     return [f"- settings of our rows: {text}"]
 
