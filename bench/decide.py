@@ -54,7 +54,7 @@ from .grid import mean_sd, noise_seed
 from .limits import LIMIT_CALLS, ODE_CHECK, PATH_CALLS, SHARED_PROCESS, Yardstick, ode_steps
 from ..digits.denoiser import model_dataset
 from .models import GUIDED, TRAINED_KINDS, TestModel, build_model
-from .report import fmt_mean_sd
+from .report import fmt_mean_sd, fmt_settings
 
 __all__ = ["VERSION", "CHUNK", "KID_RESOLUTION", "TRAINED", "write_decided", "INTRO", "KID_UNITS", "cache_dir",
            "kid_model", "screen", "run_table", "table_section", "mdd", "called", "T95", "summarise_measured",
@@ -704,8 +704,7 @@ def _settings_lines(t: dict) -> List[str]:
     ours = [r for r in t["rows"] if r.get("settings") is not None]
     if not ours:
         return []
-    text = "; ".join(f"{r['label']} " + (", ".join(f"`{k}={v}`" for k, v in sorted(r["settings"].items()))
-                                         or "(the sampler's defaults)")
+    text = "; ".join(f"{r['label']} " + (fmt_settings(dict(sorted(r["settings"].items()))) or "(the sampler's defaults)")
                      for r in sorted(ours, key=lambda r: r["label"]))
     return [f"- settings of our rows: {text}"]
 

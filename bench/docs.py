@@ -13,7 +13,7 @@ from ..samplers.cfg_pp import menu_entries
 from ..samplers.registry import SAMPLERS, Param, menu_variants
 from ..samplers.schedules import SCHEDULES
 from .pick import update_readme
-from .report import replace_section, update_section
+from .report import fmt_settings, replace_section, update_section
 
 
 def _range(p: Param) -> str:
@@ -38,7 +38,7 @@ def _calls(spec) -> str:
 
 def _menu(spec) -> str:
     """The settings the menu entry changes from the parameter defaults."""
-    return ", ".join(f"`{k}={v}`" for k, v in spec.menu.items()) or "defaults"
+    return fmt_settings(spec.menu) or "defaults"
 
 
 def summary_markdown() -> str:

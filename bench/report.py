@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import torch
 
@@ -123,6 +123,11 @@ def replace_section(path: Path, name: str, body: str) -> None:
         raise ValueError(f"{path} has no {name} section markers")
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
     path.write_text(pattern.sub(lambda m: f"{start}\n{body.strip()}\n{end}", text))
+
+
+def fmt_settings(settings: Mapping[str, Any]) -> str:
+    """Sampler settings as markdown, in their order: "`name=value`, ..." ("" for none)."""
+    return ", ".join(f"`{k}={v}`" for k, v in settings.items())
 
 
 def fmt_mean_sd(mean: Optional[float], sd: Optional[float], digits: int = 3) -> str:
