@@ -275,11 +275,14 @@ class _ERSDE(Solver):
         return w
 
     def _long(self, i: int) -> bool:
-        """Whether step i is longer in lambda than ``long_step_ratio`` times step i - 1 (0: never)."""
+        """Whether step i reads its D history's polynomial further ahead of the newest node, in
+        lambda, than ``long_step_ratio`` times the history's last spacing (0: never): the end-point
+        forms (sigma, lambda) read it over the whole step, the midpoint rule at the step's middle."""
         lam = self.run.lam
         if self.long_step_ratio <= 0 or i < 1:
             return False
-        return lam[i + 1] - lam[i] > self.long_step_ratio * (lam[i] - lam[i - 1])
+        ahead = (lam[i + 1] - lam[i]) * (0.5 if self.midpoint else 1.0)
+        return ahead > self.long_step_ratio * (lam[i] - lam[i - 1])
 
     def _correction(self, i: int, order: int, base: float, c1: float, c2: float,
                     predictor: List[float]) -> List[float]:
@@ -369,9 +372,11 @@ _PARAMS = (
           "interpolated, not extrapolated; UniPC / SA-Solver's predictor-corrector) at no extra model call; the "
           "noise already injected is kept. Not for quadrature=riemann100."),
     Param("long_step_ratio", 0.0,
-          "A noise step longer (in half-log-SNR) than this many times the step before it is taken at first order, "
-          "its corrector through the step's end (a line), instead of extrapolating the noisy model-output history "
-          "over it: the long last step of the normal schedule, the early steps of beta. 0 = off.", 0.0, 100.0, 0.05),
+          "A noise step that reads its model-output history further ahead (in half-log-SNR) than this many times "
+          "the step before it is taken at first order, its corrector through the step's end (a line), instead of "
+          "extrapolating the noisy history over it: the lambda and sigma expansions read it over the whole step, "
+          "the midpoint rule to the step's middle (so it acts on steps twice as long). The long last step of the "
+          "normal schedule, the early steps of beta. 0 = off.", 0.0, 100.0, 0.05),
     Param("corrector_max_sigma", 0.0,
           "The corrector redoes only the steps that start at or below this noise level, in SD's sigma (on flow "
           "models sigma / (1 - sigma)); 0 = every step. Under strong guidance the correction of the high-noise "
@@ -425,11 +430,15 @@ def sample_er_sde(
             is interpolated over the step instead of extrapolated. No extra model call (D_{i+1}
             keeps its value at the predicted x_{i+1}), the injected noise is kept; not after
             the last model call. Raises the ODE's order by one up to 3.
-        long_step_ratio: a step that injects noise and is longer in lambda than this many
-            times the step before it is taken at first order (its corrector, if on, with the
-            line through D_i and D_{i+1}): over a step much longer than the spacing of the D
-            history, the history's polynomial extrapolates the noise in D far (measured:
-            docs/sweeps.md, ER-SDE on long steps). 0 (default) = never, the paper's method.
+        long_step_ratio: a step that injects noise and reads the D history's polynomial
+            further ahead of its newest node, in lambda, than this many times the history's
+            last spacing (the step before) is taken at first order (its corrector, if on, with
+            the line through D_i and D_{i+1}): read far beyond the spacing of the D history,
+            the polynomial extrapolates the noise in D far (measured: docs/sweeps.md, ER-SDE on
+            long steps). The ``"sigma"`` and ``"lambda"`` expansions read it over the whole
+            step, ``"midpoint"`` to the step's middle, so there the rule acts on steps twice
+            as long (docs/sweeps.md, ER-SDE's long-step rule and the midpoint rule). 0
+            (default) = never, the paper's method.
         corrector_max_sigma: the corrector redoes only the steps that start at a VE-equivalent
             sigma s = sigma / alpha at or below this (on flow models sigma / (1 - sigma));
             0 (default) = every step. The model's output that corrects step i is taken at the
@@ -473,9 +482,13 @@ register(SamplerSpec(
     # uncorrected forms on most trained and exact models). Order 3 overshoots (noisy second
     # differences). Without the corrector these settings are SDE-DPM-Solver++(2M), k-diffusion's /
     # ComfyUI's dpmpp_2m_sde (VE) and dpmpp_2m_sde_heun (flow). docs/sweeps.md, ER-SDE. A noise
-    # step over 3 times as long as the one before at first order: the history's extrapolation
-    # over it carries its noise far. Of the hosts' schedules that is the end of normal alone
-    # (4-5 times the step before); the milder long steps (the last steps of simple and
+    # step that reads the history over 3 times the step before ahead at first order: the
+    # history's extrapolation over it carries its noise far. Of the hosts' schedules that is
+    # the end of normal alone (4-5 times the step before), on flow models, where the exact weight
+    # reads the line over the whole step; the midpoint rule of the SD-type models reads it to the
+    # step's middle (2.5 times the step before at most) and keeps it: there the first-order step
+    # moved the samples away from the data and the exact mixtures' law (docs/sweeps.md, ER-SDE's
+    # long-step rule and the midpoint rule). The milder long steps (the last steps of simple and
     # sgm_uniform, up to 1.67 times the one before at 4-50 steps, beta's second step on
     # SD-type models, 1.3-2.3) and karras / exponential (at most 1.4) are left to the
     # extrapolation: there the first-order step came nearer the SDE's path by a few per cent
@@ -491,9 +504,10 @@ register(SamplerSpec(
         # beside dpmpp_2m_sde (docs/sweeps.md, ER-SDE menu variants)
         # A parabola's extrapolation over a step q times the history's spacing weighs the noisy
         # second difference by about q^2 (a line's first difference by q): first order from
-        # 1.25 times the step before; as near the path as 2 (and 1.5, where measured) or nearer
-        # on every trained model and schedule measured but beta at 8-10 calls, also on karras at
-        # 4-6 steps, where it acts; without the rule it loses normal's last step entirely
+        # 1.25 times the step before read ahead (the whole step on flow models; on SD-type models,
+        # midpoint rule, half of it: steps 2.5 times the one before, normal's last alone); as
+        # near the path as 2 (and 1.5, where measured) or nearer on every trained model and
+        # schedule measured but beta at 8-10 calls; without the rule it loses normal's last step entirely
         # (docs/sweeps.md, ER-SDE on long steps and ER-SDE's long-step rule in distribution)
         MenuVariant("er_sde_3m", "ER-SDE-Solver 3M",
                     "As ss_er_sde at third order (with the corrector): for flow models (SD3, Flux), where it can "

@@ -530,6 +530,28 @@ def test_long_step_ratio_changes_only_long_noise_steps(edm_case, mt):
 
 
 @pytest.mark.parametrize("mt", [VE, FLOW], ids=["ve", "flow"])
+def test_the_midpoint_rule_reads_a_long_step_half_as_far(edm_case, mt):
+    """The ratio compares how far ahead of the newest node a step reads its D history with the
+    step before: the whole step for the lambda expansion, half of it for the midpoint rule. On a
+    step 5 times the one before, ratio 3 acts on the lambda form and not on the midpoint rule
+    (2.5 times ahead), ratio 2 on both, at orders 2 and 3."""
+    model, x, _ = edm_case(2)
+    model.seeds_model_type = mt
+    long = _long_last_step(mt)
+    x = x / 10.0 if mt.is_flow else x
+
+    def acts(expansion, ratio, order):
+        run = [sample_er_sde(model, x, long, order=order, noise_scale_function="original_sde", corrector=True,
+                             expansion=expansion, long_step_ratio=r, extra_args={"seed": 7}, disable=True)
+               for r in (ratio, 0.0)]
+        return not torch.equal(*run)
+
+    for order in (2, 3):
+        assert acts("lambda", 3.0, order) and acts("lambda", 2.0, order)
+        assert acts("midpoint", 2.0, order) and not acts("midpoint", 3.0, order)
+
+
+@pytest.mark.parametrize("mt", [VE, FLOW], ids=["ve", "flow"])
 def test_corrector_max_sigma_corrects_only_the_low_noise_steps(edm_case, mt):
     """``corrector_max_sigma`` leaves the steps that start above it (in the VE-equivalent sigma)
     uncorrected: a bound above every sigma is the plain corrector, one below every sigma the
@@ -607,11 +629,13 @@ def test_the_menu_s_long_step_ratio_leaves_karras_alone(edm_case, flow, entry, f
     most 1.39 times from one step to the next at 4 steps and 1.22 from 7 on (SD's karras), so the
     samples equal the paper's update's and the karras tables' rows (8-20 calls) need no re-run
     when the ratio changes. Both act on the last noise step of ``normal`` (4-5 times the one
-    before)."""
+    before) but ``ss_er_sde`` on SD's sigmas, whose midpoint rule reads that step's line to its
+    middle, 2.5 times the step before at most."""
     acts = _menu_acts(edm_case, flow, entry)
     for n in range(first, 41):
         assert not acts("karras", n) and not acts("exponential", n), n
-    assert acts("normal", 8) and acts("normal", 20)
+    on_normal = flow or entry == "er_sde_3m"
+    assert acts("normal", 8) == on_normal and acts("normal", 20) == on_normal
 
 
 @pytest.mark.parametrize("flow", [False, True], ids=["sd", "flow"])
@@ -620,12 +644,17 @@ def test_the_menu_entry_s_rule_acts_on_normal_s_end_alone(edm_case, flow):
     ``normal``'s last one: silent on ``simple`` and ``sgm_uniform`` (last steps up to 1.67 times
     the one before at 4-50 steps) and ``beta`` (second step on SD's sigmas 1.3-2.3 times the
     first), where the first-order step moved the samples away from the SDE's law
-    (docs/sweeps.md), and acting on ``normal`` from 5 to 50 steps (on flow models its last
-    step falls below 3 times the one before from about 61 steps)."""
+    (docs/sweeps.md), and on a flow model acting on ``normal`` from 5 to 50 steps (its last
+    step falls below 3 times the one before from about 61 steps). On SD's sigmas (the midpoint
+    rule, read to the step's middle) it acts nowhere, and ``ss_er_sde_3m`` (1.25) on
+    ``normal``'s last step alone."""
     acts = _menu_acts(edm_case, flow, "er_sde")
+    three_m = _menu_acts(edm_case, flow, "er_sde_3m")
     for n in (4, 5, 6, 7, 8, 10, 12, 15, 20, 25, 30, 40, 50):
         assert not acts("simple", n) and not acts("sgm_uniform", n) and not acts("beta", n), n
         if n >= 5:
-            assert acts("normal", n), n
-    # ss_er_sde_3m (1.25) still takes simple's last step at first order: a parabola amplifies more
-    assert _menu_acts(edm_case, flow, "er_sde_3m")("simple", 30)
+            assert acts("normal", n) == flow, n
+        if not flow and n >= 7:
+            assert three_m("normal", n) and not three_m("simple", n) and not three_m("beta", n), n
+    if flow:  # ss_er_sde_3m (1.25) still takes simple's last step at first order: a parabola amplifies more
+        assert three_m("simple", 30)
