@@ -487,7 +487,8 @@ register(SamplerSpec(
     # the end of normal alone (4-5 times the step before), on flow models, where the exact weight
     # reads the line over the whole step; the midpoint rule of the SD-type models reads it to the
     # step's middle (2.5 times the step before at most) and keeps it: there the first-order step
-    # moved the samples away from the data and the exact mixtures' law (docs/sweeps.md, ER-SDE's
+    # moved the samples away from the exact mixtures' law at 8-10 calls, and inside the spread
+    # from the data on the trained SD-type models (docs/sweeps.md, ER-SDE's
     # long-step rule and the midpoint rule). The milder long steps (the last steps of simple and
     # sgm_uniform, up to 1.67 times the one before at 4-50 steps, beta's second step on
     # SD-type models, 1.3-2.3) and karras / exponential (at most 1.4) are left to the
