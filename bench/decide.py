@@ -778,7 +778,11 @@ best 4; the full runs cover those and our menu entries of that kind. Per-seed re
 cached under `~/.cache/seeds_samplers/bench` (`SEEDS_SAMPLERS_CACHE`), keyed by model
 weights, schedule, seed, sampler and settings, NFE, sample count and code version (an
 anchor's source file; for ours, its output on a small exact problem at the cell's own sigmas,
-so that a change to one solver recomputes only the rows it changes).
+so that a change to one solver recomputes only the rows it changes). Each table's settings line
+gives our rows' settings as measured: an ER-SDE row without `midpoint_above_h` there was measured
+before that setting existed, with `expansion=auto` the midpoint rule on every step of an SD-type
+model (the setting changes no step of `karras` at 8 steps; its effect elsewhere is in
+docs/sweeps.md, ER-SDE's expansion by step length, until the table is run again).
 
 Cost (measured with one torch thread, batches of 250, channels-last): the digits U-Net takes
 4.7 CPU-ms per sample and model call, the patches U-Net 1.0. A stochastic cell at NFE 10 (our

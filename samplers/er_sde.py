@@ -43,8 +43,11 @@ DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2), which agrees with the exact weig
 (~ h - 1/q) extrapolates the noisy D history almost to the step's end. With phi = s^2 and
 order 2 it is SDE-DPM-Solver++(2M) as k-diffusion's ``dpmpp_2m_sde`` writes it.
 
-``expansion="auto"`` takes the exact lambda weight on flow models and the midpoint rule on
-the others (measured on the trained and exact models: docs/sweeps.md).
+``expansion="auto"`` takes the exact lambda weight on flow models; on the others the exact
+weight on steps up to ``midpoint_above_h`` (0.55) in lambda and the midpoint rule on longer
+ones (measured on the trained and exact models: docs/sweeps.md, ER-SDE's expansion by step
+length). On short steps the two agree closely and the exact weight came nearer the data; on
+the long steps of a karras schedule at 8-10 calls the midpoint rule is far nearer.
 
 Corrector (``corrector=True``; :mod:`.run`): once D_{i+1} is known, step i is redone with the
 polynomial through D_{i+1} and one more stored value than the predictor used (at most a
@@ -177,7 +180,8 @@ class _ERSDE(Solver):
 
     def __init__(self, run: SamplerRun, order: int, phi: _Phi, s_noise: float,
                  noise_sampler: Optional[NoiseSampler], noise_type: str, expansion: str = "sigma",
-                 corrector: bool = False, long_step_ratio: float = 0.0, corrector_max_sigma: float = 0.0):
+                 corrector: bool = False, long_step_ratio: float = 0.0, corrector_max_sigma: float = 0.0,
+                 midpoint_above_h: float = 0.0):
         super().__init__(run)
         self.order = order
         self.long_step_ratio = long_step_ratio
@@ -186,19 +190,23 @@ class _ERSDE(Solver):
         # the step's large injected noise) made the correction a loss under strong guidance
         self.corrected = {i for i in run.correctable_steps
                           if corrector_max_sigma <= 0 or run.ve[i] <= corrector_max_sigma} if corrector else set()
-        self.in_lambda = expansion in ("lambda", "midpoint")
-        self.midpoint = expansion == "midpoint"
+        self.in_lambda = expansion in ("lambda", "midpoint", "auto")
+        steps = run.solver_steps
+        self.midpoint = self._midpoint_steps(expansion, steps, midpoint_above_h)
+        # the steps the long-step rule counts as read to their middle: the midpoint rule's, and
+        # with "auto" on VE/VP models the short ones too, whose exact weight reads the history
+        # at (h - phi_t T) / (1 - r), 0.5-0.6 h for the menu's phi = s^2 and h up to 0.55
+        # (docs/algorithms.md, long steps)
+        self.read_half = set(steps) if (expansion == "auto" and not run.mt.is_flow) else self.midpoint
         # the noise window chooses phi per step; s_noise only scales the injected noise
         self.ns = run.noise_sampler(noise_sampler, noise_type) if (not phi.is_ode and s_noise != 0) else None
         ode = _Phi("ode", 0.0, phi.quadrature)
-        steps = run.solver_steps
         phis = {i: (phi if run.noise_on(i) else ode) for i in steps}
         integrals = {}
         for f in (phi, ode):
-            mine = [i for i in steps if phis[i] is f]
-            if self.midpoint:  # its weights need no integral of phi
-                integrals.update({i: (0.0, 0.0) for i in mine})
-                continue
+            # the midpoint rule's weights need no integral of phi
+            integrals.update({i: (0.0, 0.0) for i in steps if phis[i] is f and i in self.midpoint})
+            mine = [i for i in steps if phis[i] is f and i not in self.midpoint]
             many = f.lambda_integrals_many if self.in_lambda else f.integrals_many
             S_all, S1_all = many([run.ve[i + 1] for i in mine], [run.ve[i] for i in mine])
             integrals.update({i: (float(a), float(b)) for i, a, b in zip(mine, S_all, S1_all)})
@@ -225,7 +233,7 @@ class _ERSDE(Solver):
         h = run.lam[i + 1] - run.lam[i]
         order = 1 if (nf is not None and self._long(i)) else self.order
         k = min(order, i + 1)  # warm-up while the history builds
-        if self.midpoint:
+        if i in self.midpoint:
             # D over the step taken as the history polynomial's value at the step's midpoint
             # in lambda, weighed like D_i: (1 - r) (D_i + h/2 D' + h^2/8 D'')
             c1 = a_t * (1.0 - r) * h / 2.0
@@ -256,6 +264,20 @@ class _ERSDE(Solver):
             bounds=SamplerRun.host_pair(run.sigma[i], run.sigma[i + 1]),
         )
 
+    def _midpoint_steps(self, expansion: str, steps: Sequence[int], midpoint_above_h: float) -> set:
+        """The steps whose D weights take the midpoint rule: every step for ``"midpoint"``;
+        for ``"auto"`` on VE/VP models those longer than ``midpoint_above_h`` in half-log-SNR
+        (the exact weight extrapolates the noisy D history almost to the end of a long step,
+        the midpoint rule to its middle; on short steps the two agree to O(h^3) and the exact
+        weight came nearer the data: docs/sweeps.md, ER-SDE's expansion by step length), none
+        on flow models (the exact weight on every step, measured there)."""
+        if expansion == "midpoint":
+            return set(steps)
+        if expansion != "auto" or self.run.mt.is_flow:
+            return set()
+        lam = self.run.lam
+        return {i for i in steps if lam[i + 1] - lam[i] > midpoint_above_h}
+
     def _interpolated(self, i: int, nodes: List[int], base: float, c1: float, c2: float) -> Dict[int, float]:
         """base D_i + c1 D'(v_i) + c2 D''(v_i) as weights of the D values at the step indices
         ``nodes`` (nodes[0] = i), the derivatives those of the polynomial through them: a
@@ -277,11 +299,12 @@ class _ERSDE(Solver):
     def _long(self, i: int) -> bool:
         """Whether step i reads its D history's polynomial further ahead of the newest node, in
         lambda, than ``long_step_ratio`` times the history's last spacing (0: never): the end-point
-        forms (sigma, lambda) read it over the whole step, the midpoint rule at the step's middle."""
+        forms (sigma, lambda) read it over the whole step, the midpoint rule (and the exact weight
+        on the short steps of ``"auto"`` on VE/VP models) at the step's middle."""
         lam = self.run.lam
         if self.long_step_ratio <= 0 or i < 1:
             return False
-        ahead = (lam[i + 1] - lam[i]) * (0.5 if self.midpoint else 1.0)
+        ahead = (lam[i + 1] - lam[i]) * (0.5 if i in self.read_half else 1.0)
         return ahead > self.long_step_ratio * (lam[i] - lam[i - 1])
 
     def _correction(self, i: int, order: int, base: float, c1: float, c2: float,
@@ -363,9 +386,9 @@ _PARAMS = (
     Param("expansion", "sigma",
           "How the denoiser is extrapolated over a step: sigma (the paper's Taylor in sigma), lambda (Taylor in "
           "half-log-SNR, exact weights) or midpoint (its value at the step's lambda-midpoint, DPM-Solver++(2M)'s "
-          "rule: bounded on long steps; second order); auto: lambda on flow models, midpoint on others (measured: "
-          "docs/sweeps.md). With original_sde at order 2, midpoint is k-diffusion's dpmpp_2m_sde and lambda its "
-          "heun form.",
+          "rule: bounded on long steps; second order); auto: lambda on flow models; on others lambda on steps up "
+          "to midpoint_above_h and midpoint on longer ones (measured: docs/sweeps.md). With original_sde at order 2, "
+          "midpoint is k-diffusion's dpmpp_2m_sde and lambda its heun form.",
           choices=EXPANSIONS),
     Param("corrector", False,
           "Once the model's output at the end of a step is known, redo the step with it (the D history is then "
@@ -375,12 +398,17 @@ _PARAMS = (
           "A noise step that reads its model-output history further ahead (in half-log-SNR) than this many times "
           "the step before it is taken at first order, its corrector through the step's end (a line), instead of "
           "extrapolating the noisy history over it: the lambda and sigma expansions read it over the whole step, "
-          "the midpoint rule to the step's middle (so it acts on steps twice as long). The long last step of the "
-          "normal schedule, the early steps of beta. 0 = off.", 0.0, 100.0, 0.05),
+          "the midpoint rule (and auto on SD-type models) to the step's middle (so it acts on steps twice as "
+          "long). The long last step of the normal schedule, the early steps of beta. 0 = off.", 0.0, 100.0, 0.05),
     Param("corrector_max_sigma", 0.0,
           "The corrector redoes only the steps that start at or below this noise level, in SD's sigma (on flow "
           "models sigma / (1 - sigma)); 0 = every step. Under strong guidance the correction of the high-noise "
           "steps costs accuracy (docs/sweeps.md).", 0.0, 1000.0, 0.05),
+    Param("midpoint_above_h", 0.55,
+          "With expansion=auto on SD-type (not flow) models: steps longer than this in half-log-SNR take the "
+          "midpoint rule, shorter ones the exact lambda weight (the two agree on short steps; on long ones the exact "
+          "weight extrapolates the noisy model-output history almost to the step's end). 0 = the midpoint rule on "
+          "every step; flow models take the exact weight on every step (docs/sweeps.md).", 0.0, 100.0, 0.05),
 )
 
 
@@ -394,7 +422,7 @@ def sample_er_sde(
     model_type: Any = None, stop_at_sigma_min: bool = False, noise_start: float = 0.0, noise_end: float = 1.0,
     sigma_steps: bool = True, corrected_start: bool = True, cfg_pp: bool = False,
     uncond: Optional[UncondSource] = None, corrector: bool = False, long_step_ratio: float = 0.0,
-    corrector_max_sigma: float = 0.0,
+    corrector_max_sigma: float = 0.0, midpoint_above_h: float = 0.55,
 ) -> torch.Tensor:
     """ER-SDE-Solver (1 model call per step).
 
@@ -417,8 +445,9 @@ def sample_er_sde(
             order at any ``order``). Same exact linear part and noise; only the weights of
             the D history change (see the module docstring). With ``"original_sde"`` and
             order 2, ``"midpoint"`` is SDE-DPM-Solver++(2M) (k-diffusion's ``dpmpp_2m_sde``)
-            and ``"lambda"`` its exact ("heun") form. ``"auto"``: ``"lambda"`` on flow models,
-            ``"midpoint"`` on the others (the menu entry's; docs/sweeps.md).
+            and ``"lambda"`` its exact ("heun") form. ``"auto"`` (the menu entry's): ``"lambda"``
+            on flow models; on the others ``"lambda"`` on the steps up to ``midpoint_above_h``
+            long in lambda and ``"midpoint"`` on longer ones (docs/sweeps.md).
         noise_start, noise_end: the noise window (fractions of the steps); steps outside
             it use phi(s) = s, the ODE.
         sigma_steps: long deterministic steps near sigma = 0 (and a flow model's final
@@ -436,8 +465,8 @@ def sample_er_sde(
             the line through D_i and D_{i+1}): read far beyond the spacing of the D history,
             the polynomial extrapolates the noise in D far (measured: docs/sweeps.md, ER-SDE on
             long steps). The ``"sigma"`` and ``"lambda"`` expansions read it over the whole
-            step, ``"midpoint"`` to the step's middle, so there the rule acts on steps twice
-            as long (docs/sweeps.md, ER-SDE's long-step rule and the midpoint rule). 0
+            step, ``"midpoint"`` (and ``"auto"`` on VE/VP models, whose exact steps are short)
+            to the step's middle, so there the rule acts on steps twice as long (docs/sweeps.md, ER-SDE's long-step rule and the midpoint rule). 0
             (default) = never, the paper's method.
         corrector_max_sigma: the corrector redoes only the steps that start at a VE-equivalent
             sigma s = sigma / alpha at or below this (on flow models sigma / (1 - sigma));
@@ -445,6 +474,12 @@ def sample_er_sde(
             uncorrected x_{i+1}, which holds the step's injected noise; at high noise and
             under strong guidance the correction it brings is a loss (measured: docs/sweeps.md,
             ER-SDE's corrector at high noise).
+        midpoint_above_h: with ``expansion="auto"`` on VE/VP models (not flow), the step
+            length in half-log-SNR above which a step takes the midpoint rule instead of the
+            exact lambda weight (0 = the midpoint rule on every step). Default 0.55: on the
+            hosts' schedules at 8-10 steps it leaves karras's long late steps (h 0.6-1.3) to
+            the midpoint rule and takes simple's, sgm_uniform's and karras-at-20's (h 0.2-0.55)
+            exactly (measured: docs/sweeps.md, ER-SDE's expansion by step length).
         cfg_pp, uncond: CFG++, as :func:`~seeds_samplers.samplers.seeds.sample_seeds_1`.
         Other arguments as :func:`~seeds_samplers.samplers.seeds.sample_seeds_1`; every
         parameter's range and choices: its ``Param`` (checked at entry).
@@ -459,14 +494,12 @@ def sample_er_sde(
                      model_type=model_type, stop_at_sigma_min=stop_at_sigma_min,
                      noise_window=(noise_start, noise_end), sigma_steps=sigma_steps, corrected_start=corrected_start,
                      cfg_pp=cfg_pp, uncond=uncond)
-    if expansion == "auto":  # measured on the trained and exact models (docs/sweeps.md)
-        expansion = "lambda" if run.mt.is_flow else "midpoint"
     if expansion != "sigma" and quadrature == "riemann100":
         raise ValueError(f"expansion={expansion!r} needs quadrature='gauss' (riemann100 reproduces the paper's sigma form)")
     if corrector and quadrature == "riemann100":
         raise ValueError("corrector needs quadrature='gauss' (riemann100 reproduces the paper's algorithm, which has none)")
     return run.run(_ERSDE(run, order, phi, s_noise, noise_sampler, noise_type, expansion, corrector,
-                          float(long_step_ratio), float(corrector_max_sigma)))
+                          float(long_step_ratio), float(corrector_max_sigma), float(midpoint_above_h)))
 
 
 register(SamplerSpec(
@@ -475,13 +508,17 @@ register(SamplerSpec(
     params=_PARAMS,
     calls_per_step=1,
     stochastic=lambda p: p["noise_scale_function"] != "ode" and injects_noise(p),
-    # the reverse SDE's noise (phi = s^2) on every step, second order in lambda: the midpoint
-    # rule on VE/VP models (the exact lambda weight extrapolates the noisy D history far on
-    # the long steps of karras-type schedules), the exact weight on flow models (ahead there on
-    # the trained and exact flow models), and the corrector (ahead of or level with the
+    # the reverse SDE's noise (phi = s^2) on every step, second order in lambda: on VE/VP
+    # models the midpoint rule on steps longer than 0.55 in lambda (the exact lambda weight
+    # extrapolates the noisy D history far on the long steps of karras at 8-10 calls) and the
+    # exact weight on shorter ones (nearer the data on simple at 8-20 calls and on karras at 20,
+    # on both trained SD-type models; docs/sweeps.md, ER-SDE's expansion by step length), the
+    # exact weight on every step of flow models (ahead there on the trained and exact flow
+    # models), and the corrector (ahead of or level with the
     # uncorrected forms on most trained and exact models). Order 3 overshoots (noisy second
-    # differences). Without the corrector these settings are SDE-DPM-Solver++(2M), k-diffusion's /
-    # ComfyUI's dpmpp_2m_sde (VE) and dpmpp_2m_sde_heun (flow). docs/sweeps.md, ER-SDE. A noise
+    # differences). Without the corrector these settings are SDE-DPM-Solver++(2M): ComfyUI's
+    # dpmpp_2m_sde_heun on flow models; on VE/VP models its steps where short and k-diffusion's /
+    # ComfyUI's dpmpp_2m_sde's where long. docs/sweeps.md, ER-SDE. A noise
     # step that reads the history over 3 times the step before ahead at first order: the
     # history's extrapolation over it carries its noise far. Of the hosts' schedules that is
     # the end of normal alone (4-5 times the step before), on flow models, where the exact weight
@@ -496,7 +533,8 @@ register(SamplerSpec(
     # but moved the samples away from the SDE's law (KID to the data against the converged
     # SDE from the same latents: digits-flow simple, digits-eps beta); docs/sweeps.md, ER-SDE's
     # long-step rule in distribution.
-    menu={"noise_scale_function": "original_sde", "expansion": "auto", "order": 2, "corrector": True,
+    menu={"noise_scale_function": "original_sde", "expansion": "auto", "midpoint_above_h": 0.55, "order": 2,
+          "corrector": True,
           "long_step_ratio": 3.0},
     variants=(
         # the same with a parabola through the last three D: far ahead on the trained flow model
@@ -517,10 +555,12 @@ register(SamplerSpec(
         # the probability-flow ODE (no noise) with the entry's own second-order expansion and
         # corrector: the closest of ER-SDE's ODE forms to the converged ODE on the trained models
         # and under guidance, where third order in lambda overshoots at few steps (it was chosen
-        # first by the KID to the data); docs/sweeps.md, ER-SDE's ODE to the converged ODE
+        # first by the KID to the data); docs/sweeps.md, ER-SDE's ODE to the converged ODE. On
+        # SD-type models the midpoint rule on every step, as measured there (the step-length
+        # rule of the noisy entries was measured with noise only)
         MenuVariant("er_sde_ode", "ER-SDE-Solver ODE",
                     "Deterministic: ss_er_sde without noise, i.e. the probability-flow ODE at second order with "
                     "the corrector, 1 model call per step.",
-                    {"noise_scale_function": "ode"}),
+                    {"noise_scale_function": "ode", "midpoint_above_h": 0.0}),
     ),
 ))

@@ -384,6 +384,47 @@ def test_midpoint_is_second_order_and_exact_for_linear_in_lambda(mt):
     assert all(2.7 < r < 3.3 for r in rates), (errs, rates)
 
 
+@pytest.mark.parametrize("order", [2, 3])
+def test_auto_takes_the_midpoint_rule_on_steps_longer_than_midpoint_above_h(order):
+    """expansion="auto": on a VE/VP model every step's weights (D history, corrector, noise)
+    are the exact lambda form's on steps up to ``midpoint_above_h`` in half-log-SNR and the
+    midpoint rule's on longer ones (karras steps grow from h ~0.5 to ~1 at 10 steps, so both
+    occur); 0 is the midpoint rule everywhere; a flow model takes the exact weight everywhere."""
+    from seeds_samplers.samplers.er_sde import _ERSDE
+    from seeds_samplers.samplers.run import Method, SamplerRun, Variable
+
+    def coefficients(mt, sig, expansion, above):
+        x = torch.zeros(1, 1, 2, 2, dtype=torch.float64)
+        run = SamplerRun(lambda x, s, **kw: x, x, sig, disable=True, model_type=mt,
+                         method=Method(order=3, multistep=True, variable=Variable.LAMBDA, stochastic=True,
+                                       denoised_depth=order + 1))
+        solver = _ERSDE(run, order, _Phi("original_sde", 1.0, "gauss"), 1.0, None, "gaussian", expansion,
+                        corrector=True, midpoint_above_h=above)
+        return run, solver.coef
+
+    def same(a, b):
+        return (a["cx"] == pytest.approx(b["cx"], abs=1e-15) and a["noise"] == pytest.approx(b["noise"], abs=1e-15)
+                and a["w"] == pytest.approx(b["w"], abs=1e-13)
+                and (a["correction"] or []) == pytest.approx(b["correction"] or [], abs=1e-13))
+
+    sig = edm_sigmas(10, 0.03, 14.6)
+    run, auto = coefficients(VE, sig, "auto", 0.7)
+    _, exact = coefficients(VE, sig, "lambda", 0.0)
+    _, mid = coefficients(VE, sig, "midpoint", 0.0)
+    h = {i: run.lam[i + 1] - run.lam[i] for i in auto}
+    assert {i for i in h if h[i] <= 0.7} and {i for i in h if h[i] > 0.7}
+    for i in auto:
+        assert same(auto[i], exact[i] if h[i] <= 0.7 else mid[i]), i
+        if i >= 1:  # the two rules differ on every step with a history
+            assert not same(exact[i], mid[i]), i
+    _, zero = coefficients(VE, sig, "auto", 0.0)
+    assert all(same(zero[i], mid[i]) for i in mid)
+    flow_sig = torch.linspace(1.0, 0.05, 11, dtype=torch.float64)
+    _, flow_auto = coefficients(FLOW, flow_sig, "auto", 0.0)
+    _, flow_exact = coefficients(FLOW, flow_sig, "lambda", 0.0)
+    assert all(same(flow_auto[i], flow_exact[i]) for i in flow_exact)
+
+
 # --- the corrector ----------------------------------------------------------------------------
 
 
@@ -645,8 +686,9 @@ def test_the_menu_entry_s_rule_acts_on_normal_s_end_alone(edm_case, flow):
     the one before at 4-50 steps) and ``beta`` (second step on SD's sigmas 1.3-2.3 times the
     first), where the first-order step moved the samples away from the SDE's law
     (docs/sweeps.md), and on a flow model acting on ``normal`` from 5 to 50 steps (its last
-    step falls below 3 times the one before from about 61 steps). On SD's sigmas (the midpoint
-    rule, read to the step's middle) it acts nowhere, and ``ss_er_sde_3m`` (1.25) on
+    step falls below 3 times the one before from about 61 steps). On SD's sigmas (``auto``: the
+    midpoint rule on long steps, the exact weight on short ones, every step counted as read to
+    its middle) it acts nowhere, and ``ss_er_sde_3m`` (1.25) on
     ``normal``'s last step alone."""
     acts = _menu_acts(edm_case, flow, "er_sde")
     three_m = _menu_acts(edm_case, flow, "er_sde_3m")
