@@ -44,10 +44,12 @@ DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2), which agrees with the exact weig
 order 2 it is SDE-DPM-Solver++(2M) as k-diffusion's ``dpmpp_2m_sde`` writes it.
 
 ``expansion="auto"`` takes the exact lambda weight on flow models; on the others the exact
-weight on steps up to ``midpoint_above_h`` (0.55) in lambda and the midpoint rule on longer
-ones (measured on the trained and exact models: docs/sweeps.md, ER-SDE's expansion by step
-length). On short steps the two agree closely and the exact weight came nearer the data; on
-the long steps of a karras schedule at 8-10 calls the midpoint rule is far nearer.
+weight on steps up to ``midpoint_above_h`` in lambda and the midpoint rule on longer ones
+(default 0: the midpoint rule on every step; ``ss_er_sde_3m`` uses 0.55). Measured on the
+trained and exact models: docs/sweeps.md, ER-SDE's expansion by step length: on the long steps
+of a karras schedule at 8-10 calls the midpoint rule is far nearer the data; with 0.55 the
+exact weight on the short steps came nearer on simple at 8-20 calls, farther on normal at 8-10
+at order 2.
 
 Corrector (``corrector=True``; :mod:`.run`): once D_{i+1} is known, step i is redone with the
 polynomial through D_{i+1} and one more stored value than the predictor used (at most a
@@ -404,7 +406,7 @@ _PARAMS = (
           "The corrector redoes only the steps that start at or below this noise level, in SD's sigma (on flow "
           "models sigma / (1 - sigma)); 0 = every step. Under strong guidance the correction of the high-noise "
           "steps costs accuracy (docs/sweeps.md).", 0.0, 1000.0, 0.05),
-    Param("midpoint_above_h", 0.55,
+    Param("midpoint_above_h", 0.0,
           "With expansion=auto on SD-type (not flow) models: steps longer than this in half-log-SNR take the "
           "midpoint rule, shorter ones the exact lambda weight (the two agree on short steps; on long ones the exact "
           "weight extrapolates the noisy model-output history almost to the step's end). 0 = the midpoint rule on "
@@ -422,7 +424,7 @@ def sample_er_sde(
     model_type: Any = None, stop_at_sigma_min: bool = False, noise_start: float = 0.0, noise_end: float = 1.0,
     sigma_steps: bool = True, corrected_start: bool = True, cfg_pp: bool = False,
     uncond: Optional[UncondSource] = None, corrector: bool = False, long_step_ratio: float = 0.0,
-    corrector_max_sigma: float = 0.0, midpoint_above_h: float = 0.55,
+    corrector_max_sigma: float = 0.0, midpoint_above_h: float = 0.0,
 ) -> torch.Tensor:
     """ER-SDE-Solver (1 model call per step).
 
@@ -445,7 +447,7 @@ def sample_er_sde(
             order at any ``order``). Same exact linear part and noise; only the weights of
             the D history change (see the module docstring). With ``"original_sde"`` and
             order 2, ``"midpoint"`` is SDE-DPM-Solver++(2M) (k-diffusion's ``dpmpp_2m_sde``)
-            and ``"lambda"`` its exact ("heun") form. ``"auto"`` (the menu entry's): ``"lambda"``
+            and ``"lambda"`` its exact ("heun") form. ``"auto"`` (the menu entries'): ``"lambda"``
             on flow models; on the others ``"lambda"`` on the steps up to ``midpoint_above_h``
             long in lambda and ``"midpoint"`` on longer ones (docs/sweeps.md).
         noise_start, noise_end: the noise window (fractions of the steps); steps outside
@@ -476,10 +478,11 @@ def sample_er_sde(
             ER-SDE's corrector at high noise).
         midpoint_above_h: with ``expansion="auto"`` on VE/VP models (not flow), the step
             length in half-log-SNR above which a step takes the midpoint rule instead of the
-            exact lambda weight (0 = the midpoint rule on every step). Default 0.55: on the
-            hosts' schedules at 8-10 steps it leaves karras's long late steps (h 0.6-1.3) to
-            the midpoint rule and takes simple's, sgm_uniform's and karras-at-20's (h 0.2-0.55)
-            exactly (measured: docs/sweeps.md, ER-SDE's expansion by step length).
+            exact lambda weight (0, the default: the midpoint rule on every step). 0.55 (the
+            3M entry's) leaves karras's long late steps at 8-10 steps (h 0.6-1.3) to the
+            midpoint rule and takes simple's, sgm_uniform's and karras-at-20's (h 0.2-0.55)
+            exactly: nearer the data on simple, farther on normal at 8-10 calls at order 2
+            (measured: docs/sweeps.md, ER-SDE's expansion by step length).
         cfg_pp, uncond: CFG++, as :func:`~seeds_samplers.samplers.seeds.sample_seeds_1`.
         Other arguments as :func:`~seeds_samplers.samplers.seeds.sample_seeds_1`; every
         parameter's range and choices: its ``Param`` (checked at entry).
@@ -508,17 +511,15 @@ register(SamplerSpec(
     params=_PARAMS,
     calls_per_step=1,
     stochastic=lambda p: p["noise_scale_function"] != "ode" and injects_noise(p),
-    # the reverse SDE's noise (phi = s^2) on every step, second order in lambda: on VE/VP
-    # models the midpoint rule on steps longer than 0.55 in lambda (the exact lambda weight
-    # extrapolates the noisy D history far on the long steps of karras at 8-10 calls) and the
-    # exact weight on shorter ones (nearer the data on simple at 8-20 calls and on karras at 20,
-    # on both trained SD-type models; docs/sweeps.md, ER-SDE's expansion by step length), the
-    # exact weight on every step of flow models (ahead there on the trained and exact flow
-    # models), and the corrector (ahead of or level with the
+    # the reverse SDE's noise (phi = s^2) on every step, second order in lambda: the midpoint
+    # rule on VE/VP models (the exact lambda weight extrapolates the noisy D history far on
+    # the long steps of karras-type schedules; the exact weight on the short steps,
+    # midpoint_above_h 0.55, came nearer the data on simple at 8-20 calls but farther on
+    # normal at 8-10: docs/sweeps.md, ER-SDE's expansion by step length), the exact weight on
+    # flow models (ahead there on the trained and exact flow models), and the corrector (ahead of or level with the
     # uncorrected forms on most trained and exact models). Order 3 overshoots (noisy second
-    # differences). Without the corrector these settings are SDE-DPM-Solver++(2M): ComfyUI's
-    # dpmpp_2m_sde_heun on flow models; on VE/VP models its steps where short and k-diffusion's /
-    # ComfyUI's dpmpp_2m_sde's where long. docs/sweeps.md, ER-SDE. A noise
+    # differences). Without the corrector these settings are SDE-DPM-Solver++(2M), k-diffusion's /
+    # ComfyUI's dpmpp_2m_sde (VE) and dpmpp_2m_sde_heun (flow). docs/sweeps.md, ER-SDE. A noise
     # step that reads the history over 3 times the step before ahead at first order: the
     # history's extrapolation over it carries its noise far. Of the hosts' schedules that is
     # the end of normal alone (4-5 times the step before), on flow models, where the exact weight
@@ -533,8 +534,7 @@ register(SamplerSpec(
     # but moved the samples away from the SDE's law (KID to the data against the converged
     # SDE from the same latents: digits-flow simple, digits-eps beta); docs/sweeps.md, ER-SDE's
     # long-step rule in distribution.
-    menu={"noise_scale_function": "original_sde", "expansion": "auto", "midpoint_above_h": 0.55, "order": 2,
-          "corrector": True,
+    menu={"noise_scale_function": "original_sde", "expansion": "auto", "order": 2, "corrector": True,
           "long_step_ratio": 3.0},
     variants=(
         # the same with a parabola through the last three D: far ahead on the trained flow model
@@ -551,16 +551,14 @@ register(SamplerSpec(
         MenuVariant("er_sde_3m", "ER-SDE-Solver 3M",
                     "As ss_er_sde at third order (with the corrector): for flow models (SD3, Flux), where it can "
                     "beat ss_er_sde; on SD/SDXL-type models use ss_er_sde.",
-                    {"order": 3, "long_step_ratio": 1.25}),
+                    {"order": 3, "long_step_ratio": 1.25, "midpoint_above_h": 0.55}),
         # the probability-flow ODE (no noise) with the entry's own second-order expansion and
         # corrector: the closest of ER-SDE's ODE forms to the converged ODE on the trained models
         # and under guidance, where third order in lambda overshoots at few steps (it was chosen
-        # first by the KID to the data); docs/sweeps.md, ER-SDE's ODE to the converged ODE. On
-        # SD-type models the midpoint rule on every step, as measured there (the step-length
-        # rule of the noisy entries was measured with noise only)
+        # first by the KID to the data); docs/sweeps.md, ER-SDE's ODE to the converged ODE
         MenuVariant("er_sde_ode", "ER-SDE-Solver ODE",
                     "Deterministic: ss_er_sde without noise, i.e. the probability-flow ODE at second order with "
                     "the corrector, 1 model call per step.",
-                    {"noise_scale_function": "ode", "midpoint_above_h": 0.0}),
+                    {"noise_scale_function": "ode"}),
     ),
 ))
