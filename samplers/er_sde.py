@@ -194,12 +194,13 @@ class _ERSDE(Solver):
                           if corrector_max_sigma <= 0 or run.ve[i] <= corrector_max_sigma} if corrector else set()
         self.in_lambda = expansion in ("lambda", "midpoint", "auto")
         steps = run.solver_steps
-        self.midpoint = self._midpoint_steps(expansion, steps, midpoint_above_h)
+        by_length = expansion == "auto" and not run.mt.is_flow  # the form chosen per step
+        self.midpoint = self._midpoint_steps(expansion, by_length, steps, midpoint_above_h)
         # the steps the long-step rule counts as read to their middle: the midpoint rule's, and
-        # with "auto" on VE/VP models the short ones too, whose exact weight reads the history
-        # at (h - phi_t T) / (1 - r), 0.5-0.6 h for the menu's phi = s^2 and h up to 0.55
+        # when chosen by length the short ones too, whose exact weight reads the history at
+        # (h - phi_t T) / (1 - r), 0.5-0.6 h for the menu's phi = s^2 and h up to 0.55
         # (docs/algorithms.md, long steps)
-        self.read_half = set(steps) if (expansion == "auto" and not run.mt.is_flow) else self.midpoint
+        self.read_half = set(steps) if by_length else self.midpoint
         # the noise window chooses phi per step; s_noise only scales the injected noise
         self.ns = run.noise_sampler(noise_sampler, noise_type) if (not phi.is_ode and s_noise != 0) else None
         ode = _Phi("ode", 0.0, phi.quadrature)
@@ -266,7 +267,7 @@ class _ERSDE(Solver):
             bounds=SamplerRun.host_pair(run.sigma[i], run.sigma[i + 1]),
         )
 
-    def _midpoint_steps(self, expansion: str, steps: Sequence[int], midpoint_above_h: float) -> set:
+    def _midpoint_steps(self, expansion: str, by_length: bool, steps: Sequence[int], midpoint_above_h: float) -> set:
         """The steps whose D weights take the midpoint rule: every step for ``"midpoint"``;
         for ``"auto"`` on VE/VP models those longer than ``midpoint_above_h`` in half-log-SNR
         (the exact weight extrapolates the noisy D history almost to the end of a long step,
@@ -275,7 +276,7 @@ class _ERSDE(Solver):
         on flow models (the exact weight on every step, measured there)."""
         if expansion == "midpoint":
             return set(steps)
-        if expansion != "auto" or self.run.mt.is_flow:
+        if not by_length:
             return set()
         lam = self.run.lam
         return {i for i in steps if lam[i + 1] - lam[i] > midpoint_above_h}
@@ -468,8 +469,9 @@ def sample_er_sde(
             the polynomial extrapolates the noise in D far (measured: docs/sweeps.md, ER-SDE on
             long steps). The ``"sigma"`` and ``"lambda"`` expansions read it over the whole
             step, ``"midpoint"`` (and ``"auto"`` on VE/VP models, whose exact steps are short)
-            to the step's middle, so there the rule acts on steps twice as long (docs/sweeps.md, ER-SDE's long-step rule and the midpoint rule). 0
-            (default) = never, the paper's method.
+            to the step's middle, so there the rule acts on steps twice as long (docs/sweeps.md,
+            ER-SDE's long-step rule and the midpoint rule). 0 (default) = never, the paper's
+            method.
         corrector_max_sigma: the corrector redoes only the steps that start at a VE-equivalent
             sigma s = sigma / alpha at or below this (on flow models sigma / (1 - sigma));
             0 (default) = every step. The model's output that corrects step i is taken at the
