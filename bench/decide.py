@@ -760,6 +760,9 @@ mean ± spread over the seeds (negative: ours better). A difference is called on
 exceeds t(0.95, S − 1) × its spread / √S (one-sided 95 %, S seeds) and 0.01 (below that, two
 implementations of the same update differ by round-off only); the table's *minimum
 detectable difference* is the same bound with the pooled spread of its paired differences.
+Seeds: 3 by default (`--seeds`); a table's command line names the seeds it ran, and the README's
+overview marks a cell run at more (5 seeds: t(0.95, 4) / √5 = 0.95 against t(0.95, 2) / √3 =
+1.69 times the spread, so a difference of the same spread is called at about half the size).
 The *floor* is KID of as many real training images against the same reference. A deterministic
 table also gives the KID of the *converged ODE* from the same latents (the exact solve that its
 rows approximate; bench/limits.py) and our best entry's paired distance to it: a solver that

@@ -33,6 +33,8 @@ ADVICE_SECTION = "decided-advice"
 # the section names of :func:`.decide.section_name`
 _START = re.compile(r"<!-- bench-decided-(?P<model>[a-z]+-[a-z0-9]+)-(?P<schedule>[a-z_]+)-"
                     r"(?P<kind>stochastic|deterministic)-nfe(?P<nfe>\d+)(?:-(?P<yardstick>limit|path))?:start -->")
+# the seeds a decided table ran, as its command line states them (bench/decide.py)
+_SEEDS = re.compile(r"samples per seed, seeds (?P<seeds>\d+(?:, \d+)*)[;)]")
 _GENERATED = ("Generated from the decided tables by `python -m seeds_samplers docs --readme README.md` "
               "(and by every `bench` run that writes them).")
 # each yardstick: (key, short name, what the overview's grid says of it)
@@ -62,6 +64,7 @@ class Cell:
     # the anchors ahead of ours that lie below the converged process themselves (a table scored
     # by the data: nearer the data through their error; bench/decide.py)
     below: List[str] = field(default_factory=list)
+    seeds: Optional[int] = None  # the seeds the table pairs over (its command line), when it says
 
     @property
     def ahead_of_all(self) -> bool:
@@ -118,9 +121,11 @@ def parse_decided(text: str) -> List[Cell]:
         end = text.find(m.group(0).replace(":start", ":end"), m.end())
         if end < 0:
             raise ValueError(f"decided section {m.group(0)} has no end marker")
+        body = text[m.end():end]
+        seeds = _SEEDS.search(body)
         cell = Cell(m.group("model"), m.group("schedule"), m.group("kind"), int(m.group("nfe")),
-                    m.group("yardstick") or "data")
-        for row in _rows(text[m.end():end]):
+                    m.group("yardstick") or "data", seeds=len(seeds.group("seeds").split(",")) if seeds else None)
+        for row in _rows(body):
             if len(row) < 6:
                 continue
             solver, source, _calls, _value, diff, verdict = row[:6]
@@ -150,7 +155,28 @@ def _latest(cells: Sequence[Cell]) -> List[Cell]:
     return list({(c.model, c.schedule, c.kind, c.nfe, c.yardstick): c for c in cells}.values())
 
 
-def _grid(cells: Sequence[Cell]) -> List[str]:
+def _usual_seeds(cells: Sequence[Cell]) -> Optional[int]:
+    """The seed count most of the tables pair over (the fewer on a tie), None when none says."""
+    counts = [c.seeds for c in cells if c.seeds]
+    return min(set(counts), key=lambda n: (-counts.count(n), n)) if counts else None
+
+
+def _seeds_phrase(cells: Sequence[Cell]) -> str:
+    """How many seeds the tables pair over: the usual count and, where tables differ, how the
+    others are marked."""
+    usual = _usual_seeds(cells)
+    others = sorted({c.seeds for c in cells if c.seeds and c.seeds != usual})
+    if usual is None:
+        return "seeds"
+    if not others:
+        return f"{usual} seeds"
+    marks = " or ".join(f"{n} on the cells the overview marks [{n} seeds]" for n in others)
+    return f"{usual} seeds ({marks}: more seeds, a smaller minimum detectable difference)"
+
+
+def _grid(cells: Sequence[Cell], usual: Optional[int] = None) -> List[str]:
+    """One row per model, schedule and kind, one column per budget; a cell of other than
+    ``usual`` seeds is marked with its count."""
     budgets = sorted({c.nfe for c in cells})
     rows: Dict[Tuple[str, str, str], Dict[int, Cell]] = {}
     for c in _latest(cells):
@@ -159,8 +185,13 @@ def _grid(cells: Sequence[Cell]) -> List[str]:
            "|---|---|---|" + "---|" * len(budgets)]
     for (model, schedule, kind), by_nfe in sorted(rows.items()):
         out.append(f"| {model} | `{schedule}` | {kind} | "
-                   + " | ".join(by_nfe[n].text() if n in by_nfe else "–" for n in budgets) + " |")
+                   + " | ".join(_marked(by_nfe[n], usual) if n in by_nfe else "–" for n in budgets) + " |")
     return out
+
+
+def _marked(c: Cell, usual: Optional[int]) -> str:
+    """The cell's text, marked with its seed count where it is not the usual one."""
+    return c.text() + (f" [{c.seeds} seeds]" if c.seeds and usual and c.seeds != usual else "")
 
 
 def _guided(model: str) -> bool:
@@ -221,7 +252,8 @@ def advice_section(benchmark_md: Path, link: str = "docs/benchmark.md") -> str:
     return "\n".join([
         f"Our best entry per situation, over the decided tables of [{link}]({link}) (each named with the "
         "models it is best on; \"ahead\" and \"at or ahead\" counted against every kept anchor of a "
-        "cell, paired over 3 seeds, beyond the paired spread; on the SDE-path tables an anchor of another SDE "
+        f"cell, paired over {_seeds_phrase(cells)}, beyond the paired spread; on the SDE-path tables an anchor of "
+        "another SDE "
         "gets no verdict; \"behind only anchors below the converged process\": on a table scored by the data, "
         "every anchor ahead of ours there scores below the exact solve of the process it discretises, so it "
         "is nearer the data through its error):", "", advice_markdown(cells), "", _GENERATED])
@@ -231,14 +263,15 @@ def overview_markdown(benchmark_md: Path, link: str = "docs/benchmark.md") -> st
     """The overview grids of the decided tables in ``benchmark_md`` (module docstring)."""
     cells = parse_decided(benchmark_md.read_text())
     out: List[str] = [f"Our best menu entry per decided table of [{link}]({link}) and its verdict against "
-                      "each kept anchor (paired over 3 seeds, called only beyond the paired spread; "
+                      f"each kept anchor (paired over {_seeds_phrase(_latest(cells))}, called only beyond the "
+                      "paired spread; "
                       "in parentheses: our best minus the anchor, positive = ours behind, and where the anchor "
                       "itself scores below the converged process beyond the paired spread, that: it is nearer the "
                       "data through its error):"]
     for key, _, title in _YARDSTICKS:
         mine = [c for c in cells if c.yardstick == key]
         if mine:
-            out += ["", f"Distance {title}:", ""] + _grid(mine)
+            out += ["", f"Distance {title}:", ""] + _grid(mine, _usual_seeds(_latest(cells)))
     out += ["", _GENERATED]
     return "\n".join(out)
 

@@ -93,6 +93,26 @@ def test_overview_puts_each_yardstick_in_its_own_grid(tmp_path):
     assert "digits-cfg3" not in data
 
 
+def test_a_table_of_more_seeds_is_marked_and_the_intro_says_so(tmp_path):
+    """The seed count is read from each table's command line; the overview marks a table of
+    other than the usual count, and both texts name the counts."""
+    three = "Command: `x` (500 samples per seed, seeds 0, 1, 2; screening: 400 samples of seed 0).\n"
+    five = "Command: `y` (2000 samples per seed, seeds 0, 1, 2, 3, 4; screening: 400 samples of seed 0).\n"
+    limit_end = "<!-- bench-decided-digits-cfg3-sgm_uniform-deterministic-nfe5-limit:start -->\n"
+    flow_start = "<!-- bench-decided-patches-flow-simple-stochastic-nfe20:start -->\n"
+    extra = _TABLE.replace("sgm_uniform", "karras")  # a second three-seed table
+    page = tmp_path / "benchmark.md"
+    page.write_text((_TABLE + extra).replace(limit_end, limit_end + three).replace(flow_start, flow_start + five))
+    cells = parse_decided(page.read_text())
+    assert [c.seeds for c in cells] == [3, 5, None, 5]
+    text = overview_markdown(page)
+    assert "paired over 3 seeds (5 on the cells the overview marks [5 seeds]" in text
+    assert "SEEDS-2: ahead of all 1 [5 seeds]" in text and "of 3 [3 seeds]" not in text
+    assert "paired over 3 seeds (5 on" in advice_section(page)
+    page.write_text(_TABLE.replace(limit_end, limit_end + three))  # one count: no marks
+    assert "paired over 3 seeds, called" in overview_markdown(page) and "seeds]" not in overview_markdown(page)
+
+
 def _cell(model, kind, nfe, best, yardstick="limit", schedule="karras", ahead=(), level=(), behind=()):
     return Cell(model, schedule, kind, nfe, yardstick, best, list(ahead), list(level), list(behind))
 
