@@ -262,8 +262,10 @@ def advice_section(benchmark_md: Path, link: str = "docs/benchmark.md") -> str:
 def overview_markdown(benchmark_md: Path, link: str = "docs/benchmark.md") -> str:
     """The overview grids of the decided tables in ``benchmark_md`` (module docstring)."""
     cells = parse_decided(benchmark_md.read_text())
+    latest = _latest(cells)
+    usual = _usual_seeds(latest)  # a grid marks the cells of another seed count
     out: List[str] = [f"Our best menu entry per decided table of [{link}]({link}) and its verdict against "
-                      f"each kept anchor (paired over {_seeds_phrase(_latest(cells))}, called only beyond the "
+                      f"each kept anchor (paired over {_seeds_phrase(latest)}, called only beyond the "
                       "paired spread; "
                       "in parentheses: our best minus the anchor, positive = ours behind, and where the anchor "
                       "itself scores below the converged process beyond the paired spread, that: it is nearer the "
@@ -271,7 +273,7 @@ def overview_markdown(benchmark_md: Path, link: str = "docs/benchmark.md") -> st
     for key, _, title in _YARDSTICKS:
         mine = [c for c in cells if c.yardstick == key]
         if mine:
-            out += ["", f"Distance {title}:", ""] + _grid(mine, _usual_seeds(_latest(cells)))
+            out += ["", f"Distance {title}:", ""] + _grid(mine, usual)
     out += ["", _GENERATED]
     return "\n".join(out)
 
