@@ -59,7 +59,8 @@ from .report import fmt_mean_sd, fmt_settings
 __all__ = ["VERSION", "CHUNK", "KID_RESOLUTION", "TRAINED", "write_decided", "INTRO", "KID_UNITS", "cache_dir",
            "kid_model", "screen", "run_table", "table_section", "mdd", "called", "T95", "summarise_measured",
            "YARDSTICKS", "check_yardstick", "scored_model", "limit_model", "OUR_BEST", "LEVEL", "BEHIND_OUR_BEST",
-           "OURS_AHEAD", "OURS_BEHIND", "ANOTHER_SDE", "BELOW_CONVERGED", "converged_process"]
+           "OURS_AHEAD", "OURS_BEHIND", "ANOTHER_SDE", "BELOW_CONVERGED", "BELOW_OWN_CONVERGED",
+           "converged_process"]
 
 VERSION = 1  # of the generation and scoring below: part of every cache key
 CHUNK = 250  # samples per model call: the digits U-Net's cost per sample rises above ~250 on a CPU
@@ -437,15 +438,35 @@ def converged_scores(model: TestModel, ode: Yardstick, nfe: int, seeds: Sequence
     return {s: _finite(model.score(ode.ode_limit(s, samples, *ends))) for s in seeds}
 
 
-def converged_sde_scores(model: TestModel, sde: Yardstick, seeds: Sequence[int], samples: int) -> Dict[int, float]:
+def converged_sde_scores(model: TestModel, sde: Yardstick, seeds: Sequence[int], samples: int,
+                         c: Optional[Contender] = None) -> Dict[int, float]:
     """Per seed, ``model``'s own score (the KID to the data) of samples of the converged
     full-noise reverse SDE (``sde``: the model's stochastic limit, :mod:`.limits`; the shared
     process at its limit's calls, from the seed's own latents and noise seed), the law that
     the stochastic rows of a table approximate. Between solvers this near it, the KID to the
     data differs to first order in their laws' small differences (along the model's own
     distance to the data), where the KID to the law itself is of second order: a row below it
-    is nearer the data through its error, not its accuracy."""
-    return {s: _finite(model.score(sde.sde_from_latents(sde.shared, s, samples))) for s in seeds}
+    is nearer the data through its error, not its accuracy. With ``c`` (a contender of
+    another process: a noise window, another noise function) the same for ``c``'s own
+    process, ``c`` itself at the limit's calls."""
+    c = sde.shared if c is None else c
+    return {s: _finite(model.score(sde.sde_from_latents(c, s, samples))) for s in seeds}
+
+
+def own_converged_scores(model: TestModel, sde: Yardstick, rows: Sequence[dict], contenders: Sequence[Contender],
+                         mine: dict, seeds: Sequence[int], samples: int) -> None:
+    """On a stochastic table scored by the data, each anchor row ahead of our best entry
+    (called, :func:`called`) that discretises another SDE than the converged one the table
+    reports (``r["of_converged"]`` false: ComfyUI's ``sa_solver`` with its noise window, its
+    ``er_sde`` with its noise function) gets ``r["own_converged"]``: per seed the score of its
+    own process at the limit's calls from the same latents (:func:`converged_sde_scores`), so
+    that its verdict can say whether it leads through its error (:func:`_below_converged`).
+    Only those rows: the limit costs :data:`.limits.LIMIT_CALLS` calls per sample and seed."""
+    for r, c in zip(rows, contenders):
+        if (r is mine or r["source"] == "ours" or r.get("of_converged") or r["d_mean"] is None
+                or not (r["d_mean"] > 0 and called(r["d_mean"], r["d_sd"], len(seeds), KID_RESOLUTION))):
+            continue
+        r["own_converged"] = converged_sde_scores(model, sde, seeds, samples, c)
 
 
 def between_steps_floor(yard: Yardstick, rows: Sequence[dict], contenders: Sequence[Contender], mine: dict,
@@ -506,7 +527,6 @@ def run_table(name: str, schedule: str, nfe: int, kind: str = "stochastic", seed
             converged = converged_sde_scores(model, limit, seeds, samples)
         for r, c in zip(rows, contenders):  # whether the converged process is the row's own (_below_converged)
             r["of_converged"] = limit.process(c) in ("ode", "sde")
-        cost["sample_calls"] += limit.sample_calls
     else:
         floor = mean_sd([yard.floor(kind, s, samples, nfe, contenders[0], seeds) for s in seeds])
         if yard.pathwise and kind == "stochastic":
@@ -516,6 +536,10 @@ def run_table(name: str, schedule: str, nfe: int, kind: str = "stochastic", seed
     for r in rows:
         d_mean, d_sd = mean_sd([mine["values"][s] - r["values"][s] for s in seeds])
         r["d_mean"], r["d_sd"] = (None, None) if r is mine else (d_mean, d_sd)
+    if yard is None:
+        if kind == "stochastic":
+            own_converged_scores(model, limit, rows, contenders, mine, seeds, samples)
+        cost["sample_calls"] += limit.sample_calls
     # the spread of the differences that get a verdict (a path table's rows of another SDE get none)
     m = mdd([r["d_sd"] for r in rows if r["d_sd"] is not None and same_process(r, mine)], len(seeds))
     if converged is not None:  # our best minus the exact solve, per seed
@@ -530,8 +554,10 @@ def run_table(name: str, schedule: str, nfe: int, kind: str = "stochastic", seed
 # a decided table's verdicts (bench/pick.py reads them back for the README's overview)
 OUR_BEST, LEVEL, BEHIND_OUR_BEST, OURS_AHEAD, OURS_BEHIND, ANOTHER_SDE = (
     "our best", "level", "behind our best", "ours ahead", "ours behind", "another SDE")
-# how "ours behind" goes on where the anchor itself lies below the converged process (_verdict)
+# how "ours behind" goes on where the anchor itself lies below the converged process (_verdict),
+# or, an anchor of another SDE, below its own process at the limit's calls
 BELOW_CONVERGED = "below the converged"
+BELOW_OWN_CONVERGED = "below its own converged"
 
 
 def converged_process(kind: str) -> str:
@@ -560,9 +586,11 @@ def _below_converged(r: dict, converged: Optional[dict], seeds: int) -> Optional
     solve of the process the rows discretise, so a row called below it is nearer the data
     through its error, not its accuracy. A row of another process (a noise window, another
     noise function, k-diffusion's SDE samplers on a flow model: ``r["of_converged"]`` false)
-    converges elsewhere, and its place against that score says nothing of its error: None."""
-    per = (converged or {}).get("values")
-    if not per or not r.get("of_converged") or not all(s in r["values"] for s in per):
+    converges elsewhere, and its place against that score says nothing of its error: it is
+    measured against its own process's score instead, where the table has it
+    (``r["own_converged"]``, :func:`own_converged_scores`), else None."""
+    per = (converged or {}).get("values") if r.get("of_converged") else r.get("own_converged")
+    if not per or not all(s in r["values"] for s in per):
         return None
     d_mean, d_sd = mean_sd([per[s] - r["values"][s] for s in per])
     return (d_mean, d_sd) if d_mean > 0 and called(d_mean, d_sd, seeds, KID_RESOLUTION) else None
@@ -588,6 +616,8 @@ def _verdict(r: dict, mine: dict, seeds: int, converged: Optional[dict] = None, 
     below = _below_converged(r, converged, seeds)
     if below is None:
         return OURS_BEHIND
+    if not r.get("of_converged"):  # against its own process (own_converged_scores)
+        return f"{OURS_BEHIND}; the row {fmt_mean_sd(*below)} {BELOW_OWN_CONVERGED} {process}"
     return f"{OURS_BEHIND}; the row {fmt_mean_sd(*below)} {BELOW_CONVERGED} {process}"
 
 
@@ -629,10 +659,12 @@ def _limit_cost(t: dict) -> float:
     seeds, n = len(t["seeds"]), t["samples"]
     steps = ode_steps(t["model"].model_type)
     per_latent = 4 * steps + 1  # RK4 steps and the final denoising call (Yardstick.ode_limit)
-    if t.get("yardstick", "data") == "data":  # only the converged process it reports
+    if t.get("yardstick", "data") == "data":  # only the converged processes it reports
         if not t.get("converged"):
             return 0.0
-        return seeds * n * (per_latent if t["kind"] == "deterministic" else LIMIT_CALLS)
+        if t["kind"] == "deterministic":
+            return seeds * n * per_latent
+        return seeds * n * LIMIT_CALLS * (1 + sum(1 for r in t["rows"] if r.get("own_converged")))
     if t["kind"] == "deterministic":
         return seeds * (n * per_latent + min(ODE_CHECK, n) * (4 * (steps // 2) + 1))
     own = [r for r in t["rows"] if (r["label"], r["source"]) not in SHARED_PROCESS]
@@ -668,8 +700,16 @@ def _converged_lines(t: dict) -> List[str]:
     else:
         what = (f"{name} ({metric} of as many {LIMIT_CALLS}-call samples of the full-noise reverse SDE, "
                 f"from the same latents, bench/limits.py: the law the rows of that SDE approach")
-    return [f"- {what}; a row well below it is nearer the data through its error): "
-            f"{fmt_mean_sd(*conv['score'])}; paired {t['best_ours']['label']} − it: {fmt_mean_sd(*conv['delta'])}"]
+    lines = [f"- {what}; a row well below it is nearer the data through its error): "
+             f"{fmt_mean_sd(*conv['score'])}; paired {t['best_ours']['label']} − it: {fmt_mean_sd(*conv['delta'])}"]
+    own = [r for r in t["rows"] if r.get("own_converged")]
+    if own:
+        lines.append(f"- **own converged SDEs** (the anchors ahead of ours that discretise another SDE, a noise "
+                     f"window or another noise function: {metric} of each at {LIMIT_CALLS} calls from the same "
+                     "latents, bench/limits.py; a row well below its own is nearer the data through its error): "
+                     + "; ".join(f"{r['label']} ({r['source']}) "
+                                 f"{fmt_mean_sd(*mean_sd(list(r['own_converged'].values())))}" for r in own))
+    return lines
 
 
 def _unrelated_lines(t: dict) -> List[str]:
@@ -775,7 +815,11 @@ difference of their laws, along the model's own distance to the data, while thei
 law itself is of second order: a row below the converged SDE is nearer the data through its
 error. Where an anchor of that process ahead of our best lies below the converged process
 itself (paired over the seeds, beyond its spread), its verdict says so ("ours behind; the row …
-below the converged ODE"): it leads through its error. Anchors: a
+below the converged ODE"): it leads through its error. An anchor ahead of our best that
+discretises another SDE (ComfyUI's `sa_solver` with its noise window, its `er_sde` with its
+noise function) is set against its own process instead: the same anchor at the limit's 60
+calls from the same latents (the table's "own converged SDEs" line; "below its own converged
+SDE"; tables written since it existed). Anchors: a
 screening pass (400 samples, seed 0) ranks the anchors of the table's kind and keeps the
 best 4; the full runs cover those and our menu entries of that kind. Per-seed results are
 cached under `~/.cache/seeds_samplers/bench` (`SEEDS_SAMPLERS_CACHE`), keyed by model

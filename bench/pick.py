@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..samplers.cfg_pp import menu_entries
-from .decide import ANOTHER_SDE, BELOW_CONVERGED, LEVEL, OUR_BEST, OURS_AHEAD, OURS_BEHIND, converged_process
+from .decide import ANOTHER_SDE, BELOW_CONVERGED, BELOW_OWN_CONVERGED, LEVEL, OUR_BEST, OURS_AHEAD, OURS_BEHIND, converged_process
 from .models import DEFAULT_SCHEDULE, GUIDED
 from .report import replace_section_if_present
 
@@ -64,6 +64,7 @@ class Cell:
     # the anchors ahead of ours that lie below the converged process themselves (a table scored
     # by the data: nearer the data through their error; bench/decide.py)
     below: List[str] = field(default_factory=list)
+    own: List[str] = field(default_factory=list)  # of those, the anchors of another SDE (below their own)
     seeds: Optional[int] = None  # the seeds the table pairs over (its command line), when it says
 
     @property
@@ -88,7 +89,8 @@ class Cell:
         if self.behind:
             process = converged_process(self.kind)
             parts.append("**behind** " + ", ".join(
-                f"{a} ({d}" + (f"; the anchor below the converged {process}" if a in self.below else "") + ")"
+                f"{a} ({d}" + (f"; the anchor below {'its own' if a in self.own else 'the'} converged {process}"
+                               if a in self.below else "") + ")"
                 for a, d in self.behind))
         if self.level:
             parts.append("level with " + ", ".join(self.level))
@@ -138,8 +140,10 @@ def parse_decided(text: str) -> List[Cell]:
                 cell.ahead.append(name)
             elif verdict == OURS_BEHIND or verdict.startswith(OURS_BEHIND + ";"):
                 cell.behind.append((name, diff))
-                if BELOW_CONVERGED in verdict:
+                if BELOW_CONVERGED in verdict or BELOW_OWN_CONVERGED in verdict:
                     cell.below.append(name)
+                if BELOW_OWN_CONVERGED in verdict:
+                    cell.own.append(name)
             elif verdict == LEVEL:
                 cell.level.append(name)
             elif verdict == ANOTHER_SDE:
@@ -268,7 +272,8 @@ def overview_markdown(benchmark_md: Path, link: str = "docs/benchmark.md") -> st
                       f"each kept anchor (paired over {_seeds_phrase(latest)}, called only beyond the "
                       "paired spread; "
                       "in parentheses: our best minus the anchor, positive = ours behind, and where the anchor "
-                      "itself scores below the converged process beyond the paired spread, that: it is nearer the "
+                      "itself scores below the converged process (its own, for an anchor of another SDE) beyond "
+                      "the paired spread, that: it is nearer the "
                       "data through its error):"]
     for key, _, title in _YARDSTICKS:
         mine = [c for c in cells if c.yardstick == key]

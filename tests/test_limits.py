@@ -307,6 +307,11 @@ def test_the_converged_ode_line_and_its_cost(gaussian):
     assert "**converged SDE**" in line and f"{LIMIT_CALLS}-call samples" in line
     assert line.endswith(f"{fmt_mean_sd(0.5, 0.25)}; paired ER-SDE-Solver − it: {fmt_mean_sd(-0.125, 0.0625)}")
     assert decide._full_cost(t) == 10 * 100 * 2 + 2 * 100 * LIMIT_CALLS
+    # an anchor of another SDE ahead of ours: its own converged process, a line and its cost
+    t["rows"].append(dict(label="sa_solver", source="ComfyUI", calls=10, own_converged={0: 3.0, 1: 5.0}))
+    _, own = decide._converged_lines(t)
+    assert "**own converged SDEs**" in own and own.endswith(f"sa_solver (ComfyUI) {fmt_mean_sd(4.0, 2 ** 0.5)}")
+    assert decide._full_cost(t) == 2 * 10 * 100 * 2 + 2 * 2 * 100 * LIMIT_CALLS
 
 
 # --- the pathwise SDE yardstick -------------------------------------------------------------------
@@ -411,8 +416,15 @@ def test_an_anchor_ahead_through_its_error_is_named_so():
     spread = row({0: 26.0, 1: 17.5, 2: 36.5})  # below it on average, not beyond the spread
     assert decide._verdict(spread, mine, 3, conv) == decide.OURS_BEHIND
     assert decide._verdict(below, mine, 3) == decide.OURS_BEHIND  # no converged process on the table
-    # a row of another process (sa_solver's noise window) converges elsewhere: nothing said
+    # a row of another process (sa_solver's noise window) converges elsewhere: the shared
+    # process says nothing of it; its own process at the limit's calls does, where measured
     assert decide._verdict(dict(below, of_converged=False), mine, 3, conv, "SDE") == decide.OURS_BEHIND
+    own = dict(below, of_converged=False, own_converged=conv["values"])
+    verdict = decide._verdict(own, mine, 3, conv, "SDE")
+    assert verdict.startswith(decide.OURS_BEHIND + "; the row ") and verdict.endswith("below its own converged SDE")
+    assert fmt_mean_sd(*mean_sd([3.0, 3.0, 2.5])) in verdict
+    far = dict(own, own_converged={0: 20.0, 1: 10.0, 2: 30.0})  # its own process lies below the row
+    assert decide._verdict(far, mine, 3, conv, "SDE") == decide.OURS_BEHIND
     assert decide._verdict(dict(below, d_mean=-4.0), mine, 3, conv) == decide.OURS_AHEAD
 
 
@@ -650,3 +662,37 @@ def test_a_path_sweep_compares_its_best_configuration_with_anchors_of_its_sde_on
     plain = [{k: v for k, v in c.items() if k != "process"} for c in (ours_, own, shared)]
     (line,) = _paired_lines(plain, [10], 3)
     assert "dpmpp_2m_sde (k-diffusion)" in line and line.endswith("behind")
+
+
+def test_only_anchors_of_another_sde_ahead_of_ours_get_their_own_converged_process():
+    """own_converged_scores solves the own process (the anchor itself at the limit's calls,
+    from each seed's latents) of exactly the anchor rows that lead ours beyond the spread and
+    discretise another SDE: not ours, not a row of the shared SDE, not one level or behind."""
+    seeds = (0, 1, 2)
+    mine = dict(label="ER-SDE-Solver", source="ours", values={0: 30.0, 1: 20.0, 2: 40.0}, d_mean=None)
+
+    def row(label, source, values, of_converged):
+        d_mean, d_sd = mean_sd([mine["values"][s] - values[s] for s in seeds])
+        return dict(label=label, source=source, values=values, d_mean=d_mean, d_sd=d_sd, of_converged=of_converged)
+
+    ahead = {0: 26.0, 1: 15.0, 2: 36.5}
+    rows = [mine, row("sa_solver", "ComfyUI", ahead, False), row("dpmpp_3m_sde", "k-diffusion", ahead, True),
+            row("SEEDS-2", "ours", ahead, False), row("er_sde", "ComfyUI", {0: 29.0, 1: 21.0, 2: 40.5}, False)]
+    contenders = [object() for _ in rows]
+    solved = []
+
+    class Limit:
+        shared = object()
+
+        def sde_from_latents(self, c, seed, samples):
+            solved.append((c, seed, samples))
+            return torch.full((samples,), float(seed))
+
+    class Model:
+        def score(self, x):
+            return 100.0 + float(x[0])
+
+    decide.own_converged_scores(Model(), Limit(), rows, contenders, mine, seeds, 7)
+    assert solved == [(contenders[1], s, 7) for s in seeds]
+    assert rows[1]["own_converged"] == {0: 100.0, 1: 101.0, 2: 102.0}
+    assert not any("own_converged" in r for i, r in enumerate(rows) if i != 1)

@@ -166,6 +166,22 @@ def test_an_anchor_below_the_converged_process_is_behind_with_that_said():
         "process in 1 |")
 
 
+def test_an_anchor_of_another_sde_below_its_own_converged_process_is_named_so():
+    """An anchor of another SDE (a noise window) ahead of ours that lies below its own process
+    at the limit's calls counts as below a converged process, and the overview says it is its
+    own."""
+    table = _BELOW_TABLE.replace("deterministic", "stochastic").replace(
+        "| deis | ComfyUI | 8 | 25.9 ± 7.8 | 4.04 ± 1.42 | ours behind; the row 2.71 ± 0.41 below the converged ODE |",
+        "| sa_solver | ComfyUI | 8 | 25.9 ± 7.8 | 4.04 ± 1.42 | ours behind; the row 2.71 ± 0.41 below its own "
+        "converged SDE |").replace("| 1.1 ± 0.2 | ours behind |", "| 1.1 ± 0.9 | level |")
+    (cell,) = parse_decided(table)
+    assert cell.below == cell.own == ["`sa_solver` (ComfyUI)"] and cell.behind_only_below
+    assert cell.text().startswith("DEIS: **behind** `sa_solver` (ComfyUI) (4.04 ± 1.42; the anchor below its own "
+                                  "converged SDE); level with")
+    (plain,) = parse_decided(_BELOW_TABLE)
+    assert plain.own == [] and "below the converged ODE" in plain.text()
+
+
 def test_advice_reads_the_latest_table_of_a_cell(tmp_path):
     page = tmp_path / "benchmark.md"
     rerun = _TABLE.replace("| 91 ± 2 | – | our best", "| 91 ± 2 | 11 ± 1 | behind our best").replace(  # DEIS best
