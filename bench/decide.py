@@ -463,10 +463,8 @@ def own_converged_scores(model: TestModel, sde: Yardstick, rows: Sequence[dict],
     that its verdict can say whether it leads through its error (:func:`_below_converged`).
     Only those rows: the limit costs :data:`.limits.LIMIT_CALLS` calls per sample and seed."""
     for r, c in zip(rows, contenders):
-        if (r is mine or r["source"] == "ours" or r.get("of_converged") or r["d_mean"] is None
-                or not (r["d_mean"] > 0 and called(r["d_mean"], r["d_sd"], len(seeds), KID_RESOLUTION))):
-            continue
-        r["own_converged"] = converged_sde_scores(model, sde, seeds, samples, c)
+        if not r.get("of_converged") and _verdict(r, mine, len(seeds)) == OURS_BEHIND:
+            r["own_converged"] = converged_sde_scores(model, sde, seeds, samples, c)
 
 
 def between_steps_floor(yard: Yardstick, rows: Sequence[dict], contenders: Sequence[Contender], mine: dict,
@@ -616,9 +614,9 @@ def _verdict(r: dict, mine: dict, seeds: int, converged: Optional[dict] = None, 
     below = _below_converged(r, converged, seeds)
     if below is None:
         return OURS_BEHIND
-    if not r.get("of_converged"):  # against its own process (own_converged_scores)
-        return f"{OURS_BEHIND}; the row {fmt_mean_sd(*below)} {BELOW_OWN_CONVERGED} {process}"
-    return f"{OURS_BEHIND}; the row {fmt_mean_sd(*below)} {BELOW_CONVERGED} {process}"
+    # a row of another SDE lies below its own process (own_converged_scores)
+    where = BELOW_CONVERGED if r.get("of_converged") else BELOW_OWN_CONVERGED
+    return f"{OURS_BEHIND}; the row {fmt_mean_sd(*below)} {where} {process}"
 
 
 def _cost_line(t: dict) -> str:

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..samplers.cfg_pp import menu_entries
-from .decide import ANOTHER_SDE, BELOW_CONVERGED, BELOW_OWN_CONVERGED, LEVEL, OUR_BEST, OURS_AHEAD, OURS_BEHIND, converged_process
+from .decide import (ANOTHER_SDE, BELOW_CONVERGED, BELOW_OWN_CONVERGED, LEVEL, OUR_BEST, OURS_AHEAD, OURS_BEHIND,
+                     converged_process)
 from .models import DEFAULT_SCHEDULE, GUIDED
 from .report import replace_section_if_present
 
