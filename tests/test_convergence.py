@@ -28,6 +28,7 @@ import torch
 from seeds_samplers.bench.compare import reference_solve
 from seeds_samplers.bench.gmm import AnalyticDenoiser, GaussianMixture
 from seeds_samplers.bench.weak_orders import GaussianLinearModel, exact_output_moments, weak_order
+from seeds_samplers.samplers import registry
 from seeds_samplers.samplers.er_sde import sample_er_sde
 from seeds_samplers.samplers.schedules import logsnr_uniform_sigmas
 from seeds_samplers.samplers.seeds import sample_seeds_1, sample_seeds_2, sample_seeds_3
@@ -244,6 +245,15 @@ def test_strong_order(name):
 # --- weak order -----------------------------------------------------------------------------
 
 
+def _menu(entry: str) -> dict:
+    """A menu entry's settings from the registry (the ER-SDE sampler or one of its menu
+    variants), without ``stop_at_sigma_min``, which the weak computation sets."""
+    spec = registry.get("er_sde")
+    spec = next((v for v in [spec, *registry.menu_variants(spec)] if v.id == entry))
+    return {k: v for k, v in spec.menu_settings().items() if k != "stop_at_sigma_min"}
+
+
+
 WEAK = {
     # name: (function, parameters, theoretical weak order, step counts in the asymptotic range)
     "SEEDS-1 (data)": (S1, dict(), 1, (32, 64, 128, 256)),
@@ -253,6 +263,11 @@ WEAK = {
     "ER-SDE-1 (sde_5)": (ER, dict(order=1), 1, (16, 32, 64, 128)),
     "ER-SDE-2 (sde_5)": (ER, dict(order=2), 2, (16, 32, 64, 128)),
     "ER-SDE-3 (sde_5)": (ER, dict(order=3), 3, (16, 32, 64, 128)),
+    # the menu entries at their menu settings (the registry's): with the full noise (phi = s^2)
+    # the third order of ss_er_sde_3m is its drift's; its weak order is 2, as SEEDS-3's
+    "ss_er_sde (menu)": (ER, _menu("er_sde"), 2, (128, 256, 512, 1024)),
+    "ss_er_sde_3m (menu)": (ER, _menu("er_sde_3m"), 2, (64, 128, 256, 512)),
+    "ss_er_sde_3m (menu, eta=0)": (ER, dict(_menu("er_sde_3m"), eta=0.0), 3, (64, 128, 256, 512)),
 }
 
 
@@ -272,6 +287,18 @@ def measure_weak(names: Sequence[str]) -> Dict[str, dict]:
 def test_weak_order(name):
     res = measure_weak([name])[name]
     assert abs(res["order"] - res["theory"]) <= 0.3, res
+
+
+def test_noise_limits_the_third_order_multistep_to_weak_order_two():
+    """With noise the third-order ER-SDE is weak order 2 in the limit: at the full noise
+    (phi = s^2) from 64 steps on (WEAK, "ss_er_sde_3m (menu)"); with sde_5's smaller noise
+    the second-order term's constant is small, so 3 holds over 16-128 steps (WEAK) and the
+    local slope falls toward 2 as the steps grow. Without noise the same settings are third
+    order (WEAK, "ss_er_sde_3m (menu, eta=0)")."""
+    few = weak_order(ER, (64, 128, 256, 512), order=3)["order"]
+    many = weak_order(ER, (1024, 2048, 4096, 8192), order=3)["order"]
+    assert few > 2.7 and many < few - 0.3, (few, many)
+    assert weak_order(ER, (64, 128, 256, 512), order=3, noise_scale_function="original_sde")["order"] < 2.3
 
 
 def test_exact_weak_moments_match_monte_carlo():
@@ -316,6 +343,10 @@ def main() -> None:  # pragma: no cover - documentation helper
     print("|---|---|---|---|---|")
     for name, r in measure_weak(list(WEAK)).items():
         print(f"| {name} | {r['theory']} | {r['order']:.2f} | {', '.join(map(str, r['ns']))} | {_fmt(r['errs'])} |")
+    # sde_5's third order is pre-asymptotic (test_noise_limits_the_third_order_multistep_to_weak_order_two)
+    r = weak_order(ER, (1024, 2048, 4096, 8192), order=3)
+    print(f"\nER-SDE-3 (sde_5) over {', '.join(map(str, r['ns']))} steps: measured {r['order']:.2f} "
+          f"(weak errors {_fmt(r['errs'])}).")
 
 
 if __name__ == "__main__":  # pragma: no cover
