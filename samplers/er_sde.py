@@ -97,6 +97,11 @@ NOISE_SCALE_FUNCTIONS: Dict[str, Tuple[Callable[[np.ndarray], np.ndarray], Optio
     "sde_5": (lambda s: s * (np.exp(s**0.3) + 10.0), None),
 }
 QUADRATURES = ("gauss", "riemann100")
+# With expansion="auto" on VE/VP models, how far ahead (in the history's last spacing, a step
+# read to its middle) a step may extrapolate the D history before the exact lambda weight is
+# kept off the whole schedule (_ERSDE._extrapolates_far): the bound of the 3M entry's long-step
+# rule; the hosts' schedules are on either side of it by far but beta (0.67-1.15 at 4-50 steps)
+FAR_READ = 1.25
 EXPANSIONS = ("sigma", "lambda", "midpoint", "auto")
 
 
@@ -200,7 +205,8 @@ class _ERSDE(Solver):
         self.in_lambda = expansion in ("lambda", "midpoint", "auto")
         steps = run.solver_steps
         by_length = expansion == "auto" and not run.mt.is_flow  # the form chosen per step
-        self.midpoint = self._midpoint_steps(expansion, by_length, steps, midpoint_above_h)
+        noisy = {i for i in steps if run.noise_on(i)} if (not phi.is_ode and s_noise != 0) else set()
+        self.midpoint = self._midpoint_steps(expansion, by_length, steps, midpoint_above_h, noisy)
         # the steps the long-step rule counts as read to their middle: the midpoint rule's, and
         # when chosen by length the short ones too, whose exact weight reads the history at
         # (h - phi_t T) / (1 - r), 0.5-0.6 h for the menu's phi = s^2 and h up to 0.55
@@ -272,19 +278,45 @@ class _ERSDE(Solver):
             bounds=SamplerRun.host_pair(run.sigma[i], run.sigma[i + 1]),
         )
 
-    def _midpoint_steps(self, expansion: str, by_length: bool, steps: Sequence[int], midpoint_above_h: float) -> set:
+    def _midpoint_steps(self, expansion: str, by_length: bool, steps: Sequence[int], midpoint_above_h: float,
+                        noisy: set) -> set:
         """The steps whose D weights take the midpoint rule: every step for ``"midpoint"``;
         for ``"auto"`` on VE/VP models those longer than ``midpoint_above_h`` in half-log-SNR
         (the exact weight extrapolates the noisy D history almost to the end of a long step,
         the midpoint rule to its middle; on short steps the two agree to O(h^3) and the exact
-        weight came nearer the data: docs/sweeps.md, ER-SDE's expansion by step length), none
-        on flow models (the exact weight on every step, measured there)."""
+        weight came nearer the data: docs/sweeps.md, ER-SDE's expansion by step length), the
+        steps without noise (``noisy``: the steps that inject it; the ODE's midpoint rule was
+        its closest form to the converged ODE) and every step of a schedule that extrapolates
+        the history far (:meth:`_extrapolates_far`); none on flow models (the exact weight on
+        every step, measured there)."""
         if expansion == "midpoint":
             return set(steps)
         if not by_length:
             return set()
+        if self._extrapolates_far(steps):
+            return set(steps)
         lam = self.run.lam
-        return {i for i in steps if lam[i + 1] - lam[i] > midpoint_above_h}
+        return {i for i in steps if i not in noisy or lam[i + 1] - lam[i] > midpoint_above_h}
+
+    def _extrapolates_far(self, steps: Sequence[int]) -> bool:
+        """Whether a step of this schedule extrapolates the D history, read to its middle, more
+        than :data:`FAR_READ` times the history's last spacing ahead without the long-step rule
+        taking it at first order (``long_step_ratio``): of the hosts' schedules the last step of
+        ``normal`` (1.5-2.5 spacings at 4-50 steps; A1111's own uniform schedule has its shape)
+        under ``ss_er_sde``. On such a schedule ``"auto"`` keeps the midpoint rule on every step:
+        the exact weight on its short steps came farther from the data there (patches-eps, 8-10
+        calls), nearer on the schedules that read at most 0.81 spacings ahead (``simple``,
+        ``sgm_uniform``, ``karras``, ``exponential``; docs/sweeps.md, ER-SDE's expansion by step
+        length and the hosts' default schedules)."""
+        lam = self.run.lam
+        for i in steps:
+            if i < 1:
+                continue
+            ahead, spacing = 0.5 * (lam[i + 1] - lam[i]), lam[i] - lam[i - 1]
+            taken_first_order = self.long_step_ratio > 0 and ahead > self.long_step_ratio * spacing
+            if ahead > FAR_READ * spacing and not taken_first_order:
+                return True
+        return False
 
     def _interpolated(self, i: int, nodes: List[int], base: float, c1: float, c2: float) -> Dict[int, float]:
         """base D_i + c1 D'(v_i) + c2 D''(v_i) as weights of the D values at the step indices
@@ -412,11 +444,14 @@ _PARAMS = (
           "The corrector redoes only the steps that start at or below this noise level, in SD's sigma (on flow "
           "models sigma / (1 - sigma)); 0 = every step. Under strong guidance the correction of the high-noise "
           "steps costs accuracy (docs/sweeps.md).", 0.0, 1000.0, 0.05),
-    Param("midpoint_above_h", 0.0,
+    Param("midpoint_above_h", 0.55,
           "With expansion=auto on SD-type (not flow) models: steps longer than this in half-log-SNR take the "
           "midpoint rule, shorter ones the exact lambda weight (the two agree on short steps; on long ones the exact "
-          "weight extrapolates the noisy model-output history almost to the step's end). 0 = the midpoint rule on "
-          "every step; flow models take the exact weight on every step (docs/sweeps.md).", 0.0, 100.0, 0.05),
+          "weight extrapolates the noisy model-output history almost to the step's end); on a schedule with a step "
+          "that extrapolates the history far (normal's last step) the midpoint rule on every step. 0 = the "
+          "midpoint rule on every step; steps without noise take it always; flow models take the exact weight on "
+          "every step (docs/sweeps.md).",
+          0.0, 100.0, 0.05),
 )
 
 
@@ -430,7 +465,7 @@ def sample_er_sde(
     model_type: Any = None, stop_at_sigma_min: bool = False, noise_start: float = 0.0, noise_end: float = 1.0,
     sigma_steps: bool = True, corrected_start: bool = True, cfg_pp: bool = False,
     uncond: Optional[UncondSource] = None, corrector: bool = False, long_step_ratio: float = 0.0,
-    corrector_max_sigma: float = 0.0, midpoint_above_h: float = 0.0,
+    corrector_max_sigma: float = 0.0, midpoint_above_h: float = 0.55,
 ) -> torch.Tensor:
     """ER-SDE-Solver (1 model call per step).
 
@@ -485,11 +520,15 @@ def sample_er_sde(
             ER-SDE's corrector at high noise).
         midpoint_above_h: with ``expansion="auto"`` on VE/VP models (not flow), the step
             length in half-log-SNR above which a step takes the midpoint rule instead of the
-            exact lambda weight (0, the default: the midpoint rule on every step). 0.55 (the
-            3M entry's) leaves karras's long late steps at 8-10 steps (h 0.6-1.3) to the
-            midpoint rule and takes simple's, sgm_uniform's and karras-at-20's (h 0.2-0.55)
-            exactly: nearer the data on simple, farther on normal at 8-10 calls at order 2
-            (measured: docs/sweeps.md, ER-SDE's expansion by step length).
+            exact lambda weight on the steps that inject noise (0: the midpoint rule on every
+            step; steps without noise always take it). The default 0.55 leaves karras's long
+            late steps at 8-10 steps (h 0.6-1.3) to the midpoint rule and takes simple's,
+            sgm_uniform's and karras-at-20's (h 0.2-0.55) exactly: nearer the data on simple
+            and sgm_uniform at order 2. On a schedule with a step that extrapolates the
+            history more than :data:`FAR_READ` spacings ahead and is not taken at first order
+            (normal's last step at ``long_step_ratio`` 3), the midpoint rule on every step:
+            there the exact weight came farther at 8-10 calls (measured: docs/sweeps.md,
+            ER-SDE's expansion by step length and the hosts' default schedules).
         cfg_pp, uncond: CFG++, as :func:`~seeds_samplers.samplers.seeds.sample_seeds_1`.
         Other arguments as :func:`~seeds_samplers.samplers.seeds.sample_seeds_1`; every
         parameter's range and choices: its ``Param`` (checked at entry).
@@ -518,11 +557,14 @@ register(SamplerSpec(
     params=_PARAMS,
     calls_per_step=1,
     stochastic=lambda p: p["noise_scale_function"] != "ode" and injects_noise(p),
-    # the reverse SDE's noise (phi = s^2) on every step, second order in lambda: the midpoint
-    # rule on VE/VP models (the exact lambda weight extrapolates the noisy D history far on
-    # the long steps of karras-type schedules; the exact weight on the short steps,
-    # midpoint_above_h 0.55, came nearer the data on simple at 8-20 calls but farther on
-    # normal at 8-10: docs/sweeps.md, ER-SDE's expansion by step length), the exact weight on
+    # the reverse SDE's noise (phi = s^2) on every step, second order in lambda: on VE/VP
+    # models the midpoint rule on the long steps (the exact lambda weight extrapolates the noisy
+    # D history far on the long steps of karras-type schedules) and the exact weight on the
+    # short ones (midpoint_above_h 0.55: nearer the data on simple and sgm_uniform at 8-20
+    # calls and on karras at 20), but the midpoint rule throughout on a schedule with a step
+    # extrapolated far (normal's last, where the exact weight came farther at 8-10 calls;
+    # _ERSDE._extrapolates_far): docs/sweeps.md, ER-SDE's expansion by step length and the
+    # hosts' default schedules; the exact weight on
     # flow models (ahead there on the trained and exact flow models), and the corrector (ahead of or level with the
     # uncorrected forms on most trained and exact models). Order 3 overshoots (noisy second
     # differences). Without the corrector these settings are SDE-DPM-Solver++(2M), k-diffusion's /

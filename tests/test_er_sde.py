@@ -700,3 +700,41 @@ def test_the_menu_entry_s_rule_acts_on_normal_s_end_alone(edm_case, flow):
             assert three_m("normal", n) and not three_m("simple", n) and not three_m("beta", n), n
     if flow:  # ss_er_sde_3m (1.25) still takes simple's last step at first order: a parabola amplifies more
         assert three_m("simple", 30)
+
+
+def _menu_runs(edm_case, entry: str):
+    """``run(schedule, n, **change)``: the menu entry's samples on SD's discrete sigmas of the
+    hosts' schedule at n steps, its settings updated by ``change``."""
+    from seeds_samplers.bench.host_schedules import host_sigmas
+    from seeds_samplers.samplers.cfg_pp import menu_entries
+    from support.host_types import SD
+
+    model, x, _ = edm_case(4)
+    model.seeds_model_type = SD
+    x = x * float(SD.sigma_table[-1]) / 10.0
+    menu = next(e for e in menu_entries(cfg_pp=False) if e.id == entry).menu_settings()
+
+    def run(name: str, n: int, **change) -> torch.Tensor:
+        return sample_er_sde(model, x, host_sigmas(name, n, SD), **dict(menu, **change), extra_args={"seed": 5},
+                             disable=True)
+
+    return run
+
+
+def test_the_menu_takes_the_exact_weight_on_short_steps_but_not_where_a_step_extrapolates_far(edm_case):
+    """``ss_er_sde`` on SD-type models (``auto``, ``midpoint_above_h`` 0.55 by default): the
+    exact lambda weight on the short noise steps of ``simple`` and ``sgm_uniform`` (its samples
+    differ from the midpoint rule's everywhere), but on ``normal``, whose last step it
+    extrapolates 1.5-2.5 spacings ahead (above FAR_READ, below its long-step ratio), the
+    midpoint rule on every step: bit-equal to ``midpoint_above_h=0``, the samples of before.
+    ``ss_er_sde_3m`` takes that step at first order (ratio 1.25), so the guard leaves it the
+    exact weight on ``normal``'s short steps; the ODE entry, without noise, keeps the midpoint
+    rule everywhere."""
+    er, three_m, ode = (_menu_runs(edm_case, e) for e in ("er_sde", "er_sde_3m", "er_sde_ode"))
+    for n in (5, 8, 10, 20, 30):
+        assert torch.equal(er("normal", n), er("normal", n, midpoint_above_h=0.0)), n
+    for n in (8, 10, 20, 30):  # at 5 steps every step of these schedules is longer than 0.55
+        assert not torch.equal(three_m("normal", n), three_m("normal", n, midpoint_above_h=0.0)), n
+        for name in ("simple", "sgm_uniform"):
+            assert not torch.equal(er(name, n), er(name, n, midpoint_above_h=0.0)), (name, n)
+            assert torch.equal(ode(name, n), ode(name, n, midpoint_above_h=0.0)), (name, n)
