@@ -4,10 +4,10 @@ samplers and, when ``COMFYUI_ROOT`` names a ComfyUI checkout, ComfyUI's own (:mo
 
 from __future__ import annotations
 
-from typing import List
+from typing import Any, Dict, List
 
 from ..samplers.cfg_pp import menu_entries
-from ..samplers.registry import SAMPLERS
+from ..samplers.registry import SAMPLERS, menu_variants
 from .compare import Contender, kdiffusion, ours
 
 QUALITY_BASELINES = ("euler", "euler_ancestral", "dpmpp_2m", "dpmpp_2m_sde", "dpmpp_3m_sde", "dpmpp_sde", "lms",
@@ -35,6 +35,19 @@ def menu_contenders() -> List[Contender]:
     """Every menu entry of ours: each registered sampler at its menu entry's settings, then
     its menu variants (samplers/registry.py, MenuVariant)."""
     return [ours(entry) for entry in menu_entries(cfg_pp=False)]
+
+
+def shown_settings(c: Contender) -> Dict[str, Any]:
+    """The settings a table states for a row of ours: its menu entry's settings, and the
+    value it ran of every parameter that another menu entry of the same sampler sets (so a
+    default those entries differ in, such as ER-SDE's ``midpoint_above_h``, is stated too)."""
+    spec = c.entry
+    if spec is None:
+        return dict(c.params)
+    base = next((s for s in SAMPLERS.values() if s.function is spec.function), spec)
+    keys = set(c.params).union(*(v.menu for v in [base, *menu_variants(base)]))
+    resolved = spec.resolve(**c.params)
+    return {k: resolved[k] for k in sorted(keys) if k in resolved}
 
 
 def anchor_contenders(comfy: bool = True) -> List[Contender]:

@@ -49,7 +49,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 
 from .compare import Contender, schedule_for
-from .contenders import menu_contenders, anchor_contenders
+from .contenders import anchor_contenders, menu_contenders, shown_settings
 from .grid import mean_sd, noise_seed
 from .limits import LIMIT_CALLS, ODE_CHECK, PATH_CALLS, SHARED_PROCESS, Yardstick, ode_steps
 from ..digits.denoiser import model_dataset
@@ -419,7 +419,7 @@ def summarise_measured(res: Dict[Tuple[str, str], Dict[int, dict]], contenders: 
         extras = {n: mean_sd([per[s]["extras"][n] for s in seeds]) for n in sorted(names)}
         rows.append(dict(label=c.label, source=c.source, values={s: per[s]["value"] for s in seeds}, mean=mean,
                          sd=sd, calls=max(per[s]["calls"] for s in seeds), extras=extras,
-                         settings=dict(c.params) if c.source == "ours" else None))
+                         settings=shown_settings(c) if c.source == "ours" else None))
     return rows
 
 
@@ -824,10 +824,12 @@ cached under `~/.cache/seeds_samplers/bench` (`SEEDS_SAMPLERS_CACHE`), keyed by 
 weights, schedule, seed, sampler and settings, NFE, sample count and code version (an
 anchor's source file; for ours, its output on a small exact problem at the cell's own sigmas,
 so that a change to one solver recomputes only the rows it changes). Each table's settings line
-gives our rows' settings as measured: an ER-SDE row without `midpoint_above_h` there was measured
-before that setting existed, with `expansion=auto` the midpoint rule on every step of an SD-type
-model (the setting changes no step of `karras` at 8 steps; its effect elsewhere is in
-docs/sweeps.md, ER-SDE's expansion by step length, until the table is run again).
+gives our rows' settings as measured, with every parameter the menu entries of a sampler differ
+in: an `ss_er_sde` row ("ER-SDE-Solver") without `midpoint_above_h` there was measured before
+that parameter's default became 0.55, with the midpoint rule on every step of an SD-type model
+(the default changes no step of `karras` at 8 steps nor of `normal`, and nothing on flow models;
+its effect elsewhere is in docs/sweeps.md, ER-SDE's expansion by step length and the hosts'
+default schedules, until the table is run again).
 
 Cost (measured with one torch thread, batches of 250, channels-last): the digits U-Net takes
 4.7 CPU-ms per sample and model call, the patches U-Net 1.0. A stochastic cell at NFE 10 (our

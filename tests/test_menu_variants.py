@@ -86,3 +86,19 @@ def test_benchmark_and_docs_list_every_variant():
 def test_spec_without_variants_lists_none():
     spec = SamplerSpec(id="x", function=lambda *a, **k: None, family="x", title="X", summary="", params=())
     assert menu_variants(spec) == []
+
+
+def test_a_table_states_every_setting_the_menu_entries_of_a_sampler_differ_in():
+    """A decided table's settings line (bench/decide.py) states, for a row of ours, its menu
+    settings and the value it ran of each parameter another menu entry of the same sampler sets:
+    ``ss_er_sde`` takes ``midpoint_above_h`` from the parameter's default, ``ss_er_sde_3m`` sets
+    it, so both rows state it (a change of that default shows in the tables written after it)."""
+    from seeds_samplers.bench.contenders import menu_contenders, shown_settings
+    from seeds_samplers.samplers.registry import get
+
+    rows = {c.entry.id: shown_settings(c) for c in menu_contenders()}
+    default = get("er_sde").resolve()["midpoint_above_h"]
+    assert "midpoint_above_h" not in get("er_sde").menu
+    assert rows["er_sde"]["midpoint_above_h"] == default
+    assert rows["er_sde_3m"]["order"] == 3 and rows["er_sde"]["order"] == 2
+    assert rows["seeds_2"] == dict(get("seeds_2").menu)  # a sampler without menu variants: its menu
