@@ -267,7 +267,10 @@ WEAK = {
     # the third order of ss_er_sde_3m is its drift's; its weak order is 2, as SEEDS-3's
     "ss_er_sde (menu)": (ER, _menu("er_sde"), 2, (128, 256, 512, 1024)),
     "ss_er_sde_3m (menu)": (ER, _menu("er_sde_3m"), 2, (64, 128, 256, 512)),
-    "ss_er_sde_3m (menu, eta=0)": (ER, dict(_menu("er_sde_3m"), eta=0.0), 3, (64, 128, 256, 512)),
+    # the same third-order step without noise (the exact lambda weight: steps without noise take
+    # the midpoint rule under expansion="auto"), third order
+    "ER-SDE-3 + corrector (lambda, eta=0)": (ER, dict(_menu("er_sde_3m"), expansion="lambda", eta=0.0), 3,
+                                             (64, 128, 256, 512)),
 }
 
 
@@ -293,8 +296,8 @@ def test_noise_limits_the_third_order_multistep_to_weak_order_two():
     """With noise the third-order ER-SDE is weak order 2 in the limit: at the full noise
     (phi = s^2) from 64 steps on (WEAK, "ss_er_sde_3m (menu)"); with sde_5's smaller noise
     the second-order term's constant is small, so 3 holds over 16-128 steps (WEAK) and the
-    local slope falls toward 2 as the steps grow. Without noise the same settings are third
-    order (WEAK, "ss_er_sde_3m (menu, eta=0)")."""
+    local slope falls toward 2 as the steps grow. Without noise the same step is third order
+    (WEAK, "ER-SDE-3 + corrector (lambda, eta=0)")."""
     few = weak_order(ER, (64, 128, 256, 512), order=3)["order"]
     many = weak_order(ER, (1024, 2048, 4096, 8192), order=3)["order"]
     assert few > 2.7 and many < few - 0.3, (few, many)

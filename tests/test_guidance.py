@@ -427,7 +427,10 @@ def test_guided_decided_table_prints_accuracy_from_runs_and_cache(tmp_path, monk
     assert header.endswith("| accuracy (mean ± spread) |")
     rows = [line.split("|") for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
     assert rows and all(0.0 <= float(r[-2].split("±")[0]) <= 1.0 for r in rows)
-    # the table states the settings each row of ours ran: its menu entry's, at the time of the run
+    # the table states the settings each row of ours ran: its menu entry's, at the time of the run,
+    # with every parameter its sampler's menu entries differ in (bench/contenders.py)
+    from seeds_samplers.bench.compare import ours
+    from seeds_samplers.bench.contenders import shown_settings
     from seeds_samplers.samplers.cfg_pp import menu_entries
 
     settings = next(line for line in table.splitlines() if line.startswith("- settings of our rows: "))
@@ -435,5 +438,6 @@ def test_guided_decided_table_prints_accuracy_from_runs_and_cache(tmp_path, monk
                                                            for r in rows)]
     assert shown
     for e in shown:
-        stated = ", ".join(f"`{k}={v}`" for k, v in sorted(e.menu.items())) or "(the sampler's defaults)"
+        stated = (", ".join(f"`{k}={v}`" for k, v in sorted(shown_settings(ours(e)).items()))
+                  or "(the sampler's defaults)")
         assert f"{e.title} {stated}" in settings
