@@ -308,13 +308,12 @@ class _ERSDE(Solver):
         calls), nearer on the schedules that read at most 0.81 spacings ahead (``simple``,
         ``sgm_uniform``, ``karras``, ``exponential``; docs/sweeps.md, ER-SDE's expansion by step
         length and the hosts' default schedules)."""
-        lam = self.run.lam
         for i in steps:
             if i < 1:
                 continue
-            ahead, spacing = 0.5 * (lam[i + 1] - lam[i]), lam[i] - lam[i - 1]
-            taken_first_order = self.long_step_ratio > 0 and ahead > self.long_step_ratio * spacing
-            if ahead > FAR_READ * spacing and not taken_first_order:
+            # under "auto" on VE/VP models every step counts as read to its middle (read_half)
+            ahead, spacing = self._read_ahead(i, halved=True)
+            if ahead > FAR_READ * spacing and not self._long(i, halved=True):
                 return True
         return False
 
@@ -336,16 +335,23 @@ class _ERSDE(Solver):
                 w[n] += c1 * a * g1 + (c2 * (b * g1 * g1 + a * g2) if use2 else 0.0)
         return w
 
-    def _long(self, i: int) -> bool:
+    def _read_ahead(self, i: int, halved: bool) -> Tuple[float, float]:
+        """How far step i (i >= 1) reads its D history's polynomial ahead of the newest node,
+        in lambda (the whole step, or its half for a form read at the step's middle), and the
+        history's last spacing."""
+        lam = self.run.lam
+        return (lam[i + 1] - lam[i]) * (0.5 if halved else 1.0), lam[i] - lam[i - 1]
+
+    def _long(self, i: int, halved: Optional[bool] = None) -> bool:
         """Whether step i reads its D history's polynomial further ahead of the newest node, in
         lambda, than ``long_step_ratio`` times the history's last spacing (0: never): the end-point
         forms (sigma, lambda) read it over the whole step, the midpoint rule (and the exact weight
-        on the short steps of ``"auto"`` on VE/VP models) at the step's middle."""
-        lam = self.run.lam
+        on the short steps of ``"auto"`` on VE/VP models) at the step's middle (``halved``:
+        whether it is read to its middle; by default as this solver takes it, ``read_half``)."""
         if self.long_step_ratio <= 0 or i < 1:
             return False
-        ahead = (lam[i + 1] - lam[i]) * (0.5 if i in self.read_half else 1.0)
-        return ahead > self.long_step_ratio * (lam[i] - lam[i - 1])
+        ahead, spacing = self._read_ahead(i, i in self.read_half if halved is None else halved)
+        return ahead > self.long_step_ratio * spacing
 
     def _correction(self, i: int, order: int, base: float, c1: float, c2: float,
                     predictor: List[float]) -> List[float]:
