@@ -40,6 +40,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import resource
 import time
 from functools import lru_cache
@@ -56,7 +57,7 @@ from ..digits.denoiser import model_dataset
 from .models import GUIDED, TRAINED_KINDS, TestModel, build_model
 from .report import fmt_mean_sd, fmt_settings
 
-__all__ = ["VERSION", "CHUNK", "KID_RESOLUTION", "TRAINED", "write_decided", "INTRO", "KID_UNITS", "cache_dir",
+__all__ = ["ROOM", "VERSION", "CHUNK", "KID_RESOLUTION", "TRAINED", "write_decided", "INTRO", "KID_UNITS", "cache_dir",
            "kid_model", "screen", "run_table", "table_section", "mdd", "called", "T95", "summarise_measured",
            "YARDSTICKS", "check_yardstick", "scored_model", "limit_model", "OUR_BEST", "LEVEL", "BEHIND_OUR_BEST",
            "OURS_AHEAD", "OURS_BEHIND", "ANOTHER_SDE", "BELOW_CONVERGED", "BELOW_OWN_CONVERGED",
@@ -710,6 +711,39 @@ def _converged_lines(t: dict) -> List[str]:
     return lines
 
 
+# the room line's count (bench/pick.py reads it back for the README's advice)
+ROOM = "the exact solve ahead of"
+
+
+def _room_lines(t: dict) -> List[str]:
+    """On a table scored by the data (none on the others): the converged process against each
+    kept anchor of that process, paired. Our best entry discretises that process; as its
+    error shrinks it approaches the converged process's score, so it can be shown ahead of an
+    anchor by its accuracy only where the exact solve itself is ahead of it beyond the paired
+    spread; where the exact solve is level with the anchors, the yardstick cannot rank a more
+    accurate solve above them at these seeds (a row may still lead through its error). The
+    anchors of another process (a noise window, another noise function) are not counted."""
+    conv = t.get("converged")
+    if not conv or not conv.get("values"):
+        return []
+    per, s = conv["values"], len(t["seeds"])
+    anchors = [r for r in t["rows"] if r["source"] != "ours" and r.get("of_converged")
+               and all(k in r["values"] for k in per)]
+    if not anchors:
+        return []
+    parts, ahead = [], 0
+    for r in anchors:
+        d_mean, d_sd = mean_sd([per[k] - r["values"][k] for k in per])
+        lead = d_mean < 0 and called(d_mean, d_sd, s, KID_RESOLUTION)
+        ahead += lead
+        parts.append(f"{r['label']} ({r['source']}) {fmt_mean_sd(d_mean, d_sd)}" + (" ahead" if lead else ""))
+    process = converged_process(t["kind"])
+    return [f"- **room** (the converged {process} minus each kept anchor of that {process}, paired: a solve of "
+            f"the {process} can be shown ahead of an anchor by its accuracy only where its exact solve is, "
+            f"negative beyond the paired spread): {ROOM} {ahead} of {len(anchors)} kept anchors of it; "
+            + "; ".join(parts)]
+
+
 def _unrelated_lines(t: dict) -> List[str]:
     """A path table's other end of the scale (none on the others): where a sampler that has
     lost its path scores."""
@@ -747,8 +781,9 @@ def _settings_lines(t: dict) -> List[str]:
     return [f"- settings of our rows: {text}"]
 
 
-def table_section(t: dict, command: str) -> str:
-    """The markdown section of one decided cell."""
+def table_section(t: dict, command: str, cost: Optional[str] = None) -> str:
+    """The markdown section of one decided cell (``cost``: the cost line to print instead of
+    this call's, :func:`_previous_cost`)."""
     model, seeds = t["model"], t["seeds"]
     s = len(seeds)
     metric = model.metric
@@ -758,11 +793,12 @@ def table_section(t: dict, command: str) -> str:
             f"screening: {t['screen_samples']} samples of seed 0).", "",
             f"- **floor** ({_floor_text(t)}): {fmt_mean_sd(*t['floor'])}",
             *_converged_lines(t),
+            *_room_lines(t),
             *_unrelated_lines(t),
             *_between_lines(t),
             f"- **minimum detectable difference** (t(0.95, {s - 1}) × pooled paired spread / √{s}): "
             f"{t['mdd']:.3g}",
-            f"- cost: {_cost_line(t)}",
+            f"- cost: {cost or _cost_line(t)}",
             *_settings_lines(t), "",
             f"| solver | source | calls | {metric} (mean ± spread) | paired Δ = {mine['label']} − row | verdict |",
             "|---|---|---:|---:|---:|---|"]
@@ -817,7 +853,13 @@ below the converged ODE"): it leads through its error. An anchor ahead of our be
 discretises another SDE (ComfyUI's `sa_solver` with its noise window, its `er_sde` with its
 noise function) is set against its own process instead: the same anchor at the limit's 60
 calls from the same latents (the table's "own converged SDEs" line; "below its own converged
-SDE"; tables written since it existed). Anchors: a
+SDE"; tables written since it existed). The *room* line (tables written or rewritten since it
+existed) sets the converged process against each kept anchor of that process, paired: as our
+entries' error shrinks they approach the converged process's score, so an entry can be shown
+ahead of an anchor by its accuracy only where the exact solve itself is ahead of it beyond the
+spread; where the exact solve is level with an anchor, no solver of that process can be called
+ahead of it at these seeds but through its error. A table rewritten from the cache alone (no
+run computed) keeps the command and cost of the call that measured it. Anchors: a
 screening pass (400 samples, seed 0) ranks the anchors of the table's kind and keeps the
 best 4; the full runs cover those and our menu entries of that kind. Per-seed results are
 cached under `~/.cache/seeds_samplers/bench` (`SEEDS_SAMPLERS_CACHE`), keyed by model
@@ -946,6 +988,22 @@ sections (the W2 tables) ran the settings before the corrector (the midpoint rul
 `dpmpp_2m_sde`): the current ones on the mixtures are in docs/sweeps.md (ER-SDE corrector)."""
 
 
+def _measuring_call(t: dict, doc: Optional[Path], section: str) -> Optional[Tuple[str, str]]:
+    """The command and cost line the page's section states, when this call computed no run of
+    the cell (a rewrite from the cache, e.g. for a line added since): every number of the
+    rewrite is one that call measured, so its command (which reproduces the table) and its cost
+    stay on the page. None otherwise."""
+    if doc is None or not doc.is_file() or t["cost"]["runs"] or t["screen_cost"]["runs"]:
+        return None
+    text = doc.read_text()
+    start, end = text.find(f"<!-- {section}:start -->"), text.find(f"<!-- {section}:end -->")
+    if start < 0 or end < 0:
+        return None
+    body = text[start:end]
+    command, cost = re.search(r"^Command: `([^`]+)`", body, re.M), re.search(r"^- cost: (.+)$", body, re.M)
+    return (command.group(1), cost.group(1)) if command and cost else None
+
+
 def write_decided(name: str, schedule: str, budgets: Sequence[int], kinds: Sequence[str], seeds: Sequence[int],
                   samples: int, screen_samples: int, keep: int, comfy: bool, command: str, out: Path,
                   doc: Optional[Path], header: str, lock: Callable, log: Callable[[str], None] = print,
@@ -957,8 +1015,9 @@ def write_decided(name: str, schedule: str, budgets: Sequence[int], kinds: Seque
     for nfe in budgets:
         for kind in kinds:
             t = run_table(name, schedule, nfe, kind, seeds, samples, screen_samples, keep, comfy, log, yardstick)
-            body = table_section(t, command)
             section = section_name(name, schedule, kind, nfe, yardstick)
+            command_cost = _measuring_call(t, doc, section)
+            body = table_section(t, *(command_cost or (command,)))
             (out / f"{section}.md").write_text(body + "\n")
             log("\n" + body + "\n")
             if doc is not None:

@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..samplers.cfg_pp import menu_entries
 from .decide import (ANOTHER_SDE, BELOW_CONVERGED, BELOW_OWN_CONVERGED, LEVEL, OUR_BEST, OURS_AHEAD, OURS_BEHIND,
-                     converged_process)
+                     ROOM, converged_process)
 from .models import DEFAULT_SCHEDULE, GUIDED
 from .report import replace_section_if_present
 
@@ -36,6 +36,8 @@ _START = re.compile(r"<!-- bench-decided-(?P<model>[a-z]+-[a-z0-9]+)-(?P<schedul
                     r"(?P<kind>stochastic|deterministic)-nfe(?P<nfe>\d+)(?:-(?P<yardstick>limit|path))?:start -->")
 # the seeds a decided table ran, as its command line states them (bench/decide.py)
 _SEEDS = re.compile(r"samples per seed, seeds (?P<seeds>\d+(?:, \d+)*)[;)]")
+# a table's room line: how many of its kept anchors the exact solve of its process is ahead of
+_ROOM = re.compile(r"^- \*\*room\*\* .*?" + re.escape(ROOM) + r" (?P<ahead>\d+) of (?P<of>\d+) kept anchors", re.M)
 _GENERATED = ("Generated from the decided tables by `python -m seeds_samplers docs --readme README.md` "
               "(and by every `bench` run that writes them).")
 # each yardstick: (key, short name, what the overview's grid says of it)
@@ -67,6 +69,14 @@ class Cell:
     below: List[str] = field(default_factory=list)
     own: List[str] = field(default_factory=list)  # of those, the anchors of another SDE (below their own)
     seeds: Optional[int] = None  # the seeds the table pairs over (its command line), when it says
+    # of the kept anchors of the table's converged process, how many its exact solve is ahead
+    # of, and of how many (a table scored by the data that states it; bench/decide.py)
+    room: Optional[Tuple[int, int]] = None
+
+    @property
+    def exact_ahead_of_all(self) -> bool:
+        """Whether the exact solve of the process is ahead of every kept anchor of it."""
+        return self.room is not None and self.room[0] == self.room[1]
 
     @property
     def ahead_of_all(self) -> bool:
@@ -126,8 +136,10 @@ def parse_decided(text: str) -> List[Cell]:
             raise ValueError(f"decided section {m.group(0)} has no end marker")
         body = text[m.end():end]
         seeds = _SEEDS.search(body)
+        room = _ROOM.search(body)
         cell = Cell(m.group("model"), m.group("schedule"), m.group("kind"), int(m.group("nfe")),
-                    m.group("yardstick") or "data", seeds=len(seeds.group("seeds").split(",")) if seeds else None)
+                    m.group("yardstick") or "data", seeds=len(seeds.group("seeds").split(",")) if seeds else None,
+                    room=(int(room.group("ahead")), int(room.group("of"))) if room else None)
         for row in _rows(body):
             if len(row) < 6:
                 continue
@@ -221,9 +233,13 @@ def _advice_cell(cells: Sequence[Cell], menu_id: Dict[str, str]) -> str:
     ahead = sum(1 for c in cells if c.ahead_of_all)
     at_or_ahead = sum(1 for c in cells if c.at_or_ahead)
     below = sum(1 for c in cells if c.behind_only_below)
+    roomed = [c for c in cells if c.room is not None]
+    room = sum(1 for c in roomed if c.exact_ahead_of_all)
     return (f"{names}; of the {n} cell{'s' if n > 1 else ''}: ahead of every kept anchor in {ahead}, "
             f"at or ahead of each in {at_or_ahead}"
-            + (f", behind only anchors below the converged process in {below}" if below else ""))
+            + (f", behind only anchors below the converged process in {below}" if below else "")
+            + (f"; the exact solve itself ahead of every kept anchor of its process in {room} of the "
+               f"{len(roomed)} that measure it" if roomed else ""))
 
 
 def advice_markdown(cells: Sequence[Cell]) -> str:
@@ -261,7 +277,10 @@ def advice_section(benchmark_md: Path, link: str = "docs/benchmark.md") -> str:
         "another SDE "
         "gets no verdict; \"behind only anchors below the converged process\": on a table scored by the data, "
         "every anchor ahead of ours there scores below the exact solve of the process it discretises, so it "
-        "is nearer the data through its error):", "", advice_markdown(cells), "", _GENERATED])
+        "is nearer the data through its error; \"the exact solve itself ahead\": on a table scored by the data, "
+        "the converged process our entries discretise is ahead of every kept anchor of that process beyond the "
+        "paired spread, the cells where an entry can be shown ahead of them by its accuracy (the tables' room "
+        "lines)):", "", advice_markdown(cells), "", _GENERATED])
 
 
 def overview_markdown(benchmark_md: Path, link: str = "docs/benchmark.md") -> str:

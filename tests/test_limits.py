@@ -314,6 +314,51 @@ def test_the_converged_ode_line_and_its_cost(gaussian):
     assert decide._full_cost(t) == 2 * 10 * 100 * 2 + 2 * 2 * 100 * LIMIT_CALLS
 
 
+def test_the_room_line_counts_the_anchors_the_exact_solve_is_ahead_of(gaussian):
+    """A table scored by the data states, per kept anchor of its converged process, the
+    converged process minus the anchor (paired) and counts those it is ahead of beyond the
+    spread; anchors of another process and our own rows are not counted; the tables without a
+    converged process (the limit and path yardsticks) print no such line."""
+    seeds = [0, 1, 2]
+    conv = {0: 10.0, 1: 12.0, 2: 11.0}
+
+    def row(label, source, values, of_converged=True):
+        return dict(label=label, source=source, values=dict(zip(seeds, values)), of_converged=of_converged)
+
+    t = dict(seeds=seeds, kind="stochastic", model=gaussian, rows=[
+        row("ER-SDE-Solver", "ours", [9.0, 11.0, 10.5]),
+        row("dpmpp_2m_sde", "k-diffusion", [13.0, 15.1, 14.0]),  # 3 above the exact solve: room
+        row("dpmpp_2m_sde_heun", "ComfyUI", [9.0, 14.0, 10.0]),  # level with it: no room
+        row("sa_solver", "ComfyUI", [30.0, 30.0, 30.0], of_converged=False)])  # another process
+    assert decide._room_lines(t) == []  # no converged process on the table
+    t["converged"] = dict(values=conv)
+    (line,) = decide._room_lines(t)
+    assert line.startswith("- **room** (the converged SDE minus each kept anchor of that SDE")
+    assert f"{decide.ROOM} 1 of 2 kept anchors of it; " in line
+    assert f"dpmpp_2m_sde (k-diffusion) {fmt_mean_sd(*mean_sd([-3.0, -3.1, -3.0]))} ahead" in line
+    assert line.endswith(f"dpmpp_2m_sde_heun (ComfyUI) {fmt_mean_sd(*mean_sd([1.0, -2.0, 1.0]))}")
+    assert "sa_solver" not in line and "ER-SDE-Solver" not in line
+    t["rows"] = t["rows"][:1] + t["rows"][3:]  # no anchor of the process: nothing to say
+    assert decide._room_lines(t) == []
+
+
+def test_a_rewrite_from_the_cache_keeps_the_command_and_cost_of_the_call_that_measured(tmp_path):
+    """A call that computed no run of a cell (every run cached: a rewrite for a line added
+    since) keeps the command and cost line the page states for that cell (the call that
+    measured its numbers); a call that computed runs, or a page without the section, prints
+    its own."""
+    section, command = "bench-decided-digits-eps-karras-stochastic-nfe10", "python -m seeds_samplers bench --x"
+    doc = tmp_path / "benchmark.md"
+    doc.write_text(f"<!-- {section}:start -->\n### t\n\nCommand: `{command}` (500 samples per seed).\n\n"
+                   f"- cost: 5 runs computed: 11 min\n- settings\n<!-- {section}:end -->\n")
+    cached = dict(cost=dict(runs=0), screen_cost=dict(runs=0))
+    assert decide._measuring_call(cached, doc, section) == (command, "5 runs computed: 11 min")
+    assert decide._measuring_call(dict(cached, cost=dict(runs=2)), doc, section) is None
+    assert decide._measuring_call(dict(cached, screen_cost=dict(runs=1)), doc, section) is None
+    assert decide._measuring_call(cached, doc, section.replace("nfe10", "nfe20")) is None
+    assert decide._measuring_call(cached, None, section) is None
+
+
 # --- the pathwise SDE yardstick -------------------------------------------------------------------
 
 

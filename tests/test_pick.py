@@ -182,6 +182,29 @@ def test_an_anchor_of_another_sde_below_its_own_converged_process_is_named_so():
     assert plain.own == [] and "below the converged ODE" in plain.text()
 
 
+def test_the_room_line_is_read_back_and_counted_in_the_advice():
+    """A table's room line (bench/decide.py: how many kept anchors of its process the exact
+    solve is ahead of) is read into the cell, and the advice counts the cells where the exact
+    solve leads every such anchor among the cells that state it."""
+    from seeds_samplers.bench.decide import ROOM
+
+    roomy = _BELOW_TABLE.replace(
+        "- **converged ODE** (...): 28.6 ± 7.8; paired DEIS − it: 1.42 ± 1.67\n",
+        "- **converged ODE** (...): 28.6 ± 7.8; paired DEIS − it: 1.42 ± 1.67\n"
+        f"- **room** (the converged ODE minus ...): {ROOM} 2 of 3 kept anchors of it; deis (ComfyUI) 2.7 ± 0.4; "
+        "lms (k-diffusion) -2.4 ± 0.1 ahead; dpmpp_2m (k-diffusion) -8.5 ± 1.0 ahead\n")
+    (cell,) = parse_decided(roomy)
+    assert cell.room == (2, 3) and not cell.exact_ahead_of_all
+    (plain,) = parse_decided(_BELOW_TABLE)
+    assert plain.room is None
+    full = Cell(**{**cell.__dict__, "room": (3, 3), "model": "patches-eps"})
+    assert full.exact_ahead_of_all
+    line = advice_markdown([cell, full, plain]).splitlines()[-1]
+    assert line.endswith("the exact solve itself ahead of every kept anchor of its process in 1 of the 2 that "
+                         "measure it |")
+    assert "that measure it" not in advice_markdown([plain])
+
+
 def test_advice_reads_the_latest_table_of_a_cell(tmp_path):
     page = tmp_path / "benchmark.md"
     rerun = _TABLE.replace("| 91 ± 2 | – | our best", "| 91 ± 2 | 11 ± 1 | behind our best").replace(  # DEIS best
