@@ -783,7 +783,7 @@ def _settings_lines(t: dict) -> List[str]:
 
 def table_section(t: dict, command: str, cost: Optional[str] = None) -> str:
     """The markdown section of one decided cell (``cost``: the cost line to print instead of
-    this call's, :func:`_previous_cost`)."""
+    this call's, :func:`_measuring_call`)."""
     model, seeds = t["model"], t["seeds"]
     s = len(seeds)
     metric = model.metric
