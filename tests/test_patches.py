@@ -173,6 +173,11 @@ def test_bench_writes_a_decided_table_with_floor_and_mdd(tmp_path, monkeypatch):
     assert "| iPNDM | ours |" in section and "our best" in section and section.count("(dropped)") == 2
     assert section.count("| k-diffusion |") == 2  # the two kept anchors ran at full size
     assert "0 from the cache" in section
-    assert bench_main(args) == 0  # a re-run computes nothing
-    again = (tmp_path / "docs" / "benchmark.md").read_text()
-    assert "runs read from the cache (measured by an earlier call" in again.split("deterministic-nfe3:start -->")[1]
+    assert bench_main(args) == 0  # a re-run computes nothing and keeps the cost of the call that measured
+    again = (tmp_path / "docs" / "benchmark.md").read_text().split("deterministic-nfe3:start -->")[1]
+    cost = [line for line in section.splitlines() if line.startswith("- cost: ")]
+    assert len(cost) == 1 and cost[0] in again and "0 from the cache" in again
+    (tmp_path / "docs" / "benchmark.md").write_text("# x\n")  # the page lost the section: the rewrite says so
+    assert bench_main(args) == 0
+    fresh = (tmp_path / "docs" / "benchmark.md").read_text()
+    assert "runs read from the cache (measured by an earlier call" in fresh.split("deterministic-nfe3:start -->")[1]
