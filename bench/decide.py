@@ -589,10 +589,16 @@ def _below_converged(r: dict, converged: Optional[dict], seeds: int) -> Optional
     measured against its own process's score instead, where the table has it
     (``r["own_converged"]``, :func:`own_converged_scores`), else None."""
     per = (converged or {}).get("values") if r.get("of_converged") else r.get("own_converged")
+    d = _converged_minus(r, per)
+    return d if d is not None and d[0] > 0 and called(*d, seeds, KID_RESOLUTION) else None
+
+
+def _converged_minus(r: dict, per: Optional[Dict[int, float]]) -> Optional[Tuple[float, float]]:
+    """A converged process's score minus row ``r``'s, paired over the seeds (``per``: the
+    process's score per seed), mean and spread; None when either lacks a seed."""
     if not per or not all(s in r["values"] for s in per):
         return None
-    d_mean, d_sd = mean_sd([per[s] - r["values"][s] for s in per])
-    return (d_mean, d_sd) if d_mean > 0 and called(d_mean, d_sd, seeds, KID_RESOLUTION) else None
+    return mean_sd([per[s] - r["values"][s] for s in per])
 
 
 def _verdict(r: dict, mine: dict, seeds: int, converged: Optional[dict] = None, process: str = "ODE") -> str:
@@ -727,13 +733,12 @@ def _room_lines(t: dict) -> List[str]:
     if not conv or not conv.get("values"):
         return []
     per, s = conv["values"], len(t["seeds"])
-    anchors = [r for r in t["rows"] if r["source"] != "ours" and r.get("of_converged")
-               and all(k in r["values"] for k in per)]
+    paired = [(r, _converged_minus(r, per)) for r in t["rows"] if r["source"] != "ours" and r.get("of_converged")]
+    anchors = [(r, d) for r, d in paired if d is not None]
     if not anchors:
         return []
     parts, ahead = [], 0
-    for r in anchors:
-        d_mean, d_sd = mean_sd([per[k] - r["values"][k] for k in per])
+    for r, (d_mean, d_sd) in anchors:
         lead = d_mean < 0 and called(d_mean, d_sd, s, KID_RESOLUTION)
         ahead += lead
         parts.append(f"{r['label']} ({r['source']}) {fmt_mean_sd(d_mean, d_sd)}" + (" ahead" if lead else ""))
